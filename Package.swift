@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "minik",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "minik", targets: ["minik"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C layer: namespace syscalls on throwaway threads, clone()-based spawning,
+        // netlink macro wrappers. Links libmnl.
+        .target(
+            name: "CMinik",
+            linkerSettings: [.linkedLibrary("mnl"), .linkedLibrary("pthread")]
+        ),
+        // Spec: the user's YAML (kind Cluster, minik settings, Pods, Deployments) decoded,
+        // defaulted and validated into the internal model. Pure.
+        .target(name: "MinikSpec", dependencies: ["Yams"]),
+        // Netlink: iproute2-named operations over libmnl. Knows nothing of clusters.
+        .target(name: "MinikNetlink", dependencies: ["CMinik"]),
+        // Runtime: namespaces, sandboxes, the bridge CNI with host-local IPAM, the overlay,
+        // the ordered build of a cluster and its teardown.
+        .target(name: "MinikRuntime", dependencies: ["CMinik", "MinikSpec", "MinikNetlink"]),
+        // Supervisor: owns a running cluster and serves the CLI over a local socket.
+        .target(name: "MinikSupervisor", dependencies: ["MinikRuntime", "MinikSpec"]),
+        .executableTarget(
+            name: "minik",
+            dependencies: [
+                "MinikSupervisor", "MinikRuntime", "MinikSpec", "CMinik",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Yams",
+            ]
+        ),
+        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime"]),
+        .testTarget(
+            name: "MinikIntegrationTests",
+            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "CMinik"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,90 @@
+/*
+ * CMinik: the small C layer under minik.
+ *
+ * What lives here is what Swift cannot do safely or at all:
+ *  - namespace syscalls that Glibc's Swift module hides (setns, unshare, CLONE_NEW*),
+ *    always run on a throwaway pthread so no Swift concurrency thread ever changes
+ *    namespace (a network namespace belongs to an OS thread);
+ *  - process spawning with clone(): between clone and execve the child runs only
+ *    syscalls (setns, sethostname, setsid, dup2, execve), never Swift code;
+ *  - static inline wrappers for the function-like netlink macros that do not import.
+ */
+#ifndef MINIK_H
+#define MINIK_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <libmnl/libmnl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_link.h>
+#include <linux/if_addr.h>
+#include <linux/if_ether.h>
+#include <linux/neighbour.h>
+#include <linux/veth.h>
+
+#define MINIK_CLONE_NEWNET 0x40000000
+#define MINIK_CLONE_NEWUTS 0x04000000
+#define MINIK_CLONE_NEWIPC 0x08000000
+#define MINIK_CLONE_NEWPID 0x20000000
+#define MINIK_CLONE_NEWNS 0x00020000
+
+#define MINIK_MNL_SOCKET_BUFFER_SIZE 8192
+
+/* Netlink helpers for macros that do not import into Swift. */
+static inline uint32_t minik_nlmsg_len(const struct nlmsghdr *nlh) { return nlh->nlmsg_len; }
+static inline int minik_nlmsg_error_code(const struct nlmsghdr *nlh) {
+    const struct nlmsgerr *err = (const struct nlmsgerr *)mnl_nlmsg_get_payload(nlh);
+    return err->error;
+}
+
+/* Namespaces. Each call runs its namespace work on a fresh pthread, so the caller's
+ * thread never changes namespace. Return 0 or -errno. */
+
+/* Create a new network namespace and pin it by bind-mounting it on pin_path (the file is
+ * created). On success *ns_fd is an O_CLOEXEC fd of the namespace. */
+int minik_netns_create(const char *pin_path, int *ns_fd);
+
+/* Make sure dir (e.g. /run/netns) exists and is a shared mount of itself, as iproute2
+ * does, so pins made under it propagate like `ip netns add` pins. */
+int minik_netns_dir_prepare(const char *dir);
+
+/* Bind-mount the namespace file ns_path (e.g. /proc/PID/ns/net) on pin_path. */
+int minik_netns_pin(const char *ns_path, const char *pin_path);
+
+/* Unmount (lazily) and unlink a pin. Returns 0 if it was gone already. */
+int minik_netns_unpin(const char *pin_path);
+
+/* Open a socket inside the network namespace ns_fd. Returns the fd or -errno. */
+int minik_socket_in_netns(int ns_fd, int domain, int type, int protocol);
+
+/* Write value to a /proc/sys file inside the network namespace ns_fd. */
+int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value);
+
+/* Process spawning. */
+struct minik_spawn_attr {
+    int clone_flags;          /* MINIK_CLONE_NEW* for new namespaces */
+    int join_fds[4];          /* namespace fds to setns() into first, -1 unused */
+    const char *hostname;     /* sethostname in the child (needs a new UTS ns), or NULL */
+    int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
+    int new_session;          /* setsid() in the child */
+};
+
+/* Spawn path with argv/envp. Returns the pid, or -errno of the failing step in the child
+ * (or of clone itself). The child's signal mask is cleared and every fd above 2 that is
+ * not a stdio fd is closed (close_range) before execve. */
+pid_t minik_spawn(const struct minik_spawn_attr *attr, const char *path,
+                  char *const argv[], char *const envp[]);
+
+/* Join the namespaces in fds (net, uts, ipc...; -1 ends the list) on this thread and
+ * execvp argv. Only for a process about to become the command (minik exec). Returns
+ * -errno on failure; never returns on success. */
+int minik_exec_in(const int fds[4], const char *file, char *const argv[]);
+
+/* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0. */
+unsigned long long minik_proc_starttime(pid_t pid);
+
+#endif

@@ -1,0 +1,268 @@
+#define _GNU_SOURCE
+#include "minik.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- running a job on a throwaway thread ------------------------------------------ */
+
+typedef int (*thread_job_fn)(void *);
+struct thread_job {
+    thread_job_fn fn;
+    void *arg;
+    int result;
+};
+
+static void *thread_job_main(void *p) {
+    struct thread_job *job = p;
+    job->result = job->fn(job->arg);
+    return NULL;
+}
+
+/* Runs fn(arg) on a new pthread and joins it. The thread may change namespaces freely:
+ * it dies right after, and nothing else ever runs on it. */
+static int run_on_thread(thread_job_fn fn, void *arg) {
+    struct thread_job job = {fn, arg, 0};
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int rc = pthread_create(&t, &attr, thread_job_main, &job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return -rc;
+    pthread_join(t, NULL);
+    return job.result;
+}
+
+/* ---- network namespaces ------------------------------------------------------------ */
+
+struct netns_create_job {
+    const char *pin_path;
+    int ns_fd;
+};
+
+static int netns_create_job(void *p) {
+    struct netns_create_job *job = p;
+    if (unshare(CLONE_NEWNET) < 0) return -errno;
+    int fd = open(job->pin_path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) return -errno;
+    close(fd);
+    if (mount("/proc/thread-self/ns/net", job->pin_path, "none", MS_BIND, NULL) < 0) {
+        int e = errno;
+        unlink(job->pin_path);
+        return -e;
+    }
+    job->ns_fd = open(job->pin_path, O_RDONLY | O_CLOEXEC);
+    if (job->ns_fd < 0) {
+        int e = errno;
+        umount2(job->pin_path, MNT_DETACH);
+        unlink(job->pin_path);
+        return -e;
+    }
+    return 0;
+}
+
+int minik_netns_create(const char *pin_path, int *ns_fd) {
+    struct netns_create_job job = {pin_path, -1};
+    int rc = run_on_thread(netns_create_job, &job);
+    if (rc == 0) *ns_fd = job.ns_fd;
+    return rc;
+}
+
+int minik_netns_dir_prepare(const char *dir) {
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) return -errno;
+    /* iproute2's recipe: make the directory a shared mount point of itself. */
+    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return 0;
+    if (errno != EINVAL) return -errno;
+    if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) return -errno;
+    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) return -errno;
+    return 0;
+}
+
+int minik_netns_pin(const char *ns_path, const char *pin_path) {
+    int fd = open(pin_path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) return -errno;
+    close(fd);
+    if (mount(ns_path, pin_path, "none", MS_BIND, NULL) < 0) {
+        int e = errno;
+        unlink(pin_path);
+        return -e;
+    }
+    return 0;
+}
+
+int minik_netns_unpin(const char *pin_path) {
+    int gone = 0;
+    if (umount2(pin_path, MNT_DETACH) < 0) {
+        if (errno == ENOENT) gone = 1;
+        else if (errno != EINVAL) return -errno; /* EINVAL: not a mount point */
+    }
+    if (unlink(pin_path) < 0) {
+        if (errno == ENOENT) return 0;
+        return -errno;
+    }
+    (void)gone;
+    return 0;
+}
+
+struct socket_job {
+    int ns_fd, domain, type, protocol;
+};
+
+static int socket_job(void *p) {
+    struct socket_job *job = p;
+    if (setns(job->ns_fd, CLONE_NEWNET) < 0) return -errno;
+    int fd = socket(job->domain, job->type | SOCK_CLOEXEC, job->protocol);
+    if (fd < 0) return -errno;
+    return fd;
+}
+
+int minik_socket_in_netns(int ns_fd, int domain, int type, int protocol) {
+    struct socket_job job = {ns_fd, domain, type, protocol};
+    return run_on_thread(socket_job, &job);
+}
+
+struct sysctl_job {
+    int ns_fd;
+    const char *path, *value;
+};
+
+static int sysctl_job(void *p) {
+    struct sysctl_job *job = p;
+    if (setns(job->ns_fd, CLONE_NEWNET) < 0) return -errno;
+    /* /proc/sys/net reflects the namespace of the thread that opens the file. */
+    int fd = open(job->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t len = strlen(job->value);
+    ssize_t n = write(fd, job->value, len);
+    int e = errno;
+    close(fd);
+    if (n < 0) return -e;
+    return 0;
+}
+
+int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value) {
+    struct sysctl_job job = {ns_fd, path, value};
+    return run_on_thread(sysctl_job, &job);
+}
+
+/* ---- spawning ---------------------------------------------------------------------- */
+
+struct spawn_ctx {
+    const struct minik_spawn_attr *attr;
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    volatile int err; /* written by the child; CLONE_VM shares it with the parent */
+};
+
+static int spawn_child(void *p) {
+    struct spawn_ctx *c = p;
+    const struct minik_spawn_attr *a = c->attr;
+    /* Only syscalls from here to execve: the child shares the parent's memory. */
+    for (int i = 0; i < 4; i++) {
+        if (a->join_fds[i] >= 0 && setns(a->join_fds[i], 0) < 0) goto fail;
+    }
+    if (a->hostname && sethostname(a->hostname, strlen(a->hostname)) < 0) goto fail;
+    if (a->new_session && setsid() < 0) goto fail;
+    int fds[3] = {a->stdin_fd, a->stdout_fd, a->stderr_fd};
+    int devnull = -1;
+    for (int i = 0; i < 3; i++) {
+        int fd = fds[i];
+        if (fd < 0) {
+            if (devnull < 0) devnull = open("/dev/null", O_RDWR);
+            if (devnull < 0) goto fail;
+            fd = devnull;
+        }
+        if (fd == i) {
+            int flags = fcntl(fd, F_GETFD);
+            if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+        } else if (dup2(fd, i) < 0) {
+            goto fail;
+        }
+    }
+    syscall(SYS_close_range, 3U, ~0U, 0U);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &dfl, NULL); /* ignored signals would stay ignored across exec */
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(c->path, c->argv, c->envp);
+fail:
+    c->err = errno ? errno : EINVAL;
+    _exit(127);
+}
+
+pid_t minik_spawn(const struct minik_spawn_attr *attr, const char *path,
+                  char *const argv[], char *const envp[]) {
+    const size_t stack_size = 256 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -errno;
+    struct spawn_ctx ctx = {attr, path, argv, envp, 0};
+    /* Block every signal around clone so no handler of ours runs in the child. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(spawn_child, (char *)stack + stack_size,
+                      CLONE_VM | CLONE_VFORK | SIGCHLD | attr->clone_flags, &ctx);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
+    if (pid < 0) return -clone_errno;
+    if (ctx.err != 0) {
+        /* The child failed before execve and exited: reap it and report why. */
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return -ctx.err;
+    }
+    return pid;
+}
+
+int minik_exec_in(const int fds[4], const char *file, char *const argv[]) {
+    for (int i = 0; i < 4 && fds[i] >= 0; i++) {
+        if (setns(fds[i], 0) < 0) return -errno;
+    }
+    execvp(file, argv);
+    return -errno;
+}
+
+unsigned long long minik_proc_starttime(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    p++;
+    /* fields after the comm: state is field 3; starttime is field 22 */
+    int field = 2;
+    while (*p && field < 22) {
+        if (*p == ' ') field++;
+        p++;
+    }
+    if (field != 22) return 0;
+    return strtoull(p, NULL, 10);
+}

@@ -1,0 +1,65 @@
+// The built-in bridge CNI, shaped like the containernetworking bridge plugin:
+// ensureBridge (cni0 holding the node's gateway address) and setupVeth (a veth pair per
+// pod, created in place: the pod end is born inside the pod's namespace as eth0, the host
+// end is enslaved to cni0 in the same request), then the pod's address and default route.
+import Foundation
+import MinikNetlink
+import MinikSpec
+
+public enum BridgeCNI {
+    /// cni0 in the node: a bridge with the first address of the podCIDR, pinned MAC,
+    /// the pod MTU, up. Returns its ifindex.
+    public static func ensureBridge(node: NetNamespace, podCIDR: IPv4CIDR, mtu: Int) throws(RuntimeError) -> Int32 {
+        let sock = try node.netlink
+        let gateway = podCIDR.address(1)
+        let ctx = "\(node.name): cni0"
+        do {
+            try sock.linkAdd(LinkSpec(name: Naming.bridge, kind: .bridge, mtu: mtu,
+                                      address: MACAddress(Naming.bridgeMAC(gateway: gateway)), up: true))
+        } catch let e where e.isExists {
+            // ensure: an existing cni0 must be a bridge; anything else is replaced.
+            let info = try nl(ctx) { () throws(NetlinkError) in try sock.linkGet(name: Naming.bridge) }
+            if info?.kind != "bridge" {
+                try nl(ctx) { () throws(NetlinkError) in try sock.linkDel(name: Naming.bridge) }
+                return try ensureBridge(node: node, podCIDR: podCIDR, mtu: mtu)
+            }
+        } catch {
+            throw .netlink(error, context: ctx)
+        }
+        guard let info = try nl(ctx, { () throws(NetlinkError) in try sock.linkGet(name: Naming.bridge) }) else {
+            throw .state("\(ctx) vanished after it was created")
+        }
+        do {
+            try sock.addrAdd(index: info.index, address: gateway.networkOrder, prefix: 24)
+        } catch let e where e.isExists {
+        } catch {
+            throw .netlink(error, context: ctx)
+        }
+        return info.index
+    }
+
+    /// The pod's network: veth pair (host end `hostVeth` on cni0, pod end eth0 inside the
+    /// pod), lo and eth0 up, the pod's address, default route via the gateway.
+    public static func setupVeth(node: NetNamespace, bridgeIndex: Int32, pod: NetNamespace, hostVeth: String,
+                                 address: IPv4Address, podCIDR: IPv4CIDR, mtu: Int) throws(RuntimeError) {
+        let nodeSock = try node.netlink
+        try nl("\(node.name): veth for \(pod.name)") { () throws(NetlinkError) in
+            try nodeSock.linkAdd(LinkSpec(
+                name: hostVeth,
+                kind: .veth(peer: VethPeer(name: Naming.podInterface, namespaceFD: pod.fd, mtu: mtu)),
+                mtu: mtu, masterIndex: bridgeIndex, up: true))
+        }
+        let podSock = try pod.netlink
+        let ctx = "pod \(pod.name)"
+        try nl(ctx) { () throws(NetlinkError) in
+            try podSock.linkSetUp(index: 1) // lo is always ifindex 1
+            guard let eth0 = try podSock.linkGet(name: Naming.podInterface) else {
+                throw NetlinkError("ip link show eth0", errno: ENODEV)
+            }
+            try podSock.linkSetUp(index: eth0.index)
+            try podSock.addrAdd(index: eth0.index, address: address.networkOrder, prefix: podCIDR.prefix)
+            try podSock.routeAdd(RouteSpec(destination: 0, prefix: 0, gateway: podCIDR.address(1).networkOrder,
+                                           outputIndex: eth0.index))
+        }
+    }
+}

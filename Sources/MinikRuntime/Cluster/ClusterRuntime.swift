@@ -1,0 +1,191 @@
+// Bringing a cluster up, as an ordered list of actions (kind's create flow):
+//   underlay -> nodes (namespace, eth0, cni0, overlay) -> pods (IPAM, pause sandbox,
+//   veth, address, route) -> reachability check -> state file.
+// When any action fails, everything made so far is removed (Teardown) and the error is
+// returned; nothing is left half-built. The runtime is synchronous: no Swift concurrency
+// thread ever changes namespace (CMinik does that on throwaway threads).
+import Foundation
+import MinikNetlink
+import MinikSpec
+
+public final class NodeRuntime: @unchecked Sendable {
+    public let spec: NodeSpec
+    public let netns: NetNamespace
+    public var uplinkIndex: Int32 = 0
+    public var bridgeIndex: Int32 = 0
+    public let ipam: HostLocalIPAM
+    public let createdAt = Date()
+
+    init(spec: NodeSpec, netns: NetNamespace, ipam: HostLocalIPAM) {
+        self.spec = spec
+        self.netns = netns
+        self.ipam = ipam
+    }
+}
+
+public final class ClusterRuntime: @unchecked Sendable {
+    public let spec: ClusterSpec
+    public let specFile: String
+    public private(set) var nodes: [NodeRuntime] = []
+    public private(set) var pods: [PodState] = []
+    private var underlay: NetNamespace?
+    private var underlayBridge: Int32 = 0
+    private let pause: String
+    public let createdAt = Date()
+    private let lock = NSLock()
+
+    public init(spec: ClusterSpec, specFile: String) throws(RuntimeError) {
+        self.spec = spec
+        self.specFile = specFile
+        self.pause = try Sandbox.pauseBinary()
+    }
+
+    /// Builds the whole cluster. `progress` gets one line per stage.
+    public func up(progress: (String) -> Void) throws(RuntimeError) {
+        do {
+            try build(progress: progress)
+        } catch {
+            progress("failed: \(error); removing what was created")
+            Teardown.destroy(cluster: spec.name, knownPIDs: pods.map { ($0.pid, $0.startTime) })
+            throw error
+        }
+    }
+
+    private func build(progress: (String) -> Void) throws(RuntimeError) {
+        let started = Date()
+        try NetNamespace.prepareDirectory()
+        let leftovers = NetNamespace.list(prefix: Naming.netnsPrefix(spec.name))
+        if !leftovers.isEmpty {
+            throw .state("namespaces of a cluster named \"\(spec.name)\" exist already (\(leftovers.prefix(3).joined(separator: ", "))...); run `minik down --name \(spec.name)`")
+        }
+        let (u, bridge) = try Underlay.create(cluster: spec.name, subnet: spec.network.underlaySubnet, mtu: spec.network.mtu)
+        underlay = u
+        underlayBridge = bridge
+        progress("underlay \(Naming.underlayBridge(spec.name)) \(spec.network.underlaySubnet) in \(u.name)")
+
+        for n in spec.nodes { try addNode(n) }
+        progress("nodes ready: \(nodes.map(\.spec.name).joined(separator: ", ")) (\(spec.disableDefaultCNI ? "no CNI" : "cni0 + \(spec.network.backend.rawValue)"))")
+
+        if spec.disableDefaultCNI {
+            for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
+            progress("disableDefaultCNI is set: \(pods.count) pods stay Pending")
+        } else {
+            for p in spec.pods { try addPod(p) }
+            progress("pods running: \(pods.count)")
+            try checkReachability()
+            if !pods.isEmpty { progress("every pod answers ping, on its node and across nodes") }
+        }
+        try state().save()
+        let ms = Int(Date().timeIntervalSince(started) * 1000)
+        progress("cluster \"\(spec.name)\" is up: \(nodes.count) nodes, \(pods.count) pods in \(ms) ms")
+    }
+
+    private func addNode(_ n: NodeSpec) throws(RuntimeError) {
+        guard let underlay else { preconditionFailure("underlay before nodes") }
+        let ns = try NetNamespace.create(Naming.nodeNetns(spec.name, node: n.name))
+        let ipam = try ipamFor(n)
+        let node = NodeRuntime(spec: n, netns: ns, ipam: ipam)
+        nodes.append(node)
+        try ns.sysctl("net/ipv4/ip_forward", "1")
+        node.uplinkIndex = try Underlay.attach(node: ns, spec: n, cluster: spec.name, subnet: spec.network.underlaySubnet,
+                                               mtu: spec.network.mtu, underlay: underlay, bridgeIndex: underlayBridge)
+        if spec.disableDefaultCNI { return }
+        node.bridgeIndex = try BridgeCNI.ensureBridge(node: ns, podCIDR: n.podCIDR, mtu: spec.network.podMTU)
+        try OverlayPlan.make(for: n, in: spec).apply(node: ns, uplinkIndex: node.uplinkIndex,
+                                                       underlayIP: n.internalIP, mtu: spec.network.mtu)
+    }
+
+    private func ipamFor(_ n: NodeSpec) throws(RuntimeError) -> HostLocalIPAM {
+        do { return try HostLocalIPAM(directory: Naming.ipamDir(spec.name, node: n.name), range: n.podCIDR) } catch {
+            throw .state(error.description)
+        }
+    }
+
+    private func pendingPod(_ p: PodSpec, message: String) -> PodState {
+        PodState(namespace: p.namespace, name: p.name, node: p.nodeName, ip: nil,
+                 netns: Naming.podNetns(spec.name, namespace: p.namespace, pod: p.name), pid: 0, startTime: 0,
+                 hostVeth: "", createdAt: Date(), phase: .pending, message: message, labels: p.labels,
+                 owner: p.owner, containers: p.containers.map(\.name))
+    }
+
+    /// Sandbox and network for one pod: address from the node's IPAM, pause process in
+    /// new namespaces, its netns pinned under /run/netns, veth into cni0.
+    public func addPod(_ p: PodSpec) throws(RuntimeError) {
+        guard let node = nodes.first(where: { $0.spec.name == p.nodeName }) else {
+            throw .spec("pod \(p.key) is placed on unknown node \(p.nodeName)")
+        }
+        let ip: IPv4Address
+        do { ip = try node.ipam.allocate(owner: p.key) } catch { throw .state("pod \(p.key): \(error)") }
+        var state = pendingPod(p, message: "")
+        state.message = nil
+        state.ip = ip
+        let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name)
+        state.pid = pid
+        state.startTime = Sandbox.startTime(pid)
+        lock.lock(); pods.append(state); lock.unlock()
+        let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
+        defer { podNS.closeNetlink() }
+        var veth = Naming.hostVeth(namespace: p.namespace, pod: p.name)
+        var salt = 0
+        while pods.contains(where: { $0.node == p.nodeName && $0.hostVeth == veth }) {
+            salt += 1
+            veth = Naming.hostVeth(namespace: p.namespace, pod: p.name, salt: salt)
+        }
+        try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
+                                address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
+        lock.lock()
+        if let i = pods.lastIndex(where: { $0.key == p.key }) {
+            pods[i].hostVeth = veth
+            pods[i].phase = .running
+        }
+        lock.unlock()
+    }
+
+    /// Every node pings its own pods through cni0; the first node also pings one pod on
+    /// every other node, across the overlay.
+    private func checkReachability() throws(RuntimeError) {
+        var failures: [String] = []
+        for node in nodes {
+            var targets = pods.filter { $0.node == node.spec.name }.compactMap(\.ip)
+            if node === nodes.first {
+                for other in nodes.dropFirst() {
+                    if let ip = pods.first(where: { $0.node == other.spec.name })?.ip { targets.append(ip) }
+                }
+            }
+            let missing = try Reachability.unreachable(from: node.netns, targets: targets)
+            failures += missing.map { "\($0) from \(node.spec.name)" }
+        }
+        if !failures.isEmpty {
+            throw .state("pods did not answer ping: \(failures.prefix(5).joined(separator: ", "))\(failures.count > 5 ? " and \(failures.count - 5) more" : "")")
+        }
+    }
+
+    /// The state as recorded in the state file.
+    public func state() -> ClusterState {
+        lock.lock(); defer { lock.unlock() }
+        return ClusterState(
+            name: spec.name, spec: spec, specFile: specFile, supervisorPID: getpid(),
+            supervisorStartTime: Sandbox.startTime(getpid()), createdAt: createdAt,
+            nodes: nodes.map {
+                NodeState(name: $0.spec.name, role: $0.spec.role, index: $0.spec.index, netns: $0.netns.name,
+                          internalIP: $0.spec.internalIP, podCIDR: $0.spec.podCIDR, labels: $0.spec.labels,
+                          createdAt: $0.createdAt)
+            },
+            pods: pods.map { p in
+                var p = p
+                if p.phase == .running && !Sandbox.isAlive(p.pid, startTime: p.startTime) {
+                    p.phase = .failed
+                    p.message = "the pod's sandbox (pause, pid \(p.pid)) is gone"
+                }
+                return p
+            })
+    }
+
+    /// Removes the whole cluster: processes, namespaces, state directory.
+    public func down() {
+        let known = pods.map { ($0.pid, $0.startTime) }
+        nodes = []
+        underlay = nil
+        Teardown.destroy(cluster: spec.name, knownPIDs: known)
+    }
+}

@@ -1,0 +1,132 @@
+// Named network namespaces, compatible with `ip netns`: each is pinned by a bind mount
+// under /run/netns (a shared mount of itself, as iproute2 sets it up), so users can
+// `ip netns exec` into any node or pod. All setns/unshare work happens in CMinik on
+// throwaway threads; the netlink socket of a namespace is opened there once and then
+// used from anywhere.
+import CMinik
+import Foundation
+import MinikNetlink
+
+public enum RuntimeError: Error, CustomStringConvertible {
+    case system(String, errno: Int32)
+    case netlink(NetlinkError, context: String)
+    case spec(String)
+    case state(String)
+
+    public var description: String {
+        switch self {
+        case .system(let what, let e): return "\(what): \(String(cString: strerror(e)))"
+        case .netlink(let e, let ctx): return "\(ctx): \(e)"
+        case .spec(let m): return m
+        case .state(let m): return m
+        }
+    }
+}
+
+/// Runs a netlink call and names where it failed.
+@inline(__always)
+func nl<T>(_ context: @autoclosure () -> String, _ body: () throws(NetlinkError) -> T) throws(RuntimeError) -> T {
+    do { return try body() } catch { throw .netlink(error, context: context()) }
+}
+
+public final class NetNamespace: @unchecked Sendable {
+    public let name: String
+    public let path: String
+    /// An open fd of the namespace (O_CLOEXEC).
+    public let fd: Int32
+    private var _netlink: NetlinkSocket?
+    private let lock = NSLock()
+
+    private init(name: String, fd: Int32) {
+        self.name = name
+        self.path = Naming.netnsPath(name)
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// Makes /run/netns ready for pins, as `ip netns add` does.
+    public static func prepareDirectory() throws(RuntimeError) {
+        let rc = minik_netns_dir_prepare(Naming.netnsDir)
+        if rc < 0 { throw .system("prepare \(Naming.netnsDir)", errno: -rc) }
+    }
+
+    /// `ip netns add NAME`: a new, empty namespace pinned under /run/netns.
+    public static func create(_ name: String) throws(RuntimeError) -> NetNamespace {
+        var fd: Int32 = -1
+        let rc = minik_netns_create(Naming.netnsPath(name), &fd)
+        if rc < 0 { throw .system("create network namespace \(name)", errno: -rc) }
+        return NetNamespace(name: name, fd: fd)
+    }
+
+    /// Pins the network namespace of a running process under /run/netns/NAME.
+    public static func pin(pid: pid_t, as name: String) throws(RuntimeError) -> NetNamespace {
+        let source = "/proc/\(pid)/ns/net"
+        let fd = Glibc.open(source, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw .system("open \(source)", errno: errno) }
+        let rc = minik_netns_pin(source, Naming.netnsPath(name))
+        if rc < 0 {
+            close(fd)
+            throw .system("pin network namespace of pid \(pid) as \(name)", errno: -rc)
+        }
+        return NetNamespace(name: name, fd: fd)
+    }
+
+    /// Opens an existing pinned namespace.
+    public static func open(_ name: String) throws(RuntimeError) -> NetNamespace {
+        let fd = Glibc.open(Naming.netnsPath(name), O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw .system("open network namespace \(name)", errno: errno) }
+        return NetNamespace(name: name, fd: fd)
+    }
+
+    /// `ip netns del NAME`: unmounts and removes the pin; the kernel frees the namespace
+    /// (and every link in it) once no process or fd holds it. Quiet if already gone.
+    public static func remove(_ name: String) throws(RuntimeError) {
+        let rc = minik_netns_unpin(Naming.netnsPath(name))
+        if rc < 0 { throw .system("remove network namespace \(name)", errno: -rc) }
+    }
+
+    /// Names of pinned namespaces starting with prefix.
+    public static func list(prefix: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: Naming.netnsDir)) ?? []).filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
+    /// The namespace's rtnetlink socket, opened on first use.
+    public var netlink: NetlinkSocket {
+        get throws(RuntimeError) {
+            lock.lock()
+            defer { lock.unlock() }
+            if let s = _netlink { return s }
+            let s = try nl("netlink socket in \(name)") { () throws(NetlinkError) in try NetlinkSocket(namespaceFD: fd) }
+            _netlink = s
+            return s
+        }
+    }
+
+    /// Drops the netlink socket (a pod's is needed only while it is set up).
+    public func closeNetlink() {
+        lock.lock()
+        _netlink = nil
+        lock.unlock()
+    }
+
+    /// Writes a sysctl of this namespace, e.g. net/ipv4/ip_forward.
+    public func sysctl(_ key: String, _ value: String) throws(RuntimeError) {
+        let rc = minik_sysctl_in_netns(fd, "/proc/sys/\(key)", value)
+        if rc < 0 { throw .system("sysctl \(key)=\(value) in \(name)", errno: -rc) }
+    }
+
+    /// A socket inside this namespace.
+    public func socket(domain: Int32, type: Int32, protocol proto: Int32) throws(RuntimeError) -> Int32 {
+        let fd = minik_socket_in_netns(fd, domain, type, proto)
+        if fd < 0 { throw .system("socket in \(name)", errno: -fd) }
+        return fd
+    }
+
+    /// The namespace's inode: processes whose /proc/PID/ns/net points at it live in it.
+    public static func inode(path: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt64(st.st_ino)
+    }
+}

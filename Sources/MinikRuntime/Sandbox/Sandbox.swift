@@ -1,0 +1,66 @@
+// Pod sandboxes: one pause process per pod that owns the pod's network, UTS and IPC
+// namespaces (hostname = pod name), as kubelet's pause container does. The process is
+// cloned straight into its new namespaces by CMinik (no Swift runs in the child) and
+// started in its own session, so it outlives a supervisor that is killed: `down` finds
+// and ends it through the namespace it holds.
+import CMinik
+import Foundation
+
+public enum Sandbox {
+    /// The pause binary: beside the minik executable, or $MINIK_PAUSE.
+    public static func pauseBinary() throws(RuntimeError) -> String {
+        if let p = ProcessInfo.processInfo.environment["MINIK_PAUSE"], access(p, X_OK) == 0 { return p }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let candidate = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("minik-pause").path
+        if access(candidate, X_OK) == 0 { return candidate }
+        throw .state("the pause binary is missing (looked for \(candidate)); build it with `make build`")
+    }
+
+    /// Starts a pause process in new net, UTS and IPC namespaces with the given hostname.
+    public static func start(pause: String, hostname: String) throws(RuntimeError) -> pid_t {
+        var attr = minik_spawn_attr()
+        attr.clone_flags = MINIK_CLONE_NEWNET | MINIK_CLONE_NEWUTS | MINIK_CLONE_NEWIPC
+        attr.join_fds = (-1, -1, -1, -1)
+        attr.stdin_fd = -1
+        attr.stdout_fd = -1
+        attr.stderr_fd = -1
+        attr.new_session = 1
+        let pid = hostname.withCString { h -> pid_t in
+            attr.hostname = h
+            return spawn(path: pause, argv: [pause], env: [], attr: &attr)
+        }
+        if pid < 0 { throw .system("start pause for \(hostname)", errno: -pid) }
+        return pid
+    }
+
+    /// minik_spawn with Swift strings; returns the pid or -errno.
+    public static func spawn(path: String, argv: [String], env: [String], attr: inout minik_spawn_attr) -> pid_t {
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup($0) } + [nil]
+        defer {
+            cArgv.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        return cArgv.withUnsafeBufferPointer { a in
+            cEnv.withUnsafeBufferPointer { e in
+                minik_spawn(&attr, path, a.baseAddress, e.baseAddress)
+            }
+        }
+    }
+
+    /// Start time of a process (clock ticks since boot), to tell it from a later process
+    /// that reuses its pid. 0 when it is gone.
+    public static func startTime(_ pid: pid_t) -> UInt64 { UInt64(minik_proc_starttime(pid)) }
+
+    /// True when pid is alive and is the process that had startTime.
+    public static func isAlive(_ pid: pid_t, startTime: UInt64) -> Bool {
+        guard pid > 0 else { return false }
+        let now = Self.startTime(pid)
+        guard now != 0, now == startTime else { return false }
+        // A zombie has a start time too; it is not running.
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)...].first
+        return state != "Z" && state != "X"
+    }
+}

@@ -1,0 +1,612 @@
+// Decoding the spec file: a kind Cluster config, minik's own MinikConfig, and Kubernetes
+// Namespaces, Pods and Deployments, in any order, as documents of one YAML file.
+// Decode, default, validate, place; every problem is collected and reported together,
+// each with file:line:column and field path. Nothing here touches the system.
+import Foundation
+
+public enum SpecLoader {
+    public static let kindAPIVersion = "kind.x-k8s.io/v1alpha4"
+    public static let minikAPIVersion = "minik.dev/v1alpha1"
+    public static let defaultClusterName = "kind"
+    /// Interface names are at most 15 bytes (IFNAMSIZ - 1). minik names the underlay's
+    /// bridge "br-<cluster>" and each node's port on it "<cluster>-<node index>" (index up
+    /// to 255), so a cluster name may have at most 11 bytes.
+    public static let maxClusterNameLength = 11
+    /// Addresses a node's /24 podCIDR gives to pods: not the network, gateway (cni0) or
+    /// broadcast address.
+    public static let podsPerNode = 253
+
+    static let supportedKinds = [
+        ("Cluster", kindAPIVersion), ("MinikConfig", minikAPIVersion), ("Namespace", "v1"),
+        ("Pod", "v1"), ("Deployment", "apps/v1"),
+    ]
+
+    /// Reads and decodes a spec file.
+    public static func load(path: String) throws(SpecError) -> ClusterSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SpecError([SpecProblem(nil, "\(path): cannot read the file")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SpecError([SpecProblem(SourceLocation(file: path, line: 0, column: 0, field: ""), "the file is not UTF-8 text")])
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Decodes, validates and places a spec given as text. `file` is used in messages.
+    public static func parse(_ text: String, file: String) throws(SpecError) -> ClusterSpec {
+        let r = YAMLReader(file: file)
+        var builder = Builder(r: r)
+        for doc in r.documents(text) where !doc.isNull {
+            builder.document(doc)
+        }
+        let spec = builder.finish()
+        if !r.problems.isEmpty { throw SpecError(r.problems) }
+        return spec!
+    }
+}
+
+// MARK: - per-document decoding
+
+private struct RawNode {
+    var role: NodeRole
+    var labels: [String: String]
+    var portMappings: [PortMapping]
+    var at: YNode
+}
+
+private struct RawPod {
+    var spec: PodSpec
+    var at: YNode
+    var nodeNameAt: YNode?
+}
+
+private struct Builder {
+    let r: YAMLReader
+    var clusterDoc: YNode?
+    var configDoc: YNode?
+    var name = SpecLoader.defaultClusterName
+    var nameAt: YNode?
+    var nodes: [RawNode]?
+    var nodesAt: YNode?
+    var podSubnet = try! IPv4CIDR.parse("10.244.0.0/16")
+    var podSubnetAt: YNode?
+    var serviceSubnet = try! IPv4CIDR.parse("10.96.0.0/12")
+    var serviceSubnetAt: YNode?
+    var disableDefaultCNI = false
+    var kubeProxyMode = "iptables"
+    var network = NetworkSettings(backend: .vxlan, underlaySubnet: try! IPv4CIDR.parse("172.18.0.0/16"), mtu: 1500)
+    var underlayAt: YNode?
+    var namespaces: [String] = ["default", "kube-system"]
+    var pods: [RawPod] = []
+
+    init(r: YAMLReader) { self.r = r }
+
+    mutating func document(_ doc: YNode) {
+        guard case .mapping(let m) = doc.node else {
+            r.fail(doc, "a document must be a mapping with apiVersion and kind")
+            return
+        }
+        let kind = m["kind"]?.string
+        let api = m["apiVersion"]?.string
+        guard let kind else {
+            r.fail(doc, "document has no \"kind\" (supported: \(supportedList))")
+            return
+        }
+        guard let expected = SpecLoader.supportedKinds.first(where: { $0.0 == kind }) else {
+            r.fail(doc.child("kind", m["kind"]!, keyMark: nil), "unknown kind \"\(kind)\" (supported: \(supportedList))")
+            return
+        }
+        guard api == expected.1 else {
+            let at = m["apiVersion"].map { doc.child("apiVersion", $0, keyMark: nil) } ?? doc
+            r.fail(at, "apiVersion \(api.map { "\"\($0)\"" } ?? "missing") is not valid for kind \(kind) (use \(expected.1))")
+            return
+        }
+        switch kind {
+        case "Cluster": cluster(doc)
+        case "MinikConfig": config(doc)
+        case "Namespace": namespace(doc)
+        case "Pod": pod(doc)
+        case "Deployment": deployment(doc)
+        default: preconditionFailure("kind listed as supported but not decoded")
+        }
+    }
+
+    var supportedList: String {
+        SpecLoader.supportedKinds.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+    }
+
+    // MARK: kind's Cluster
+
+    mutating func cluster(_ doc: YNode) {
+        if let first = clusterDoc {
+            r.fail(doc, "a second Cluster document (the first is at line \(first.node.mark?.line ?? 0)); one file describes one cluster")
+            return
+        }
+        clusterDoc = doc
+        let kubeadm = "kubeadm and containerd settings have no meaning in minik"
+        guard let f = r.mapping(doc, "Cluster", known: ["kind", "apiVersion", "name", "networking", "nodes"], ignored: [
+            "featureGates": "minik runs no Kubernetes control plane", "runtimeConfig": "minik runs no API server",
+            "kubeadmConfigPatches": kubeadm, "kubeadmConfigPatchesJSON6902": kubeadm,
+            "containerdConfigPatches": kubeadm, "containerdConfigPatchesJSON6902": kubeadm,
+        ]) else { return }
+        if let n = f["name"] {
+            nameAt = n
+            if let s = r.string(n) { name = s }
+        }
+        if let net = f["networking"], let nf = r.mapping(net, "Cluster networking", known: [
+            "podSubnet", "serviceSubnet", "disableDefaultCNI", "kubeProxyMode", "ipFamily",
+        ], ignored: [
+            "apiServerAddress": "minik runs no API server", "apiServerPort": "minik runs no API server",
+            "dnsSearch": "node DNS search domains are not used",
+        ]) {
+            if let y = nf["podSubnet"], let c = cidr(y) { podSubnet = c; podSubnetAt = y }
+            if let y = nf["serviceSubnet"], let c = cidr(y) { serviceSubnet = c; serviceSubnetAt = y }
+            if let b = r.bool(nf["disableDefaultCNI"]) { disableDefaultCNI = b }
+            if let y = nf["kubeProxyMode"], let mode = r.string(y) {
+                switch mode {
+                case "iptables", "none": kubeProxyMode = mode
+                case "ipvs": r.fail(y, "kubeProxyMode ipvs needs IPVS, which this kernel does not have (use iptables or none)")
+                default: r.fail(y, "kubeProxyMode \"\(mode)\" is not supported (use iptables or none)")
+                }
+            }
+            if let y = nf["ipFamily"], let fam = r.string(y), fam != "ipv4" {
+                r.fail(y, "ipFamily \"\(fam)\" is not supported (minik is IPv4 only: use ipv4)")
+            }
+        }
+        if let ny = f["nodes"], let items = r.sequence(ny) {
+            nodesAt = ny
+            nodes = items.compactMap { node($0) }
+        }
+    }
+
+    func node(_ y: YNode) -> RawNode? {
+        let ignoredNode = "minik nodes are network namespaces, not node containers"
+        guard let f = r.mapping(y, "a Cluster node", known: ["role", "labels", "extraPortMappings"], ignored: [
+            "image": ignoredNode, "extraMounts": ignoredNode,
+            "kubeadmConfigPatches": "kubeadm settings have no meaning in minik",
+            "kubeadmConfigPatchesJSON6902": "kubeadm settings have no meaning in minik",
+        ]) else { return nil }
+        var role = NodeRole.controlPlane
+        if let ry = f["role"], let s = r.string(ry) {
+            guard let rr = NodeRole(rawValue: s) else {
+                r.fail(ry, "role \"\(s)\" is not valid (use control-plane or worker)")
+                return nil
+            }
+            role = rr
+        }
+        let labels = r.stringMap(f["labels"]) ?? [:]
+        var mappings: [PortMapping] = []
+        for m in r.sequence(f["extraPortMappings"]) ?? [] {
+            guard let mf = r.mapping(m, "an extraPortMapping", known: ["containerPort", "hostPort", "listenAddress", "protocol"]) else { continue }
+            guard let cp = r.int(mf["containerPort"]) else {
+                if mf["containerPort"] == nil { r.fail(m, "containerPort is required") }
+                continue
+            }
+            if !(1...65535).contains(cp) { r.fail(mf["containerPort"], "containerPort \(cp) is out of range (1-65535)") }
+            let hp = r.int(mf["hostPort"]) ?? cp
+            if !(1...65535).contains(hp) { r.fail(mf["hostPort"], "hostPort \(hp) is out of range (1-65535)") }
+            var listen = "127.0.0.1"
+            if let ly = mf["listenAddress"], let la = r.string(ly), la != "127.0.0.1" {
+                r.warn(ly, "minik publishes ports on 127.0.0.1 only; listenAddress \(la) becomes 127.0.0.1")
+                listen = "127.0.0.1"
+            }
+            let proto = protocolName(mf["protocol"]) ?? "TCP"
+            mappings.append(PortMapping(containerPort: cp, hostPort: hp, listenAddress: listen, proto: proto))
+        }
+        return RawNode(role: role, labels: labels, portMappings: mappings, at: y)
+    }
+
+    func protocolName(_ y: YNode?) -> String? {
+        guard let y, let p = r.string(y) else { return nil }
+        guard ["TCP", "UDP"].contains(p) else {
+            r.fail(y, "protocol \"\(p)\" is not supported (use TCP or UDP)")
+            return nil
+        }
+        return p
+    }
+
+    func cidr(_ y: YNode) -> IPv4CIDR? {
+        guard let s = r.string(y) else { return nil }
+        do { return try IPv4CIDR.parse(s) } catch {
+            r.fail(y, "invalid CIDR: \(error.description)")
+            return nil
+        }
+    }
+
+    // MARK: minik's own settings
+
+    mutating func config(_ doc: YNode) {
+        if let first = configDoc {
+            r.fail(doc, "a second MinikConfig document (the first is at line \(first.node.mark?.line ?? 0))")
+            return
+        }
+        configDoc = doc
+        guard let f = r.mapping(doc, "MinikConfig", known: ["kind", "apiVersion", "network"]) else { return }
+        guard let ny = f["network"], let nf = r.mapping(ny, "MinikConfig network", known: ["backend", "underlaySubnet", "mtu"]) else { return }
+        if let y = nf["backend"], let s = r.string(y) {
+            if let b = OverlayBackend(rawValue: s) { network.backend = b } else {
+                r.fail(y, "backend \"\(s)\" is not valid (use vxlan or host-gw)")
+            }
+        }
+        if let y = nf["underlaySubnet"], let c = cidr(y) { network.underlaySubnet = c; underlayAt = y }
+        if let y = nf["mtu"], let m = r.int(y) {
+            if (1280...9000).contains(m) { network.mtu = m } else {
+                r.fail(y, "mtu \(m) is out of range (1280-9000)")
+            }
+        }
+    }
+
+    // MARK: Kubernetes objects
+
+    mutating func namespace(_ doc: YNode) {
+        guard let f = r.mapping(doc, "Namespace", known: ["kind", "apiVersion", "metadata"], ignored: ["spec": "namespaces have no spec in minik", "status": "status is not input"]) else { return }
+        guard let md = f["metadata"], let meta = metadata(md, namespaced: false) else {
+            if f["metadata"] == nil { r.fail(doc, "metadata.name is required") }
+            return
+        }
+        if namespaces.contains(meta.name) {
+            if meta.name != "default" && meta.name != "kube-system" {
+                r.fail(md, "namespace \"\(meta.name)\" is defined twice")
+            }
+        } else {
+            namespaces.append(meta.name)
+        }
+    }
+
+    struct Meta {
+        var name: String
+        var namespace: String
+        var namespaceAt: YNode?
+        var labels: [String: String]
+        var annotations: [String: String]
+    }
+
+    func metadata(_ y: YNode, namespaced: Bool, nameRequired: Bool = true) -> Meta? {
+        let serverSide = "set by the API server, not input"
+        guard let f = r.mapping(y, "metadata", known: ["name", "namespace", "labels", "annotations"], ignored: [
+            "uid": serverSide, "resourceVersion": serverSide, "creationTimestamp": serverSide,
+            "generation": serverSide, "managedFields": serverSide, "ownerReferences": serverSide,
+            "finalizers": "minik has no controllers that use finalizers",
+        ]) else { return nil }
+        var name = ""
+        if let ny = f["name"], let s = r.string(ny) {
+            name = s
+            if !DNS.isLabel(s) { r.fail(ny, DNS.labelProblem(s, what: "name")) }
+        } else if nameRequired {
+            r.fail(y, "metadata.name is required")
+        }
+        var ns = "default"
+        if let nsy = f["namespace"], let s = r.string(nsy) {
+            if !namespaced { r.fail(nsy, "a Namespace has no namespace") }
+            ns = s
+            if !DNS.isLabel(s) { r.fail(nsy, DNS.labelProblem(s, what: "namespace")) }
+        }
+        return Meta(name: name, namespace: ns, namespaceAt: f["namespace"],
+                    labels: r.stringMap(f["labels"]) ?? [:], annotations: r.stringMap(f["annotations"]) ?? [:])
+    }
+
+    mutating func pod(_ doc: YNode) {
+        guard let f = r.mapping(doc, "Pod", known: ["kind", "apiVersion", "metadata", "spec"], ignored: ["status": "status is not input"]) else { return }
+        guard let md = f["metadata"], let meta = metadata(md, namespaced: true), !meta.name.isEmpty else {
+            if f["metadata"] == nil { r.fail(doc, "metadata.name is required") }
+            return
+        }
+        guard let sy = f["spec"] else {
+            r.fail(doc, "spec is required (a Pod needs spec.containers)")
+            return
+        }
+        guard let (spec, nodeAt) = podSpec(sy, meta: meta, at: doc, owner: nil) else { return }
+        pods.append(RawPod(spec: spec, at: md, nodeNameAt: nodeAt))
+    }
+
+    mutating func deployment(_ doc: YNode) {
+        guard let f = r.mapping(doc, "Deployment", known: ["kind", "apiVersion", "metadata", "spec"], ignored: ["status": "status is not input"]) else { return }
+        guard let md = f["metadata"], let meta = metadata(md, namespaced: true), !meta.name.isEmpty else {
+            if f["metadata"] == nil { r.fail(doc, "metadata.name is required") }
+            return
+        }
+        guard let sy = f["spec"], let sf = r.mapping(sy, "Deployment spec", known: ["replicas", "selector", "template"], ignored: [
+            "strategy": "minik replaces pods directly", "minReadySeconds": "not used by minik",
+            "revisionHistoryLimit": "minik keeps no ReplicaSet history", "progressDeadlineSeconds": "not used by minik",
+            "paused": "not used by minik",
+        ]) else {
+            if f["spec"] == nil { r.fail(doc, "spec is required (a Deployment needs spec.selector and spec.template)") }
+            return
+        }
+        var replicas = 1
+        if let ry = sf["replicas"], let n = r.int(ry) {
+            if n < 0 { r.fail(ry, "replicas must be 0 or more") } else { replicas = n }
+        }
+        var selector: [String: String] = [:]
+        if let sel = sf["selector"], let self_ = r.mapping(sel, "selector", known: ["matchLabels"]) {
+            selector = r.stringMap(self_["matchLabels"]) ?? [:]
+            if selector.isEmpty { r.fail(sel, "selector.matchLabels must not be empty") }
+        } else if sf["selector"] == nil {
+            r.fail(sy, "spec.selector is required")
+        }
+        guard let ty = sf["template"], let tf = r.mapping(ty, "pod template", known: ["metadata", "spec"]) else {
+            if sf["template"] == nil { r.fail(sy, "spec.template is required") }
+            return
+        }
+        var tmeta = Meta(name: meta.name, namespace: meta.namespace, labels: [:], annotations: [:])
+        if let tmy = tf["metadata"], let tm = metadata(tmy, namespaced: true, nameRequired: false) {
+            tmeta.labels = tm.labels
+            tmeta.annotations = tm.annotations
+        }
+        for (k, v) in selector where tmeta.labels[k] != v {
+            r.fail(tf["metadata"] ?? ty, "selector does not match template labels: template has no label \(k)=\(v)")
+            break
+        }
+        guard let tsy = tf["spec"] else {
+            r.fail(ty, "template.spec is required")
+            return
+        }
+        for i in 0..<replicas {
+            var m = tmeta
+            m.name = "\(meta.name)-\(i)"
+            if !DNS.isLabel(m.name) {
+                r.fail(md, DNS.labelProblem(m.name, what: "pod name made from the Deployment"))
+                return
+            }
+            // Decode the template once per replica; problems are reported once.
+            if i > 0, !r.problems.isEmpty { return }
+            guard let (spec, nodeAt) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)", quiet: i > 0) else { return }
+            pods.append(RawPod(spec: spec, at: md, nodeNameAt: nodeAt))
+        }
+    }
+
+    func podSpec(_ y: YNode, meta: Meta, at doc: YNode, owner: String?, quiet: Bool = false) -> (PodSpec, YNode?)? {
+        let later = "not implemented by minik yet"
+        guard let f = r.mapping(y, "Pod spec", known: [
+            "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
+            "hostNetwork", "hostPID", "hostIPC",
+        ], ignored: quiet ? [:] : [
+            "dnsPolicy": later, "dnsConfig": later, "shareProcessNamespace": later, "securityContext": later,
+            "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
+            "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
+            "tolerations": later, "priorityClassName": later, "priority": later, "schedulerName": later,
+            "imagePullSecrets": later, "enableServiceLinks": later, "readinessGates": later,
+            "topologySpreadConstraints": later, "runtimeClassName": later, "activeDeadlineSeconds": later,
+            "hostAliases": later, "preemptionPolicy": later, "overhead": later, "setHostnameAsFQDN": later,
+            "os": later, "hostUsers": later, "schedulingGates": later, "resourceClaims": later,
+            "ephemeralContainers": later,
+        ]) else { return nil }
+        for field in ["hostNetwork", "hostPID", "hostIPC"] where r.bool(f[field]) == true {
+            r.fail(f[field], "\(field): true is not supported (a minik pod always has its own namespaces)")
+        }
+        var restart = "Always"
+        if let ry = f["restartPolicy"], let s = r.string(ry) {
+            if ["Always", "OnFailure", "Never"].contains(s) { restart = s } else {
+                r.fail(ry, "restartPolicy \"\(s)\" is not valid (use Always, OnFailure or Never)")
+            }
+        }
+        var names: [String: YNode] = [:]
+        let containers = containerList(f["containers"], names: &names)
+        if f["containers"] == nil { r.fail(y, "spec.containers is required (at least one container)") }
+        else if containers.isEmpty, (r.sequence(f["containers"]) ?? []).isEmpty { r.fail(f["containers"], "a pod needs at least one container") }
+        let inits = containerList(f["initContainers"], names: &names)
+        var hostname: String?
+        if let hy = f["hostname"], let h = r.string(hy) {
+            if DNS.isLabel(h) { hostname = h } else { r.fail(hy, DNS.labelProblem(h, what: "hostname")) }
+        }
+        var subdomain: String?
+        if let sy = f["subdomain"], let s = r.string(sy) {
+            if DNS.isLabel(s) { subdomain = s } else { r.fail(sy, DNS.labelProblem(s, what: "subdomain")) }
+        }
+        let nodeNameY = f["nodeName"]
+        let requested = r.string(nodeNameY)
+        let spec = PodSpec(
+            namespace: meta.namespace, name: meta.name, labels: meta.labels, annotations: meta.annotations,
+            nodeName: requested ?? "", requestedNodeName: requested, nodeSelector: r.stringMap(f["nodeSelector"]) ?? [:],
+            containers: containers, initContainers: inits, restartPolicy: restart, hostname: hostname,
+            subdomain: subdomain, owner: owner, source: r.location(doc))
+        return (spec, nodeNameY)
+    }
+
+    func containerList(_ y: YNode?, names: inout [String: YNode]) -> [ContainerSpec] {
+        guard let items = r.sequence(y) else { return [] }
+        var out: [ContainerSpec] = []
+        var ports: [String: YNode] = [:]
+        for item in items {
+            guard let c = container(item) else { continue }
+            if let first = names[c.name] {
+                r.fail(item, "container name \"\(c.name)\" is used twice in this pod (first at line \(first.node.mark?.line ?? 0))")
+                continue
+            }
+            names[c.name] = item
+            for p in c.ports {
+                let key = "\(p.containerPort)/\(p.proto)"
+                if let first = ports[key] {
+                    r.fail(item, "containerPort \(key) is declared twice in this pod (first at line \(first.node.mark?.line ?? 0)); containers of a pod share one network namespace")
+                }
+                ports[key] = item
+            }
+            out.append(c)
+        }
+        return out
+    }
+
+    func container(_ y: YNode) -> ContainerSpec? {
+        let later = "not implemented by minik yet"
+        guard let f = r.mapping(y, "a container", known: ["name", "image", "command", "args", "env", "ports", "workingDir"], ignored: [
+            "resources": later, "securityContext": later, "readinessProbe": later, "livenessProbe": later,
+            "startupProbe": later, "imagePullPolicy": "images are local to minik", "volumeMounts": later,
+            "stdin": later, "stdinOnce": later, "tty": later, "lifecycle": later,
+            "terminationMessagePath": later, "terminationMessagePolicy": later, "envFrom": later,
+            "volumeDevices": later, "resizePolicy": later, "restartPolicy": later,
+        ]) else { return nil }
+        guard let ny = f["name"], let name = r.string(ny) else {
+            r.fail(y, "container name is required")
+            return nil
+        }
+        if !DNS.isLabel(name) { r.fail(ny, DNS.labelProblem(name, what: "container name")) }
+        guard let iy = f["image"], let image = r.string(iy), !image.isEmpty else {
+            r.fail(f["image"] ?? y, "container \"\(name)\": image is required")
+            return nil
+        }
+        var env: [EnvVar] = []
+        for e in r.sequence(f["env"]) ?? [] {
+            guard let ef = r.mapping(e, "an env entry", known: ["name", "value"], ignored: ["valueFrom": later]),
+                  let n = r.string(ef["name"]) else { continue }
+            env.append(EnvVar(name: n, value: r.string(ef["value"]) ?? ""))
+        }
+        var ports: [ContainerPort] = []
+        for p in r.sequence(f["ports"]) ?? [] {
+            guard let pf = r.mapping(p, "a container port", known: ["name", "containerPort", "protocol"], ignored: [
+                "hostPort": "use extraPortMappings and NodePort services", "hostIP": "not used by minik",
+            ]) else { continue }
+            guard let cp = r.int(pf["containerPort"]) else {
+                if pf["containerPort"] == nil { r.fail(p, "containerPort is required") }
+                continue
+            }
+            if !(1...65535).contains(cp) { r.fail(pf["containerPort"], "containerPort \(cp) is out of range (1-65535)") }
+            var pname: String?
+            if let pny = pf["name"], let s = r.string(pny) {
+                if DNS.isPortName(s) { pname = s } else {
+                    r.fail(pny, "port name \"\(s)\" is not valid (at most 15 characters: a-z, 0-9 and '-', with at least one letter)")
+                }
+            }
+            ports.append(ContainerPort(name: pname, containerPort: cp, proto: protocolName(pf["protocol"]) ?? "TCP"))
+        }
+        return ContainerSpec(name: name, image: image, command: r.stringList(f["command"]) ?? [],
+                             args: r.stringList(f["args"]) ?? [], env: env, ports: ports,
+                             workingDir: r.string(f["workingDir"]))
+    }
+
+    // MARK: cluster-wide validation and placement
+
+    func finish() -> ClusterSpec? {
+        let clusterAt = nameAt ?? clusterDoc
+        if !DNS.isLabel(name) {
+            r.fail(clusterAt, DNS.labelProblem(name, what: "cluster name"))
+        } else if name.utf8.count > SpecLoader.maxClusterNameLength {
+            r.fail(clusterAt, "cluster name \"\(name)\" is \(name.utf8.count) bytes; minik derives interface names from it (\"br-\(name)\", \"\(name)-255\"), which the kernel limits to 15 bytes, so it may have at most \(SpecLoader.maxClusterNameLength)")
+        }
+        var raw = nodes ?? [RawNode(role: .controlPlane, labels: [:], portMappings: [], at: clusterDoc ?? YNode(.scalar(.init("")), path: ""))]
+        if raw.isEmpty {
+            r.fail(nodesAt, "the cluster has zero nodes (list at least one node with role control-plane)")
+        } else if !raw.contains(where: { $0.role == .controlPlane }) {
+            r.fail(nodesAt, "the cluster needs a control-plane node (kind requires one)")
+        }
+        // Subnets.
+        let nodeCount = raw.count
+        if podSubnet.prefix > 24 {
+            r.fail(podSubnetAt ?? clusterAt, "podSubnet \(podSubnet) is smaller than one node's /24 podCIDR (use a prefix of /24 or shorter, e.g. 10.244.0.0/16)")
+        } else if podSubnet.subnetCount(prefix: 24) < UInt64(nodeCount) {
+            r.fail(podSubnetAt ?? clusterAt, "podSubnet \(podSubnet) holds \(podSubnet.subnetCount(prefix: 24)) node podCIDRs (/24) but the cluster has \(nodeCount) nodes")
+        }
+        if nodeCount > 256 {
+            r.fail(nodesAt, "the cluster has \(nodeCount) nodes; minik supports at most 256")
+        }
+        if network.underlaySubnet.size < UInt64(nodeCount) + 4 {
+            r.fail(underlayAt ?? configDoc, "underlaySubnet \(network.underlaySubnet) is too small for \(nodeCount) nodes (it needs a gateway, the nodes and an external host)")
+        }
+        let loopback = try! IPv4CIDR.parse("127.0.0.0/8")
+        let subnets: [(String, IPv4CIDR, YNode?)] = [
+            ("podSubnet", podSubnet, podSubnetAt ?? clusterAt), ("serviceSubnet", serviceSubnet, serviceSubnetAt ?? clusterAt),
+            ("underlaySubnet", network.underlaySubnet, underlayAt ?? configDoc),
+        ]
+        for i in 0..<subnets.count {
+            if subnets[i].1.overlaps(loopback) {
+                r.fail(subnets[i].2, "\(subnets[i].0) \(subnets[i].1) overlaps the loopback range 127.0.0.0/8")
+            }
+            for j in (i + 1)..<subnets.count where subnets[i].1.overlaps(subnets[j].1) {
+                r.fail(subnets[j].2, "\(subnets[j].0) \(subnets[j].1) overlaps \(subnets[i].0) \(subnets[i].1)")
+            }
+        }
+        // Nodes, named as kind names them.
+        var specs: [NodeSpec] = []
+        var cp = 0, workers = 0
+        var hostPorts: [String: YNode] = [:]
+        for (i, n) in raw.enumerated() {
+            let nodeName: String
+            switch n.role {
+            case .controlPlane:
+                cp += 1
+                nodeName = cp == 1 ? "\(name)-control-plane" : "\(name)-control-plane\(cp)"
+            case .worker:
+                workers += 1
+                nodeName = workers == 1 ? "\(name)-worker" : "\(name)-worker\(workers)"
+            }
+            var labels = n.labels
+            labels["kubernetes.io/hostname"] = nodeName
+            labels["kubernetes.io/os"] = "linux"
+            if n.role == .controlPlane { labels["node-role.kubernetes.io/control-plane"] = "" }
+            for m in n.portMappings {
+                let key = "\(m.hostPort)/\(m.proto)"
+                if let first = hostPorts[key] {
+                    r.fail(n.at, "hostPort \(key) is mapped twice (first by the node at line \(first.node.mark?.line ?? 0))")
+                }
+                hostPorts[key] = n.at
+            }
+            let podCIDR = podSubnet.subnet(i, prefix: 24) ?? IPv4CIDR(network: IPv4Address(0), prefix: 24)
+            specs.append(NodeSpec(name: nodeName, role: n.role, index: i, labels: labels, podCIDR: podCIDR,
+                                  internalIP: network.underlaySubnet.address(UInt32(i + 2)), extraPortMappings: n.portMappings))
+        }
+        raw = []
+        // Pods: duplicates, namespaces, placement, capacity.
+        var seen: [String: RawPod] = [:]
+        var placed: [PodSpec] = []
+        var load: [String: Int] = [:]
+        let candidates = specs.contains { $0.role == .worker } ? specs.filter { $0.role == .worker } : specs
+        for p in pods {
+            if let first = seen[p.spec.key] {
+                r.fail(p.at, "pod \(p.spec.key) is defined twice (first at \(first.spec.source.file):\(first.spec.source.line))")
+                continue
+            }
+            seen[p.spec.key] = p
+            var spec = p.spec
+            if let want = spec.requestedNodeName {
+                guard let node = specs.first(where: { $0.name == want }) else {
+                    r.fail(p.nodeNameAt, "nodeName \"\(want)\" is not a node of this cluster (nodes: \(specs.map(\.name).joined(separator: ", ")))")
+                    continue
+                }
+                spec.nodeName = node.name
+            } else {
+                let eligible = candidates.filter { n in spec.nodeSelector.allSatisfy { n.labels[$0.key] == $0.value } }
+                guard let best = eligible.min(by: { (load[$0.name] ?? 0, $0.index) < (load[$1.name] ?? 0, $1.index) }) else {
+                    r.fail(p.at, "no node matches nodeSelector \(spec.nodeSelector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")
+                    continue
+                }
+                spec.nodeName = best.name
+            }
+            let count = (load[spec.nodeName] ?? 0) + 1
+            load[spec.nodeName] = count
+            if count == SpecLoader.podsPerNode + 1, let node = specs.first(where: { $0.name == spec.nodeName }) {
+                r.fail(p.at, "pod \(spec.key) would be pod number \(count) on node \(node.name), whose podCIDR \(node.podCIDR) holds \(SpecLoader.podsPerNode) pods (add nodes or spread the pods)")
+            }
+            placed.append(spec)
+        }
+        var allNamespaces = namespaces
+        for p in placed where !allNamespaces.contains(p.namespace) { allNamespaces.append(p.namespace) }
+        return ClusterSpec(name: name, nodes: specs, podSubnet: podSubnet, serviceSubnet: serviceSubnet,
+                           disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
+                           namespaces: allNamespaces, pods: placed, warnings: r.warnings)
+    }
+}
+
+// MARK: - names
+
+public enum DNS {
+    /// RFC 1123 label as Kubernetes validates it: at most 63 characters, lower-case
+    /// alphanumerics and '-', starting and ending with an alphanumeric.
+    public static func isLabel(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        guard !u.isEmpty, u.count <= 63 else { return false }
+        func alnum(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+        return alnum(u.first!) && alnum(u.last!) && u.allSatisfy { alnum($0) || $0 == 45 }
+    }
+
+    public static func labelProblem(_ s: String, what: String) -> String {
+        "\(what) \"\(s)\" is not a DNS-1123 label (at most 63 characters: a-z, 0-9 and '-', starting and ending with a letter or digit)"
+    }
+
+    /// IANA service name, as Kubernetes validates container port names.
+    public static func isPortName(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        guard !u.isEmpty, u.count <= 15, u.first != 45, u.last != 45 else { return false }
+        guard u.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }) else { return false }
+        guard u.contains(where: { $0 >= 97 && $0 <= 122 }) else { return false }
+        return !s.contains("--")
+    }
+}

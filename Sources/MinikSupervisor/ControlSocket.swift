@@ -1,0 +1,110 @@
+// The supervisor's control socket: a Unix stream socket in the cluster's state directory
+// (mode 0600, so root only), one JSON request line and one JSON response line per
+// connection. Both ends live here so they cannot drift apart.
+import Foundation
+import MinikRuntime
+
+public struct ControlRequest: Codable, Sendable {
+    public enum Op: String, Codable, Sendable { case status, down, ping }
+    public var op: Op
+
+    public init(op: Op) { self.op = op }
+}
+
+public struct ControlResponse: Codable, Sendable {
+    public var ok: Bool
+    public var message: String?
+    public var state: ClusterState?
+
+    public init(ok: Bool, message: String? = nil, state: ClusterState? = nil) {
+        self.ok = ok
+        self.message = message
+        self.state = state
+    }
+}
+
+public enum ControlSocket {
+    static func address(_ path: String) -> sockaddr_un? {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+            p[bytes.count] = 0
+        }
+        return addr
+    }
+
+    /// Listens on path (replacing a stale socket file). Returns the listening fd.
+    public static func listen(path: String) throws(RuntimeError) -> Int32 {
+        unlink(path)
+        guard var addr = address(path) else { throw .state("socket path too long: \(path)") }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw .system("socket", errno: errno) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if rc < 0 { let e = errno; close(fd); throw .system("bind \(path)", errno: e) }
+        chmod(path, 0o600)
+        if Glibc.listen(fd, 64) < 0 { let e = errno; close(fd); throw .system("listen \(path)", errno: e) }
+        return fd
+    }
+
+    /// Sends one request and reads the response; nil when nobody answers.
+    public static func call(path: String, _ request: ControlRequest, timeout: Int = 30) -> ControlResponse? {
+        guard var addr = address(path) else { return nil }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0, let data = try? JSONEncoder().encode(request) else { return nil }
+        guard writeAll(fd, data + [0x0a]) else { return nil }
+        guard let line = readLine(fd) else { return nil }
+        return try? decoder.decode(ControlResponse.self, from: line)
+    }
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }()
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        return e
+    }()
+
+    static func writeAll(_ fd: Int32, _ data: Data) -> Bool {
+        var off = 0
+        return data.withUnsafeBytes { p in
+            while off < p.count {
+                let n = write(fd, p.baseAddress! + off, p.count - off)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                off += n
+            }
+            return true
+        }
+    }
+
+    /// Reads up to the first newline (or EOF).
+    static func readLine(_ fd: Int32) -> Data? {
+        var out = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { return out.isEmpty ? nil : out }
+            if let nl = buf[0..<n].firstIndex(of: 0x0a) {
+                out.append(contentsOf: buf[0..<nl])
+                return out
+            }
+            out.append(contentsOf: buf[0..<n])
+        }
+    }
+}

@@ -1,0 +1,98 @@
+// The supervisor: one process per cluster that builds it, owns its pause sandboxes
+// (their parent: it reaps them), keeps the state file, and serves the CLI on the control
+// socket until `down`. `minik up` starts it detached (own session) and reads its progress
+// lines from a pipe on stdout:
+//   "progress: <text>" ... then "ready" or "error: <text>".
+// If it is killed, the cluster keeps running; `down` then cleans up without it.
+import Foundation
+import MinikRuntime
+import MinikSpec
+
+public final class Supervisor: @unchecked Sendable {
+    let runtime: ClusterRuntime
+    let out: FileHandle
+
+    public init(runtime: ClusterRuntime, progress out: FileHandle) {
+        self.runtime = runtime
+        self.out = out
+    }
+
+    func say(_ line: String) {
+        out.write(Data((line + "\n").utf8))
+    }
+
+    /// Builds the cluster, then serves until `down`. Never returns normally.
+    public func run() -> Never {
+        signal(SIGPIPE, SIG_IGN)
+        startReaper()
+        do {
+            try runtime.up { say("progress: \($0)") }
+        } catch {
+            say("error: \(error)")
+            exit(1)
+        }
+        let listener: Int32
+        do { listener = try ControlSocket.listen(path: Naming.socketPath(runtime.spec.name)) } catch {
+            say("error: \(error)")
+            runtime.down()
+            exit(1)
+        }
+        say("ready")
+        // Progress is over: let go of the pipe so `up` sees EOF and returns.
+        let null = open("/dev/null", O_WRONLY)
+        dup2(null, 1)
+        close(null)
+        serve(listener)
+    }
+
+    /// The sandboxes are our children: reap them as they die so none stays a zombie.
+    func startReaper() {
+        let t = Thread {
+            while true {
+                var status: Int32 = 0
+                let pid = waitpid(-1, &status, 0)
+                if pid < 0 {
+                    if errno == ECHILD { usleep(200_000) }
+                    continue
+                }
+            }
+        }
+        t.start()
+    }
+
+    func serve(_ listener: Int32) -> Never {
+        while true {
+            let fd = accept(listener, nil, nil)
+            if fd < 0 { continue }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            let t = Thread { [self] in handle(fd) }
+            t.start()
+        }
+    }
+
+    func handle(_ fd: Int32) {
+        defer { close(fd) }
+        guard let line = ControlSocket.readLine(fd),
+              let req = try? JSONDecoder().decode(ControlRequest.self, from: line) else {
+            reply(fd, ControlResponse(ok: false, message: "bad request"))
+            return
+        }
+        switch req.op {
+        case .ping:
+            reply(fd, ControlResponse(ok: true, message: "pong"))
+        case .status:
+            reply(fd, ControlResponse(ok: true, state: runtime.state()))
+        case .down:
+            let started = Date()
+            runtime.down()
+            let ms = Int(Date().timeIntervalSince(started) * 1000)
+            reply(fd, ControlResponse(ok: true, message: "removed in \(ms) ms"))
+            exit(0)
+        }
+    }
+
+    func reply(_ fd: Int32, _ r: ControlResponse) {
+        guard let data = try? ControlSocket.encoder.encode(r) else { return }
+        _ = ControlSocket.writeAll(fd, data + [0x0a])
+    }
+}
