@@ -58,6 +58,12 @@ public struct ContainerPort: Codable, Sendable, Equatable {
     public var name: String?
     public var containerPort: Int
     public var proto: String
+
+    public init(name: String?, containerPort: Int, proto: String) {
+        self.name = name
+        self.containerPort = containerPort
+        self.proto = proto
+    }
 }
 
 public struct ContainerSpec: Codable, Sendable, Equatable {

@@ -1,0 +1,65 @@
+# minik: two commands set everything up on a fresh Debian machine (as root):
+#   make run    installs the OS packages, builds, and brings up examples/cluster.yaml
+#   make test   installs the OS packages, builds, and runs every test (root tests too)
+
+SWIFT   ?= swift
+CC      ?= cc
+PREFIX  ?= /usr/local
+RELEASE := .build/release
+DEBUG   := .build/debug
+EXAMPLE ?= examples/cluster.yaml
+
+# Debian packages: the C libraries minik links, the tools the tests and users run inside
+# namespaces, and a static C toolchain for the pause binary.
+DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev pkg-config \
+                iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps
+
+.PHONY: all deps build build-debug pause run install test unit-test bench down clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The pause binary is static C: it must not need the Swift runtime (or anything) at run time.
+$(RELEASE)/minik-pause $(DEBUG)/minik-pause: images/pause/pause.c
+	@mkdir -p $(@D)
+	$(CC) -static -Os -Wall -o $@ $<
+
+build: deps
+	$(SWIFT) build -c release
+	$(MAKE) --no-print-directory $(RELEASE)/minik-pause
+
+build-debug: deps
+	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory $(DEBUG)/minik-pause
+
+install: build
+	ln -sf $(CURDIR)/$(RELEASE)/minik $(PREFIX)/bin/minik
+
+run: install
+	-@$(RELEASE)/minik down --name lab >/dev/null 2>&1
+	$(RELEASE)/minik up $(EXAMPLE)
+	$(RELEASE)/minik get nodes -o wide
+	$(RELEASE)/minik get pods -A -o wide
+
+down:
+	$(RELEASE)/minik down --all
+
+test: build-debug
+	$(SWIFT) test
+
+unit-test: build-debug
+	$(SWIFT) test --skip MinikIntegrationTests
+
+bench: build
+	bench/up-down.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,120 @@
+import Foundation
+@testable import MinikRuntime
+import MinikSpec
+import Testing
+
+@Suite("IPAM (host-local)")
+struct IPAMTests {
+    @Test func allocatesFromDotTwoAndSkipsGatewayAndBroadcast() throws {
+        var pool = IPAMPool(range: try IPv4CIDR.parse("10.244.1.0/24"))
+        #expect(pool.gateway.description == "10.244.1.1")
+        #expect(pool.capacity == 253)
+        #expect(try pool.allocate(owner: "default/a").description == "10.244.1.2")
+        #expect(try pool.allocate(owner: "default/b").description == "10.244.1.3")
+        // An owner keeps its address.
+        #expect(try pool.allocate(owner: "default/a").description == "10.244.1.2")
+    }
+
+    @Test func roundRobinAfterReleaseAndExhaustion() throws {
+        var pool = IPAMPool(range: try IPv4CIDR.parse("10.244.1.0/24"))
+        for i in 0..<253 { _ = try pool.allocate(owner: "p\(i)") }
+        #expect(throws: IPAMError.self) { try pool.allocate(owner: "one-too-many") }
+        pool.release(owner: "p0") // 10.244.1.2
+        pool.release(owner: "p10") // 10.244.1.12
+        // Continues after the last one handed out (.254), wrapping to the first free.
+        #expect(try pool.allocate(owner: "x").description == "10.244.1.2")
+        #expect(try pool.allocate(owner: "y").description == "10.244.1.12")
+    }
+
+    @Test func allocationsSurviveARestart() throws {
+        let dir = NSTemporaryDirectory() + "minik-ipam-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let range = try IPv4CIDR.parse("10.244.2.0/24")
+        do {
+            let ipam = try HostLocalIPAM(directory: dir, range: range)
+            #expect(try ipam.allocate(owner: "default/a").description == "10.244.2.2")
+            #expect(try ipam.allocate(owner: "default/b").description == "10.244.2.3")
+            ipam.release(owner: "default/a")
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files == ["10.244.2.3", "last_reserved_ip.0"])
+        let again = try HostLocalIPAM(directory: dir, range: range)
+        #expect(again.allocations == ["default/b": IPv4Address("10.244.2.3")!])
+        // Round robin continues after .3, so the freed .2 is not reused at once.
+        #expect(try again.allocate(owner: "default/c").description == "10.244.2.4")
+    }
+}
+
+@Suite("Overlay plan")
+struct OverlayPlanTests {
+    func spec(_ backend: String) throws -> ClusterSpec {
+        try SpecLoader.parse("""
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        name: lab
+        nodes: [{role: control-plane}, {role: worker}, {role: worker}]
+        ---
+        apiVersion: minik.dev/v1alpha1
+        kind: MinikConfig
+        network: {backend: \(backend)}
+        """, file: "c.yaml")
+    }
+
+    @Test func vxlanProgramsNeighbourThenFDBThenRoutePerRemoteNode() throws {
+        let s = try spec("vxlan")
+        let plan = OverlayPlan.make(for: s.nodes[1], in: s)
+        #expect(plan.vtepAddress.description == "10.244.1.0")
+        #expect(plan.vtepMAC == [0x02, 0x6d, 0x6b, 0x00, 0x01, 0x01])
+        let cp = s.nodes[0], w2 = s.nodes[2]
+        #expect(plan.steps == [
+            .neighbour(address: IPv4Address("10.244.0.0")!, mac: Naming.vtepMAC(nodeIndex: 0)),
+            .fdb(mac: Naming.vtepMAC(nodeIndex: 0), destination: cp.internalIP),
+            .route(destination: cp.podCIDR, via: IPv4Address("10.244.0.0")!, device: .vxlan, onlink: true),
+            .neighbour(address: IPv4Address("10.244.2.0")!, mac: Naming.vtepMAC(nodeIndex: 2)),
+            .fdb(mac: Naming.vtepMAC(nodeIndex: 2), destination: w2.internalIP),
+            .route(destination: w2.podCIDR, via: IPv4Address("10.244.2.0")!, device: .vxlan, onlink: true),
+        ])
+    }
+
+    @Test func hostGWRoutesViaTheRemoteUnderlayAddress() throws {
+        let s = try spec("host-gw")
+        let plan = OverlayPlan.make(for: s.nodes[0], in: s)
+        #expect(plan.steps == [
+            .route(destination: s.nodes[1].podCIDR, via: IPv4Address("172.18.0.3")!, device: .uplink, onlink: false),
+            .route(destination: s.nodes[2].podCIDR, via: IPv4Address("172.18.0.4")!, device: .uplink, onlink: false),
+        ])
+        #expect(s.network.podMTU == 1500)
+    }
+}
+
+@Suite("Naming and probes")
+struct NamingTests {
+    @Test func namesFitTheKernelAndStayApart() {
+        #expect(Naming.underlayBridge("abcdefghijk").utf8.count <= 15)
+        #expect(Naming.underlayPort("abcdefghijk", nodeIndex: 255).utf8.count <= 15)
+        let v = Naming.hostVeth(namespace: "default", pod: "web-0")
+        #expect(v.hasPrefix("veth") && v.count == 12)
+        #expect(v == Naming.hostVeth(namespace: "default", pod: "web-0"))
+        #expect(v != Naming.hostVeth(namespace: "default", pod: "web-1"))
+        #expect(v != Naming.hostVeth(namespace: "default", pod: "web-0", salt: 1))
+        #expect(Naming.podNetns("lab", namespace: "default", pod: "web-0") == "minik-lab.default.web-0")
+        #expect(Naming.nodeNetns("lab", node: "lab-worker").hasPrefix(Naming.netnsPrefix("lab")))
+        // Another cluster's prefix never matches: "lab" vs "lab2".
+        #expect(!Naming.nodeNetns("lab2", node: "lab2-worker").hasPrefix(Naming.netnsPrefix("lab")))
+        #expect(Naming.bridgeMAC(gateway: IPv4Address("10.244.1.1")!) == [0x0a, 0x58, 10, 244, 1, 1])
+    }
+
+    @Test func icmpChecksumAndReplyParsing() {
+        // RFC 1071 example words.
+        #expect(Reachability.checksum([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]) == ~UInt16(0xddf2))
+        var reply = [UInt8](repeating: 0, count: 28)
+        reply[0] = 0x45
+        reply[12...15] = [10, 244, 2, 3]
+        reply[20] = 0 // echo reply
+        reply[24] = 0x12; reply[25] = 0x34
+        #expect(Reachability.parseReply(reply, count: 28, ident: 0x1234)?.description == "10.244.2.3")
+        #expect(Reachability.parseReply(reply, count: 28, ident: 0x9999) == nil)
+        reply[20] = 8 // a request, not a reply
+        #expect(Reachability.parseReply(reply, count: 28, ident: 0x1234) == nil)
+    }
+}
