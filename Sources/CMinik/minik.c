@@ -83,12 +83,21 @@ int minik_netns_create(const char *pin_path, int *ns_fd) {
 }
 
 int minik_netns_dir_prepare(const char *dir) {
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) return -errno;
+    int made = 0;
+    if (mkdir(dir, 0755) == 0) made |= MINIK_NETNS_DIR_CREATED;
+    else if (errno != EEXIST) return -errno;
     /* iproute2's recipe: make the directory a shared mount point of itself. */
-    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return 0;
+    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return made;
     if (errno != EINVAL) return -errno;
     if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) return -errno;
+    made |= MINIK_NETNS_DIR_MOUNTED;
     if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) return -errno;
+    return made;
+}
+
+int minik_netns_dir_release(const char *dir, int made) {
+    if ((made & MINIK_NETNS_DIR_MOUNTED) && umount2(dir, MNT_DETACH) < 0 && errno != EINVAL) return -errno;
+    if ((made & MINIK_NETNS_DIR_CREATED) && rmdir(dir) < 0 && errno != ENOENT) return -errno;
     return 0;
 }
 

@@ -49,8 +49,14 @@ static inline int minik_nlmsg_error_code(const struct nlmsghdr *nlh) {
 int minik_netns_create(const char *pin_path, int *ns_fd);
 
 /* Make sure dir (e.g. /run/netns) exists and is a shared mount of itself, as iproute2
- * does, so pins made under it propagate like `ip netns add` pins. */
+ * does, so pins made under it propagate like `ip netns add` pins. Returns what it had to
+ * do (MINIK_NETNS_DIR_* bits) or -errno. */
+#define MINIK_NETNS_DIR_CREATED 1
+#define MINIK_NETNS_DIR_MOUNTED 2
 int minik_netns_dir_prepare(const char *dir);
+
+/* Undo what minik_netns_dir_prepare reported it did. */
+int minik_netns_dir_release(const char *dir, int made);
 
 /* Bind-mount the namespace file ns_path (e.g. /proc/PID/ns/net) on pin_path. */
 int minik_netns_pin(const char *ns_path, const char *pin_path);

@@ -34,10 +34,16 @@ public final class ClusterRuntime: @unchecked Sendable {
     public let createdAt = Date()
     private let lock = NSLock()
 
+    /// Fault injection for the tests of rollback: MINIK_FAULT=after-pods:N makes `up`
+    /// fail once N pods are running, as a real failure halfway would.
+    private let faultAfterPods: Int?
+
     public init(spec: ClusterSpec, specFile: String) throws(RuntimeError) {
         self.spec = spec
         self.specFile = specFile
         self.pause = try Sandbox.pauseBinary()
+        let fault = ProcessInfo.processInfo.environment["MINIK_FAULT"] ?? ""
+        faultAfterPods = fault.hasPrefix("after-pods:") ? Int(fault.dropFirst("after-pods:".count)) : nil
     }
 
     /// Builds the whole cluster. `progress` gets one line per stage.
@@ -70,7 +76,12 @@ public final class ClusterRuntime: @unchecked Sendable {
             for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
             progress("disableDefaultCNI is set: \(pods.count) pods stay Pending")
         } else {
-            for p in spec.pods { try addPod(p) }
+            for p in spec.pods {
+                try addPod(p)
+                if pods.count == faultAfterPods {
+                    throw .state("injected fault after \(pods.count) pods (MINIK_FAULT)")
+                }
+            }
             progress("pods running: \(pods.count)")
             try checkReachability()
             if !pods.isEmpty { progress("every pod answers ping, on its node and across nodes") }

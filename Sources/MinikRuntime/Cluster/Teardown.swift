@@ -33,15 +33,20 @@ public enum Teardown {
         var left = victims
         while !left.isEmpty && Date() < deadline {
             for pid in left {
-                var status: Int32 = 0
-                let r = waitpid(pid, &status, WNOHANG)
-                if r == pid || (r < 0 && kill(pid, 0) != 0) || Sandbox.startTime(pid) == 0 { left.remove(pid) }
-                else if isZombie(pid) { left.remove(pid) }
+                // Gone or a zombie: reap it if it is our child (a no-op otherwise).
+                if isZombie(pid) || Sandbox.startTime(pid) == 0 {
+                    var status: Int32 = 0
+                    _ = waitpid(pid, &status, WNOHANG)
+                    left.remove(pid)
+                }
             }
             if !left.isEmpty { usleep(1000) }
         }
         for n in names { try? NetNamespace.remove(n) }
-        if !keepStateDir { try? FileManager.default.removeItem(atPath: Naming.clusterDir(cluster)) }
+        if !keepStateDir {
+            try? FileManager.default.removeItem(atPath: Naming.clusterDir(cluster))
+            NetNamespace.releaseDirectoryIfIdle()
+        }
         return Report(killed: victims.count, namespaces: names.count)
     }
 

@@ -45,10 +45,31 @@ public final class NetNamespace: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Makes /run/netns ready for pins, as `ip netns add` does.
+    /// Makes /run/netns ready for pins, as `ip netns add` does. What minik had to create
+    /// (the directory, its self bind mount) is recorded, so the last `down` can undo it.
     public static func prepareDirectory() throws(RuntimeError) {
         let rc = minik_netns_dir_prepare(Naming.netnsDir)
         if rc < 0 { throw .system("prepare \(Naming.netnsDir)", errno: -rc) }
+        if rc > 0 {
+            let previous = Int32((try? String(contentsOfFile: hostMarker, encoding: .utf8)).flatMap { Int32($0) } ?? 0)
+            try? String(previous | rc).write(toFile: hostMarker, atomically: true, encoding: .utf8)
+        }
+    }
+
+    static var hostMarker: String { "\(Naming.stateRoot)/.netns-made-by-minik" }
+
+    /// When no cluster is left and /run/netns holds nothing, undo what prepareDirectory
+    /// did to the host (mount, directory) and remove /run/minik: the machine is as found.
+    public static func releaseDirectoryIfIdle() {
+        let clusters = ((try? FileManager.default.contentsOfDirectory(atPath: Naming.stateRoot)) ?? []).filter { !$0.hasPrefix(".") }
+        guard clusters.isEmpty else { return }
+        let pins = (try? FileManager.default.contentsOfDirectory(atPath: Naming.netnsDir)) ?? []
+        if pins.isEmpty, let text = try? String(contentsOfFile: hostMarker, encoding: .utf8), let made = Int32(text) {
+            if minik_netns_dir_release(Naming.netnsDir, made) == 0 { unlink(hostMarker) }
+        }
+        if (try? FileManager.default.contentsOfDirectory(atPath: Naming.stateRoot))?.isEmpty == true {
+            rmdir(Naming.stateRoot)
+        }
     }
 
     /// `ip netns add NAME`: a new, empty namespace pinned under /run/netns.
