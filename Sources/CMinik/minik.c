@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -82,17 +83,41 @@ int minik_netns_create(const char *pin_path, int *ns_fd) {
     return rc;
 }
 
-int minik_netns_dir_prepare(const char *dir) {
+static int dir_is_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { empty = 0; break; }
+    }
+    closedir(d);
+    return empty;
+}
+
+int minik_tmpfs_dir_prepare(const char *dir, const char *mode, int shared) {
     int made = 0;
     if (mkdir(dir, 0755) == 0) made |= MINIK_NETNS_DIR_CREATED;
     else if (errno != EEXIST) return -errno;
-    /* iproute2's recipe: make the directory a shared mount point of itself. */
-    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return made;
+    /* Already a mount point (MS_SHARED succeeds only on one): use it as it is. */
+    if (mount("", dir, "none", (shared ? MS_SHARED : MS_PRIVATE) | MS_REC, NULL) == 0) return made;
     if (errno != EINVAL) return -errno;
-    if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) return -errno;
+    char opts[32];
+    snprintf(opts, sizeof opts, "mode=%s", mode);
+    if (dir_is_empty(dir)) {
+        /* A tmpfs, as /run is on most systems: pins and state never touch a disk. */
+        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0) return -errno;
+    } else {
+        /* iproute2's recipe when the directory holds pins already: a bind of itself. */
+        if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) return -errno;
+    }
     made |= MINIK_NETNS_DIR_MOUNTED;
-    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) return -errno;
+    if (shared && mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0) return -errno;
     return made;
+}
+
+int minik_netns_dir_prepare(const char *dir) {
+    return minik_tmpfs_dir_prepare(dir, "0755", 1);
 }
 
 int minik_netns_dir_release(const char *dir, int made) {

@@ -18,7 +18,7 @@ struct Up: ParsableCommand {
         let spec = try loadSpec(file)
         try requireRoot("minik up")
         let dir = Naming.clusterDir(spec.name)
-        mkdir(Naming.stateRoot, 0o700)
+        do { try NetNamespace.prepareDirectory() } catch { throw CLIError("\(error)") }
         if mkdir(dir, 0o700) != 0 {
             if errno == EEXIST {
                 throw CLIError("cluster \"\(spec.name)\" exists already; remove it with `minik down --name \(spec.name)` or choose another name")

@@ -35,6 +35,7 @@ struct IPAMTests {
             #expect(try ipam.allocate(owner: "default/a").description == "10.244.2.2")
             #expect(try ipam.allocate(owner: "default/b").description == "10.244.2.3")
             ipam.release(owner: "default/a")
+            ipam.flush()
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         #expect(files == ["10.244.2.3", "last_reserved_ip.0"])

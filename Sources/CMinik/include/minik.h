@@ -55,7 +55,12 @@ int minik_netns_create(const char *pin_path, int *ns_fd);
 #define MINIK_NETNS_DIR_MOUNTED 2
 int minik_netns_dir_prepare(const char *dir);
 
-/* Undo what minik_netns_dir_prepare reported it did. */
+/* Make dir a mount point: as it is if it is one; a tmpfs (mode) if it is empty; a bind
+ * mount of itself otherwise. shared: make it a shared mount. Returns MINIK_NETNS_DIR_*
+ * bits of what it did, or -errno. */
+int minik_tmpfs_dir_prepare(const char *dir, const char *mode, int shared);
+
+/* Undo what minik_netns_dir_prepare or minik_tmpfs_dir_prepare reported it did. */
 int minik_netns_dir_release(const char *dir, int made);
 
 /* Bind-mount the namespace file ns_path (e.g. /proc/PID/ns/net) on pin_path. */

@@ -72,6 +72,10 @@ public final class HostLocalIPAM: @unchecked Sendable {
     public let directory: String
     private var pool: IPAMPool
     private let lock = NSLock()
+    /// last_reserved_ip.0 is written by flush(), once per batch: rewriting it on every
+    /// allocation cost more than everything else IPAM does (a truncating rewrite forces
+    /// a block allocation on ext4).
+    private var dirty = false
     static let lastReservedFile = "last_reserved_ip.0"
 
     /// Opens (creating it if needed) the allocation directory of a range and reads back
@@ -95,6 +99,9 @@ public final class HostLocalIPAM: @unchecked Sendable {
         } catch {
             throw .io("cannot read \(directory): \(error.localizedDescription)")
         }
+        if pool.lastReserved == nil, let highest = pool.allocations.values.max() {
+            pool.restoreLastReserved(highest) // crashed before a flush
+        }
     }
 
     public var gateway: IPv4Address { pool.gateway }
@@ -112,9 +119,19 @@ public final class HostLocalIPAM: @unchecked Sendable {
                 pool.release(owner: owner)
                 throw .io("cannot record \(a) for \(owner) in \(directory)")
             }
-            _ = write("\(directory)/\(HostLocalIPAM.lastReservedFile)", a.description, exclusive: false)
+            dirty = true
         }
         return a
+    }
+
+    /// Records the round-robin position (last_reserved_ip.0).
+    public func flush() {
+        lock.lock(); defer { lock.unlock() }
+        guard dirty, let last = pool.lastReserved else { return }
+        if write("\(directory)/\(HostLocalIPAM.lastReservedFile).tmp", last.description, exclusive: false) {
+            rename("\(directory)/\(HostLocalIPAM.lastReservedFile).tmp", "\(directory)/\(HostLocalIPAM.lastReservedFile)")
+        }
+        dirty = false
     }
 
     public func release(owner: String) {

@@ -59,6 +59,12 @@ public final class ClusterRuntime: @unchecked Sendable {
 
     private func build(progress: (String) -> Void) throws(RuntimeError) {
         let started = Date()
+        var stage = Date()
+        func took() -> String {
+            let ms = Int(Date().timeIntervalSince(stage) * 1000)
+            stage = Date()
+            return "(\(ms) ms)"
+        }
         try NetNamespace.prepareDirectory()
         let leftovers = NetNamespace.list(prefix: Naming.netnsPrefix(spec.name))
         if !leftovers.isEmpty {
@@ -67,7 +73,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         let (u, bridge) = try Underlay.create(cluster: spec.name, subnet: spec.network.underlaySubnet, mtu: spec.network.mtu)
         underlay = u
         underlayBridge = bridge
-        progress("underlay \(Naming.underlayBridge(spec.name)) \(spec.network.underlaySubnet) in \(u.name)")
+        progress("underlay \(Naming.underlayBridge(spec.name)) \(spec.network.underlaySubnet) in \(u.name) \(took())")
 
         for n in spec.nodes { try addNode(n) }
         progress("nodes ready: \(nodes.map(\.spec.name).joined(separator: ", ")) (\(spec.disableDefaultCNI ? "no CNI" : "cni0 + \(spec.network.backend.rawValue)"))")
@@ -76,15 +82,10 @@ public final class ClusterRuntime: @unchecked Sendable {
             for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
             progress("disableDefaultCNI is set: \(pods.count) pods stay Pending")
         } else {
-            for p in spec.pods {
-                try addPod(p)
-                if pods.count == faultAfterPods {
-                    throw .state("injected fault after \(pods.count) pods (MINIK_FAULT)")
-                }
-            }
-            progress("pods running: \(pods.count)")
+            try addPods(spec.pods)
+            progress("pods running: \(pods.count) \(took())")
             try checkReachability()
-            if !pods.isEmpty { progress("every pod answers ping, on its node and across nodes") }
+            if !pods.isEmpty { progress("every pod answers ping, on its node and across nodes \(took())") }
         }
         try state().save()
         let ms = Int(Date().timeIntervalSince(started) * 1000)
@@ -119,36 +120,85 @@ public final class ClusterRuntime: @unchecked Sendable {
                  owner: p.owner, containers: p.containers.map(\.name))
     }
 
-    /// Sandbox and network for one pod: address from the node's IPAM, pause process in
-    /// new namespaces, its netns pinned under /run/netns, veth into cni0.
-    public func addPod(_ p: PodSpec) throws(RuntimeError) {
+    /// Sandboxes and networks for many pods. Addresses are allocated first, in file order,
+    /// so a pod gets the same IP on every run; then the pods are built on as many threads
+    /// as there are cores (namespace creation and netlink work overlap in the kernel).
+    public func addPods(_ specs: [PodSpec]) throws(RuntimeError) {
+        var plan: [(PodSpec, IPv4Address)] = []
+        for p in specs { plan.append((p, try allocate(p))) }
+        let planned = plan
+        for node in nodes { node.ipam.flush() }
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 4, planned.count))
+        let failure = FirstError()
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var i = w
+            while i < planned.count, !failure.isSet {
+                do {
+                    try self.addPod(planned[i].0, address: planned[i].1)
+                    if self.countPods() == self.faultAfterPods {
+                        throw RuntimeError.state("injected fault after \(self.faultAfterPods!) pods (MINIK_FAULT)")
+                    }
+                } catch {
+                    failure.set(error as! RuntimeError)
+                }
+                i += workers
+            }
+        }
+        if let e = failure.error { throw e }
+        // Keep the state in file order whatever order the threads finished in.
+        let order = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.key, $0) })
+        lock.lock()
+        pods.sort { (order[$0.key] ?? 0) < (order[$1.key] ?? 0) }
+        lock.unlock()
+    }
+
+    private func countPods() -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return pods.filter { $0.phase == .running }.count
+    }
+
+    private func node(of p: PodSpec) throws(RuntimeError) -> NodeRuntime {
         guard let node = nodes.first(where: { $0.spec.name == p.nodeName }) else {
             throw .spec("pod \(p.key) is placed on unknown node \(p.nodeName)")
         }
+        return node
+    }
+
+    private func allocate(_ p: PodSpec) throws(RuntimeError) -> IPv4Address {
+        let ipam = try node(of: p).ipam
+        do { return try ipam.allocate(owner: p.key) } catch {
+            throw .state("pod \(p.key): \(error)")
+        }
+    }
+
+    /// Sandbox and network for one pod: address from the node's IPAM, pause process in
+    /// new namespaces, its netns pinned under /run/netns, veth into cni0. Thread-safe.
+    public func addPod(_ p: PodSpec, address: IPv4Address? = nil) throws(RuntimeError) {
+        let node = try node(of: p)
         let ip: IPv4Address
-        do { ip = try node.ipam.allocate(owner: p.key) } catch { throw .state("pod \(p.key): \(error)") }
+        if let address { ip = address } else { ip = try allocate(p) }
         var state = pendingPod(p, message: "")
         state.message = nil
         state.ip = ip
         let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name)
         state.pid = pid
         state.startTime = Sandbox.startTime(pid)
-        lock.lock(); pods.append(state); lock.unlock()
-        let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
-        defer { podNS.closeNetlink() }
+        lock.lock()
         var veth = Naming.hostVeth(namespace: p.namespace, pod: p.name)
         var salt = 0
         while pods.contains(where: { $0.node == p.nodeName && $0.hostVeth == veth }) {
             salt += 1
             veth = Naming.hostVeth(namespace: p.namespace, pod: p.name, salt: salt)
         }
+        state.hostVeth = veth
+        pods.append(state)
+        lock.unlock()
+        let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
+        defer { podNS.closeNetlink() }
         try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
                                 address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
         lock.lock()
-        if let i = pods.lastIndex(where: { $0.key == p.key }) {
-            pods[i].hostVeth = veth
-            pods[i].phase = .running
-        }
+        if let i = pods.lastIndex(where: { $0.key == p.key }) { pods[i].phase = .running }
         lock.unlock()
     }
 
@@ -169,6 +219,14 @@ public final class ClusterRuntime: @unchecked Sendable {
         if !failures.isEmpty {
             throw .state("pods did not answer ping: \(failures.prefix(5).joined(separator: ", "))\(failures.count > 5 ? " and \(failures.count - 5) more" : "")")
         }
+    }
+
+    /// The first error of several threads.
+    final class FirstError: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var error: RuntimeError?
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
+        func set(_ e: RuntimeError) { lock.lock(); if error == nil { error = e }; lock.unlock() }
     }
 
     /// The state as recorded in the state file.

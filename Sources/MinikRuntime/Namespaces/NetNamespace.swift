@@ -45,18 +45,26 @@ public final class NetNamespace: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Makes /run/netns ready for pins, as `ip netns add` does. What minik had to create
-    /// (the directory, its self bind mount) is recorded, so the last `down` can undo it.
+    /// Makes /run/minik (state) and /run/netns (pins) ready, each a mount point: a tmpfs
+    /// when minik finds it missing or empty (so nothing of a cluster touches a disk, as on
+    /// hosts where /run is a tmpfs), a shared mount for /run/netns as `ip netns add` makes
+    /// it. What minik had to create is recorded, so the last `down` can undo it.
     public static func prepareDirectory() throws(RuntimeError) {
+        let state = minik_tmpfs_dir_prepare(Naming.stateRoot, "0700", 0)
+        if state < 0 { throw .system("prepare \(Naming.stateRoot)", errno: -state) }
+        if state > 0 { record(state, in: stateMarker) }
         let rc = minik_netns_dir_prepare(Naming.netnsDir)
         if rc < 0 { throw .system("prepare \(Naming.netnsDir)", errno: -rc) }
-        if rc > 0 {
-            let previous = Int32((try? String(contentsOfFile: hostMarker, encoding: .utf8)).flatMap { Int32($0) } ?? 0)
-            try? String(previous | rc).write(toFile: hostMarker, atomically: true, encoding: .utf8)
-        }
+        if rc > 0 { record(rc, in: hostMarker) }
+    }
+
+    private static func record(_ made: Int32, in marker: String) {
+        let previous = Int32((try? String(contentsOfFile: marker, encoding: .utf8)).flatMap { Int32($0) } ?? 0)
+        try? String(previous | made).write(toFile: marker, atomically: true, encoding: .utf8)
     }
 
     static var hostMarker: String { "\(Naming.stateRoot)/.netns-made-by-minik" }
+    static var stateMarker: String { "\(Naming.stateRoot)/.state-made-by-minik" }
 
     /// When no cluster is left and /run/netns holds nothing, undo what prepareDirectory
     /// did to the host (mount, directory) and remove /run/minik: the machine is as found.
@@ -67,7 +75,11 @@ public final class NetNamespace: @unchecked Sendable {
         if pins.isEmpty, let text = try? String(contentsOfFile: hostMarker, encoding: .utf8), let made = Int32(text) {
             if minik_netns_dir_release(Naming.netnsDir, made) == 0 { unlink(hostMarker) }
         }
-        if (try? FileManager.default.contentsOfDirectory(atPath: Naming.stateRoot))?.isEmpty == true {
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: Naming.stateRoot)) ?? []
+        if left == [".state-made-by-minik"], let text = try? String(contentsOfFile: stateMarker, encoding: .utf8), let made = Int32(text) {
+            unlink(stateMarker)
+            if minik_netns_dir_release(Naming.stateRoot, made) != 0 { record(made, in: stateMarker) }
+        } else if left.isEmpty {
             rmdir(Naming.stateRoot)
         }
     }
