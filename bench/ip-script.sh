@@ -52,8 +52,8 @@ for ((k = 0; k < pods; k++)); do
   node=$((nodes > 1 ? 1 + k % workers : 0))
   host=$((2 + k / workers))
   pod="$p.pod$k"
-  unshare --net --uts --ipc -- "$pause" &
-  ip netns attach "$pod" $!
+  ip netns add "$pod"
+  ip netns exec "$pod" unshare --uts --ipc -- "$pause" </dev/null >/dev/null 2>&1 &
   ip -n "$p.n$node" link add "veth$k" type veth peer name eth0 netns "$pod"
   ip -n "$p.n$node" link set "veth$k" master cni0 mtu 1450 up
   ip -n "$pod" link set lo up

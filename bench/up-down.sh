@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 MINIK=${MINIK:-.build/release/minik}
 PAUSE=${PAUSE:-.build/release/minik-pause}
 RUNS=${RUNS:-5}
+SETTLE=${SETTLE:-2}
 SIZES=${SIZES:-"3:30 3:90 10:300"}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; $MINIK down --name bench >/dev/null 2>&1 || true; bench/ip-script.sh down bench 0 0 >/dev/null 2>&1 || true' EXIT
@@ -26,9 +27,11 @@ for size in $SIZES; do
     t0=$(now); $MINIK up -q "$tmp/spec.yaml"; t1=$(now)
     $MINIK down --name bench >/dev/null; t2=$(now)
     ms "$t0" "$t1" >> "$tmp/up"; ms "$t1" "$t2" >> "$tmp/down"
+    sleep "$SETTLE" # let the kernel finish freeing the namespaces before the next run
     t0=$(now); bench/ip-script.sh up bench "$nodes" "$pods" "$PAUSE"; t1=$(now)
     bench/ip-script.sh down bench "$nodes" "$pods"; t2=$(now)
     ms "$t0" "$t1" >> "$tmp/ipup"; ms "$t1" "$t2" >> "$tmp/ipdown"
+    sleep "$SETTLE"
   done
   echo "| $nodes nodes, $pods pods | $(stats < "$tmp/up") | $(stats < "$tmp/down") | $(stats < "$tmp/ipup") | $(stats < "$tmp/ipdown") |"
 done

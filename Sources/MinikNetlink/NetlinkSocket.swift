@@ -144,69 +144,52 @@ public final class NetlinkSocket: @unchecked Sendable {
 
     /// Sends a request and waits for its acknowledgement.
     public func request(_ message: NetlinkMessage, _ operation: @autoclosure () -> String) throws(NetlinkError) {
-        lock.lock()
-        defer { lock.unlock() }
-        let s = nextSeq()
-        message.nlh.pointee.nlmsg_seq = s
-        if mnl_socket_sendto(nl, message.buffer, message.length) < 0 {
-            throw NetlinkError(operation(), errno: errno)
-        }
-        var result: Int32?
-        while result == nil {
-            let n = mnl_socket_recvfrom(nl, recvBuffer, NetlinkSocket.recvSize)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NetlinkError(operation(), errno: errno)
-            }
-            var len = Int32(n)
-            var h: UnsafePointer<nlmsghdr>? = UnsafePointer(recvBuffer.assumingMemoryBound(to: nlmsghdr.self))
-            while let cur = h, mnl_nlmsg_ok(cur, len) {
-                if cur.pointee.nlmsg_seq == s, cur.pointee.nlmsg_type == UInt16(NLMSG_ERROR) {
-                    result = -minik_nlmsg_error_code(cur)
-                }
-                h = UnsafePointer(mnl_nlmsg_next(cur, &len))
-            }
-        }
-        if result! != 0 { throw NetlinkError(operation(), errno: result!) }
+        _ = try exchange(message, operation(), collect: false)
     }
 
     /// Sends a GET request (dump or single) and returns every reply message.
     public func query(_ message: NetlinkMessage, _ operation: @autoclosure () -> String) throws(NetlinkError) -> [NetlinkReply] {
+        try exchange(message, operation(), collect: true)
+    }
+
+    /// One request and everything the kernel answers to it (matched by sequence number):
+    /// data messages (when collecting) until NLMSG_DONE, the ack, or the first one for a
+    /// non-dump GET; an error ack becomes a NetlinkError.
+    private func exchange(_ message: NetlinkMessage, _ operation: String, collect: Bool) throws(NetlinkError) -> [NetlinkReply] {
         lock.lock()
         defer { lock.unlock() }
         let s = nextSeq()
         message.nlh.pointee.nlmsg_seq = s
         if mnl_socket_sendto(nl, message.buffer, message.length) < 0 {
-            throw NetlinkError(operation(), errno: errno)
+            throw NetlinkError(operation, errno: errno)
         }
         let headerSize = Self.headerSize(for: Int(message.nlh.pointee.nlmsg_type))
         let isDump = Int32(message.nlh.pointee.nlmsg_flags) & Int32(NLM_F_DUMP) == Int32(NLM_F_DUMP)
         var replies: [NetlinkReply] = []
-        var done = false
-        while !done {
+        while true {
             let n = mnl_socket_recvfrom(nl, recvBuffer, NetlinkSocket.recvSize)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NetlinkError(operation(), errno: errno)
+                throw NetlinkError(operation, errno: errno)
             }
             var len = Int32(n)
             var h: UnsafePointer<nlmsghdr>? = UnsafePointer(recvBuffer.assumingMemoryBound(to: nlmsghdr.self))
             while let cur = h, mnl_nlmsg_ok(cur, len) {
-                defer { h = UnsafePointer(mnl_nlmsg_next(cur, &len)) }
+                h = UnsafePointer(mnl_nlmsg_next(cur, &len))
                 guard cur.pointee.nlmsg_seq == s else { continue }
                 let type = cur.pointee.nlmsg_type
-                if type == UInt16(NLMSG_DONE) { done = true; break }
+                if type == UInt16(NLMSG_DONE) { return replies }
                 if type == UInt16(NLMSG_ERROR) {
                     let code = -minik_nlmsg_error_code(cur)
-                    if code != 0 { throw NetlinkError(operation(), errno: code) }
-                    done = true
-                    break
+                    if code != 0 { throw NetlinkError(operation, errno: code) }
+                    return replies
                 }
-                replies.append(Self.parse(cur, headerSize: headerSize))
-                if !isDump { done = true }
+                if collect {
+                    replies.append(Self.parse(cur, headerSize: headerSize))
+                    if !isDump { return replies }
+                }
             }
         }
-        return replies
     }
 
     private func nextSeq() -> UInt32 {
