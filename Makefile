@@ -44,7 +44,7 @@ install: build
 	ln -sf $(CURDIR)/$(RELEASE)/minik $(PREFIX)/bin/minik
 
 run: install
-	-@$(RELEASE)/minik down --name lab >/dev/null 2>&1
+	@$(RELEASE)/minik down --name lab >/dev/null 2>&1 || true
 	$(RELEASE)/minik up $(EXAMPLE)
 	$(RELEASE)/minik get nodes -o wide
 	$(RELEASE)/minik get pods -A -o wide

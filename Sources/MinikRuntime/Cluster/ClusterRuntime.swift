@@ -76,7 +76,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         progress("underlay \(Naming.underlayBridge(spec.name)) \(spec.network.underlaySubnet) in \(u.name) \(took())")
 
         for n in spec.nodes { try addNode(n) }
-        progress("nodes ready: \(nodes.map(\.spec.name).joined(separator: ", ")) (\(spec.disableDefaultCNI ? "no CNI" : "cni0 + \(spec.network.backend.rawValue)"))")
+        progress("nodes ready: \(nodes.map(\.spec.name).joined(separator: ", ")) (\(spec.disableDefaultCNI ? "no CNI" : "cni0 + \(spec.network.backend.rawValue)")) \(took())")
 
         if spec.disableDefaultCNI {
             for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
