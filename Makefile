@@ -14,7 +14,7 @@ EXAMPLE ?= examples/cluster.yaml
 DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev pkg-config \
                 iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps
 
-.PHONY: all deps build build-debug pause run install test unit-test bench down clean
+.PHONY: all deps images build build-debug pause run install test unit-test bench down clean
 
 all: build
 
@@ -32,11 +32,19 @@ $(RELEASE)/minik-pause $(DEBUG)/minik-pause: images/pause/pause.c
 	@mkdir -p $(@D)
 	$(CC) -static -Os -Wall -o $@ $<
 
-build: deps
+# Images (busybox, pause, netexec) are root filesystems built from images/*/recipe.
+IMAGE_SOURCES := $(wildcard images/*/recipe images/*/image.json images/*/*.c images/build.sh)
+.build/images/.stamp: $(IMAGE_SOURCES)
+	images/build.sh .build/images
+	@touch $@
+
+images: deps .build/images/.stamp
+
+build: deps images
 	$(SWIFT) build -c release
 	$(MAKE) --no-print-directory $(RELEASE)/minik-pause
 
-build-debug: deps
+build-debug: deps images
 	$(SWIFT) build --build-tests
 	$(MAKE) --no-print-directory $(DEBUG)/minik-pause
 

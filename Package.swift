@@ -16,7 +16,7 @@ let package = Package(
         // netlink macro wrappers. Links libmnl.
         .target(
             name: "CMinik",
-            linkerSettings: [.linkedLibrary("mnl"), .linkedLibrary("pthread")]
+            linkerSettings: [.linkedLibrary("mnl"), .linkedLibrary("seccomp"), .linkedLibrary("pthread")]
         ),
         // Spec: the user's YAML (kind Cluster, minik settings, Pods, Deployments) decoded,
         // defaulted and validated into the internal model. Pure.

@@ -26,5 +26,5 @@ spec:
   template:
     metadata: {labels: {app: bench}}
     spec:
-      containers: [{name: c, image: busybox}]
+      containers: [{name: c, image: busybox, command: [sleep, infinity]}]
 YAML

@@ -11,7 +11,9 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -239,14 +241,71 @@ static int spawn_child(void *p) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (a->confine) {
+        /* What a container's own processes get (see container.c): exec'd commands too. */
+        for (int cap = 0; cap < 64; cap++) {
+            if (a->capabilities & (1ULL << cap)) continue;
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) goto fail;
+        }
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) goto fail;
+        if (a->seccomp_filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, a->seccomp_filter) < 0) goto fail;
+    }
+    if (a->search_path && !strchr(c->path, '/')) {
+        /* PATH search inside whatever root the child has now, in a stack buffer. */
+        char full[4096];
+        const char *dirs = a->search_path;
+        size_t flen = strlen(c->path);
+        int saw_eacces = 0;
+        while (*dirs) {
+            const char *end = strchr(dirs, ':');
+            size_t dlen = end ? (size_t)(end - dirs) : strlen(dirs);
+            if (dlen + flen + 2 < sizeof full) {
+                memcpy(full, dirs, dlen);
+                full[dlen] = '/';
+                memcpy(full + dlen + 1, c->path, flen + 1);
+                execve(full, c->argv, c->envp);
+                if (errno == EACCES) saw_eacces = 1;
+            }
+            if (!end) break;
+            dirs = end + 1;
+        }
+        errno = saw_eacces ? EACCES : ENOENT;
+        goto fail;
+    }
     execve(c->path, c->argv, c->envp);
 fail:
     c->err = errno ? errno : EINVAL;
     _exit(127);
 }
 
+static pid_t spawn_here(const struct minik_spawn_attr *attr, const char *path,
+                        char *const argv[], char *const envp[]);
+
+struct spawn_job {
+    const struct minik_spawn_attr *attr;
+    const char *path;
+    char *const *argv, *const *envp;
+    pid_t result;
+};
+
+static int spawn_job(void *p) {
+    struct spawn_job *j = p;
+    if (setns(j->attr->pid_ns_fd, CLONE_NEWPID) < 0) return -errno;
+    j->result = spawn_here(j->attr, j->path, j->argv, j->envp);
+    return 0;
+}
+
 pid_t minik_spawn(const struct minik_spawn_attr *attr, const char *path,
                   char *const argv[], char *const envp[]) {
+    if (attr->pid_ns_fd < 0) return spawn_here(attr, path, argv, envp);
+    /* setns(CLONE_NEWPID) moves the thread's future children: do it on a throwaway one. */
+    struct spawn_job j = {attr, path, argv, envp, -EINVAL};
+    int rc = run_on_thread(spawn_job, &j);
+    return rc < 0 ? rc : j.result;
+}
+
+static pid_t spawn_here(const struct minik_spawn_attr *attr, const char *path,
+                        char *const argv[], char *const envp[]) {
     const size_t stack_size = 256 * 1024;
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);

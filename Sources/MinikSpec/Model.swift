@@ -74,6 +74,15 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     public var env: [EnvVar]
     public var ports: [ContainerPort]
     public var workingDir: String?
+    /// securityContext.privileged: every capability, no seccomp filter.
+    public var privileged: Bool = false
+    /// securityContext.capabilities.add / drop, as capability names without CAP_.
+    public var capabilitiesAdd: [String] = []
+    public var capabilitiesDrop: [String] = []
+    /// resources.limits.memory in bytes, and pids (minik's own limit, not Kubernetes').
+    public var memoryLimit: Int64?
+    /// Where the container was written, for errors found later (unknown image...).
+    public var source: SourceLocation?
 }
 
 public struct PodSpec: Codable, Sendable, Equatable {
@@ -90,6 +99,7 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var restartPolicy: String
     public var hostname: String?
     public var subdomain: String?
+    public var shareProcessNamespace: Bool = false
     /// "Deployment/web" for pods made from a Deployment's template.
     public var owner: String?
     public var source: SourceLocation
@@ -118,6 +128,9 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var network: NetworkSettings
     public var namespaces: [String]
     public var pods: [PodSpec]
+    /// First delay before a crashed container restarts; it doubles up to 30 s and resets
+    /// after the container ran 60 s (kubelet's back-off, with a settable start).
+    public var restartBackoffSeconds: Double = 1
     /// Accepted-but-ignored fields and similar notes, each naming its place.
     public var warnings: [String]
 

@@ -77,6 +77,7 @@ private struct Builder {
     var network = NetworkSettings(backend: .vxlan, underlaySubnet: try! IPv4CIDR.parse("172.18.0.0/16"), mtu: 1500)
     var underlayAt: YNode?
     var namespaces: [String] = ["default", "kube-system"]
+    var restartBackoff: Double = 1
     var pods: [RawPod] = []
 
     init(r: YAMLReader) { self.r = r }
@@ -221,7 +222,12 @@ private struct Builder {
             return
         }
         configDoc = doc
-        guard let f = r.mapping(doc, "MinikConfig", known: ["kind", "apiVersion", "network"]) else { return }
+        guard let f = r.mapping(doc, "MinikConfig", known: ["kind", "apiVersion", "network", "restartBackoffSeconds"]) else { return }
+        if let by = f["restartBackoffSeconds"] {
+            if case .scalar(let sc) = by.node, let v = Double(sc.string), v >= 0, v <= 300 { restartBackoff = v } else {
+                r.fail(by, "restartBackoffSeconds must be a number of seconds from 0 to 300")
+            }
+        }
         guard let ny = f["network"], let nf = r.mapping(ny, "MinikConfig network", known: ["backend", "underlaySubnet", "mtu"]) else { return }
         if let y = nf["backend"], let s = r.string(y) {
             if let b = OverlayBackend(rawValue: s) { network.backend = b } else {
@@ -359,9 +365,9 @@ private struct Builder {
         let later = "not implemented by minik yet"
         guard let f = r.mapping(y, "Pod spec", known: [
             "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
-            "hostNetwork", "hostPID", "hostIPC",
+            "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
         ], ignored: quiet ? [:] : [
-            "dnsPolicy": later, "dnsConfig": later, "shareProcessNamespace": later, "securityContext": later,
+            "dnsPolicy": later, "dnsConfig": later, "securityContext": later,
             "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
             "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
             "tolerations": later, "priorityClassName": later, "priority": later, "schedulerName": later,
@@ -393,13 +399,14 @@ private struct Builder {
         if let sy = f["subdomain"], let s = r.string(sy) {
             if DNS.isLabel(s) { subdomain = s } else { r.fail(sy, DNS.labelProblem(s, what: "subdomain")) }
         }
+        let shareProcessNamespace = r.bool(f["shareProcessNamespace"]) ?? false
         let nodeNameY = f["nodeName"]
         let requested = r.string(nodeNameY)
         let spec = PodSpec(
             namespace: meta.namespace, name: meta.name, labels: meta.labels, annotations: meta.annotations,
             nodeName: requested ?? "", requestedNodeName: requested, nodeSelector: r.stringMap(f["nodeSelector"]) ?? [:],
             containers: containers, initContainers: inits, restartPolicy: restart, hostname: hostname,
-            subdomain: subdomain, owner: owner, source: r.location(doc))
+            subdomain: subdomain, shareProcessNamespace: shareProcessNamespace, owner: owner, source: r.location(doc))
         return (spec, nodeNameY)
     }
 
@@ -428,8 +435,8 @@ private struct Builder {
 
     func container(_ y: YNode) -> ContainerSpec? {
         let later = "not implemented by minik yet"
-        guard let f = r.mapping(y, "a container", known: ["name", "image", "command", "args", "env", "ports", "workingDir"], ignored: [
-            "resources": later, "securityContext": later, "readinessProbe": later, "livenessProbe": later,
+        guard let f = r.mapping(y, "a container", known: ["name", "image", "command", "args", "env", "ports", "workingDir", "securityContext", "resources"], ignored: [
+            "readinessProbe": later, "livenessProbe": later,
             "startupProbe": later, "imagePullPolicy": "images are local to minik", "volumeMounts": later,
             "stdin": later, "stdinOnce": later, "tty": later, "lifecycle": later,
             "terminationMessagePath": later, "terminationMessagePolicy": later, "envFrom": later,
@@ -468,9 +475,47 @@ private struct Builder {
             }
             ports.append(ContainerPort(name: pname, containerPort: cp, proto: protocolName(pf["protocol"]) ?? "TCP"))
         }
-        return ContainerSpec(name: name, image: image, command: r.stringList(f["command"]) ?? [],
-                             args: r.stringList(f["args"]) ?? [], env: env, ports: ports,
-                             workingDir: r.string(f["workingDir"]))
+        var c = ContainerSpec(name: name, image: image, command: r.stringList(f["command"]) ?? [],
+                               args: r.stringList(f["args"]) ?? [], env: env, ports: ports,
+                               workingDir: r.string(f["workingDir"]), source: r.location(iy))
+        if let sy = f["securityContext"], let sf = r.mapping(sy, "securityContext", known: ["privileged", "capabilities"], ignored: [
+            "runAsUser": later, "runAsGroup": later, "runAsNonRoot": later, "readOnlyRootFilesystem": later,
+            "allowPrivilegeEscalation": later, "seccompProfile": later, "seLinuxOptions": later, "procMount": later,
+            "appArmorProfile": later, "windowsOptions": later,
+        ]) {
+            c.privileged = r.bool(sf["privileged"]) ?? false
+            if let cy = sf["capabilities"], let cf = r.mapping(cy, "capabilities", known: ["add", "drop"]) {
+                for (key, list) in [("add", cf["add"]), ("drop", cf["drop"])] {
+                    for item in r.sequence(list) ?? [] {
+                        guard let name = r.string(item) else { continue }
+                        guard let cap = Capabilities.normalize(name) else {
+                            r.fail(item, "unknown capability \"\(name)\" (valid: \(Capabilities.names.joined(separator: ", ")) or ALL)")
+                            continue
+                        }
+                        if key == "add" { c.capabilitiesAdd.append(cap) } else { c.capabilitiesDrop.append(cap) }
+                    }
+                }
+            }
+        }
+        if let ry = f["resources"], let rf = r.mapping(ry, "resources", known: ["limits", "requests"], ignored: ["claims": later]) {
+            for (key, ly) in [("limits", rf["limits"]), ("requests", rf["requests"])] {
+                guard let ly, let lf = r.mapping(ly, "resources.\(key)", known: ["memory", "cpu", "ephemeral-storage"]) else { continue }
+                if let my = lf["memory"], let text = r.string(my) {
+                    if let bytes = Quantity.bytes(text) {
+                        if key == "limits" { c.memoryLimit = bytes }
+                    } else {
+                        r.fail(my, "invalid memory quantity \"\(text)\" (e.g. 64Mi, 1Gi, 500M, 1000000)")
+                    }
+                }
+                if let cy = lf["cpu"], let text = r.string(cy), Quantity.milliCPU(text) == nil {
+                    r.fail(cy, "invalid cpu quantity \"\(text)\" (e.g. 500m, 1, 0.5)")
+                }
+                if let ey = lf["ephemeral-storage"], let text = r.string(ey), Quantity.bytes(text) == nil {
+                    r.fail(ey, "invalid quantity \"\(text)\"")
+                }
+            }
+        }
+        return c
     }
 
     // MARK: cluster-wide validation and placement
@@ -581,7 +626,7 @@ private struct Builder {
         for p in placed where !allNamespaces.contains(p.namespace) { allNamespaces.append(p.namespace) }
         return ClusterSpec(name: name, nodes: specs, podSubnet: podSubnet, serviceSubnet: serviceSubnet,
                            disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
-                           namespaces: allNamespaces, pods: placed, warnings: r.warnings)
+                           namespaces: allNamespaces, pods: placed, restartBackoffSeconds: restartBackoff, warnings: r.warnings)
     }
 }
 

@@ -47,14 +47,15 @@ public final class Supervisor: @unchecked Sendable {
 
     /// The sandboxes are our children: reap them as they die so none stays a zombie.
     func startReaper() {
-        let t = Thread {
+        let t = Thread { [self] in
             while true {
                 var status: Int32 = 0
                 let pid = waitpid(-1, &status, 0)
                 if pid < 0 {
-                    if errno == ECHILD { usleep(200_000) }
+                    if errno == ECHILD { usleep(50_000) }
                     continue
                 }
+                self.runtime.reaped(pid: pid, status: status)
             }
         }
         t.start()

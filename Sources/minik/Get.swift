@@ -60,12 +60,16 @@ struct Get: ParsableCommand {
                 printErr(allNamespaces ? "No resources found" : "No resources found in \(namespace) namespace.")
                 return
             }
-            var header = ["NAME", "STATUS", "AGE"]
+            var header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
             if allNamespaces { header.insert("NAMESPACE", at: 0) }
             if output == .wide { header += ["IP", "NODE", "NETNS"] }
             var rows = [header]
             for p in pods {
-                var row = [p.name, p.phase.rawValue, age(p.createdAt)]
+                var restarts = "\(p.restarts)"
+                if let last = p.appContainers.compactMap({ $0.lastTermination?.finishedAt }).max() {
+                    restarts += " (\(age(last)) ago)"
+                }
+                var row = [p.name, p.readyText, p.statusText, restarts, age(p.createdAt)]
                 if allNamespaces { row.insert(p.namespace, at: 0) }
                 if output == .wide { row += [p.ip?.description ?? "<none>", p.node, p.netns] }
                 rows.append(row)
@@ -185,6 +189,16 @@ struct KPod: Encodable {
         var image: String
     }
 
+    struct ContainerStatusK: Encodable {
+        var name: String
+        var image: String
+        var ready: Bool
+        var restartCount: Int
+        var started: Bool
+        var state: [String: [String: String]]
+        var lastState: [String: [String: String]]
+    }
+
     struct Status: Encodable {
         var phase: String
         var podIP: String?
@@ -192,6 +206,26 @@ struct KPod: Encodable {
         var hostIP: String?
         var startTime: Date
         var message: String?
+        var initContainerStatuses: [ContainerStatusK]?
+        var containerStatuses: [ContainerStatusK]
+    }
+
+    static func k8s(_ c: ContainerStatus) -> ContainerStatusK {
+        let iso = ISO8601DateFormatter()
+        func term(_ t: ContainerStatus.Termination) -> [String: [String: String]] {
+            var d = ["exitCode": "\(t.exitCode)", "reason": t.reason, "finishedAt": iso.string(from: t.finishedAt)]
+            if let m = t.message { d["message"] = m }
+            if let s = t.startedAt { d["startedAt"] = iso.string(from: s) }
+            return ["terminated": d]
+        }
+        var state: [String: [String: String]]
+        switch c.state {
+        case .running: state = ["running": ["startedAt": c.startedAt.map { iso.string(from: $0) } ?? ""]]
+        case .waiting: state = ["waiting": ["reason": c.reason ?? "", "message": c.message ?? ""].filter { !$0.value.isEmpty }]
+        case .terminated: state = c.termination.map(term) ?? ["terminated": [:]]
+        }
+        return ContainerStatusK(name: c.name, image: c.image, ready: c.isRunning, restartCount: c.restartCount,
+                                started: c.isRunning, state: state, lastState: c.lastTermination.map(term) ?? [:])
     }
 
     init(_ p: PodState, hostIP: IPv4Address?, spec podSpec: PodSpec?) {
@@ -204,6 +238,8 @@ struct KPod: Encodable {
         spec = Spec(nodeName: p.node, containers: (podSpec?.containers ?? []).map { Container(name: $0.name, image: $0.image) },
                     restartPolicy: podSpec?.restartPolicy)
         status = Status(phase: p.phase.rawValue, podIP: p.ip?.description, podIPs: p.ip.map { [["ip": $0.description]] },
-                        hostIP: hostIP?.description, startTime: p.createdAt, message: p.message)
+                        hostIP: hostIP?.description, startTime: p.createdAt, message: p.message,
+                        initContainerStatuses: p.initContainers.isEmpty ? nil : p.initContainers.map(KPod.k8s),
+                        containerStatuses: p.appContainers.map(KPod.k8s))
     }
 }

@@ -16,6 +16,8 @@ struct Up: ParsableCommand {
 
     func run() throws {
         let spec = try loadSpec(file)
+        let imageProblems = ImageStore.located().problems(in: spec)
+        if !imageProblems.isEmpty { throw CLIError(SpecError(imageProblems).description) }
         try requireRoot("minik up")
         let dir = Naming.clusterDir(spec.name)
         do { try NetNamespace.prepareDirectory() } catch { throw CLIError("\(error)") }
@@ -50,9 +52,7 @@ struct Up: ParsableCommand {
         fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
         let log = open(Naming.logFile(spec.name), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var attr = minik_spawn_attr()
-        attr.join_fds = (-1, -1, -1, -1)
-        attr.stdin_fd = -1
+        var attr = Sandbox.spawnAttributes()
         attr.stdout_fd = fds[1]
         attr.stderr_fd = log
         attr.new_session = 1

@@ -40,7 +40,7 @@ struct ClusterTests {
           selector: {matchLabels: {app: web}}
           template:
             metadata: {labels: {app: web}}
-            spec: {containers: [{name: c, image: busybox}]}
+            spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
         """)
         defer { cleanUp(name) }
         let up = minik(["up", spec.path])
@@ -187,7 +187,8 @@ struct ClusterTests {
         let binary = spec.dir + "/minik"
         try FileManager.default.copyItem(atPath: minikBinary, toPath: binary)
         chmod(spec.dir, 0o755); chmod(spec.path, 0o644); chmod(binary, 0o755)
-        let r = shell(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, "up", spec.path])
+        let r = shell(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, "up", spec.path],
+                      env: ["MINIK_IMAGES": ImageStore.located().directory])
         #expect(r.code != 0)
         #expect(r.err.contains("minik up needs root"))
         #expect(NetNamespace.list(prefix: Naming.netnsPrefix("it-user")).isEmpty)
@@ -232,7 +233,7 @@ func podYAML(_ name: String, node: String? = nil) -> String {
     metadata: {name: \(name)}
     spec:
       \(node.map { "nodeName: \($0)" } ?? "restartPolicy: Always")
-      containers: [{name: c, image: busybox}]
+      containers: [{name: c, image: busybox, command: [sleep, infinity]}]
     """
 }
 

@@ -25,6 +25,7 @@
 #include <linux/if_ether.h>
 #include <linux/neighbour.h>
 #include <linux/veth.h>
+#include <linux/filter.h>
 
 #define MINIK_CLONE_NEWNET 0x40000000
 #define MINIK_CLONE_NEWUTS 0x04000000
@@ -76,12 +77,18 @@ int minik_socket_in_netns(int ns_fd, int domain, int type, int protocol);
 int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value);
 
 /* Process spawning. */
+struct sock_fprog;
 struct minik_spawn_attr {
     int clone_flags;          /* MINIK_CLONE_NEW* for new namespaces */
     int join_fds[4];          /* namespace fds to setns() into first, -1 unused */
     const char *hostname;     /* sethostname in the child (needs a new UTS ns), or NULL */
     int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
     int new_session;          /* setsid() in the child */
+    int pid_ns_fd;            /* a PID namespace the child is born in, or -1 */
+    const char *search_path;  /* PATH to search when path has no '/', or NULL */
+    int confine;              /* apply capabilities, no_new_privs and seccomp_filter */
+    unsigned long long capabilities; /* with confine: bit n set keeps capability n */
+    const struct sock_fprog *seccomp_filter; /* with confine: or NULL */
 };
 
 /* Spawn path with argv/envp. Returns the pid, or -errno of the failing step in the child
@@ -94,6 +101,32 @@ pid_t minik_spawn(const struct minik_spawn_attr *attr, const char *path,
  * execvp argv. Only for a process about to become the command (minik exec). Returns
  * -errno on failure; never returns on success. */
 int minik_exec_in(const int fds[4], const char *file, char *const argv[]);
+
+/* Containers (container.c). */
+struct sock_fprog;
+struct minik_container_attr {
+    int join_fds[4];             /* the sandbox's net, uts, ipc namespaces; -1 unused */
+    int share_pid_fd;            /* the sandbox's PID namespace to join, or -1 for a new one */
+    const char *merged;          /* where the overlay is mounted (becomes /) */
+    const char *overlay_options; /* "lowerdir=...,upperdir=...,workdir=..." */
+    const char *hosts, *hostname, *resolv; /* files bind-mounted on /etc/..., or NULL */
+    const char *workdir;         /* chdir after pivot_root, or NULL */
+    const char *search_path;     /* PATH for a command without '/' */
+    unsigned long long capabilities; /* bit n set: keep capability n in the bounding set */
+    int privileged;              /* keep every capability, no seccomp, no no_new_privs */
+    const struct sock_fprog *seccomp_filter; /* or NULL */
+    int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
+    int tty;                     /* stdin is a terminal to make the controlling one */
+};
+
+/* Starts a container; returns its pid, or -errno with *failed_step naming what failed
+ * (e.g. "exec" with -ENOENT for a command not in the image). */
+pid_t minik_spawn_container(const struct minik_container_attr *attr, char *const argv[], char *const envp[],
+                            const char **failed_step);
+
+/* A seccomp filter that allows everything but the listed syscalls, which fail with
+ * errno_value. out->filter is malloc'ed. Returns 0 or a negative errno. */
+int minik_seccomp_build(const char *const *denied, int count, int errno_value, struct sock_fprog *out);
 
 /* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0. */
 unsigned long long minik_proc_starttime(pid_t pid);

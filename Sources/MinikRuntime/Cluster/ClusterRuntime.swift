@@ -27,12 +27,20 @@ public final class ClusterRuntime: @unchecked Sendable {
     public let spec: ClusterSpec
     public let specFile: String
     public private(set) var nodes: [NodeRuntime] = []
-    public private(set) var pods: [PodState] = []
+    public internal(set) var pods: [PodState] = []
     private var underlay: NetNamespace?
     private var underlayBridge: Int32 = 0
     private let pause: String
     public let createdAt = Date()
-    private let lock = NSLock()
+    let lock = NSLock()
+    let images: ImageStore
+    /// Which pod (and container; nil for the pause process) a pid belongs to.
+    var pidIndex: [Int32: (pod: String, container: String?)] = [:]
+    /// Exits reaped before the spawner recorded the pid.
+    var earlyExits: [Int32: Int32] = [:]
+    /// Current back-off per "ns/pod/container".
+    var backoff: [String: Double] = [:]
+    var stopping = false
 
     /// Fault injection for the tests of rollback: MINIK_FAULT=after-pods:N makes `up`
     /// fail once N pods are running, as a real failure halfway would.
@@ -42,6 +50,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         self.spec = spec
         self.specFile = specFile
         self.pause = try Sandbox.pauseBinary()
+        self.images = ImageStore.located()
         let fault = ProcessInfo.processInfo.environment["MINIK_FAULT"] ?? ""
         faultAfterPods = fault.hasPrefix("after-pods:") ? Int(fault.dropFirst("after-pods:".count)) : nil
     }
@@ -117,7 +126,9 @@ public final class ClusterRuntime: @unchecked Sendable {
         PodState(namespace: p.namespace, name: p.name, node: p.nodeName, ip: nil,
                  netns: Naming.podNetns(spec.name, namespace: p.namespace, pod: p.name), pid: 0, startTime: 0,
                  hostVeth: "", createdAt: Date(), phase: .pending, message: message, labels: p.labels,
-                 owner: p.owner, containers: p.containers.map(\.name))
+                 owner: p.owner,
+                 containers: p.initContainers.map { c in Self.waiting(c, isInit: true, reason: "PodInitializing") }
+                     + p.containers.map { c in Self.waiting(c, isInit: false, reason: "ContainerCreating") })
     }
 
     /// Sandboxes and networks for many pods. Addresses are allocated first, in file order,
@@ -135,7 +146,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             while i < planned.count, !failure.isSet {
                 do {
                     try self.addPod(planned[i].0, address: planned[i].1)
-                    if self.countPods() == self.faultAfterPods {
+                    if let limit = self.faultAfterPods, self.countPods() >= limit {
                         throw RuntimeError.state("injected fault after \(self.faultAfterPods!) pods (MINIK_FAULT)")
                     }
                 } catch {
@@ -197,9 +208,16 @@ public final class ClusterRuntime: @unchecked Sendable {
         defer { podNS.closeNetlink() }
         try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
                                 address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
+        try ContainerRunner.preparePod(cluster: spec.name, pod: p, ip: ip)
         lock.lock()
-        if let i = pods.lastIndex(where: { $0.key == p.key }) { pods[i].phase = .running }
+        if let i = pods.lastIndex(where: { $0.key == p.key }) {
+            pods[i].phase = .running
+            pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Scheduled", message: "Successfully assigned \(p.key) to \(p.nodeName)"))
+            pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "SandboxReady", message: "pause pid \(pid), IP \(ip), netns \(state.netns)"))
+        }
+        pidIndex[pid] = (p.key, nil)
         lock.unlock()
+        startNext(p.key)
     }
 
     /// Every node pings its own pods through cni0; the first node also pings one pod on
@@ -252,7 +270,10 @@ public final class ClusterRuntime: @unchecked Sendable {
 
     /// Removes the whole cluster: processes, namespaces, state directory.
     public func down() {
-        let known = pods.map { ($0.pid, $0.startTime) }
+        lock.lock()
+        stopping = true
+        let known = pods.map { ($0.pid, $0.startTime) } + pods.flatMap { $0.containers.map { ($0.pid, $0.startTime) } }
+        lock.unlock()
         nodes = []
         underlay = nil
         Teardown.destroy(cluster: spec.name, knownPIDs: known)

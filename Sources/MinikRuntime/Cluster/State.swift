@@ -22,6 +22,47 @@ public enum PodPhase: String, Codable, Sendable {
     case unknown = "Unknown"
 }
 
+/// A container as `get pods` and `describe` show it (Kubernetes' ContainerStatus).
+public struct ContainerStatus: Codable, Sendable {
+    public enum State: String, Codable, Sendable { case waiting, running, terminated }
+
+    public struct Termination: Codable, Sendable {
+        public var exitCode: Int32
+        public var signal: Int32?
+        public var reason: String
+        public var message: String?
+        public var startedAt: Date?
+        public var finishedAt: Date
+    }
+
+    public var name: String
+    public var image: String
+    public var isInit: Bool
+    public var state: State
+    /// waiting: ContainerCreating, PodInitializing, CrashLoopBackOff, RunContainerError;
+    /// terminated: Completed, Error.
+    public var reason: String?
+    public var message: String?
+    public var pid: Int32
+    public var startTime: UInt64
+    public var startedAt: Date?
+    public var restartCount: Int
+    public var lastTermination: Termination?
+    /// Terminated now (the current state's details).
+    public var termination: Termination?
+    /// The next start, while waiting in back-off.
+    public var nextStart: Date?
+
+    public var isRunning: Bool { state == .running }
+}
+
+public struct PodEvent: Codable, Sendable {
+    public var time: Date
+    public var type: String // Normal or Warning
+    public var reason: String
+    public var message: String
+}
+
 public struct PodState: Codable, Sendable {
     public var namespace: String
     public var name: String
@@ -36,9 +77,37 @@ public struct PodState: Codable, Sendable {
     public var message: String?
     public var labels: [String: String]
     public var owner: String?
-    public var containers: [String]
+    public var containers: [ContainerStatus]
+    public var events: [PodEvent] = []
 
     public var key: String { "\(namespace)/\(name)" }
+
+    public var appContainers: [ContainerStatus] { containers.filter { !$0.isInit } }
+    public var initContainers: [ContainerStatus] { containers.filter(\.isInit) }
+    public var restarts: Int { appContainers.reduce(0) { $0 + $1.restartCount } }
+    public var readyText: String { "\(appContainers.filter(\.isRunning).count)/\(appContainers.count)" }
+
+    /// The STATUS column, derived as kubectl derives it.
+    public var statusText: String {
+        if phase == .pending && pid == 0 { return message == nil ? "Pending" : "Pending" }
+        if phase == .failed && containers.allSatisfy({ $0.state != .running }) && message != nil && appContainers.allSatisfy({ $0.termination == nil }) {
+            return "Failed"
+        }
+        let inits = initContainers
+        if let i = inits.firstIndex(where: { !($0.state == .terminated && $0.termination?.exitCode == 0) }) {
+            let c = inits[i]
+            if c.state == .waiting, let r = c.reason, r != "PodInitializing" && r != "ContainerCreating" { return "Init:\(r)" }
+            if c.state == .terminated, let r = c.termination?.reason { return "Init:\(r)" }
+            return "Init:\(i)/\(inits.count)"
+        }
+        var status = phase == .running ? "Running" : phase.rawValue
+        for c in appContainers.reversed() {
+            if c.state == .waiting, let r = c.reason { status = r }
+            else if c.state == .terminated, let r = c.termination?.reason { status = r }
+        }
+        if appContainers.contains(where: \.isRunning) && status == "Completed" { status = "Running" }
+        return status
+    }
 }
 
 public struct ClusterState: Codable, Sendable {

@@ -16,14 +16,22 @@ public enum Sandbox {
         throw .state("the pause binary is missing (looked for \(candidate)); build it with `make build`")
     }
 
-    /// Starts a pause process in new net, UTS and IPC namespaces with the given hostname.
-    public static func start(pause: String, hostname: String) throws(RuntimeError) -> pid_t {
+    /// Spawn attributes with nothing to join and stdio on /dev/null.
+    public static func spawnAttributes() -> minik_spawn_attr {
         var attr = minik_spawn_attr()
-        attr.clone_flags = MINIK_CLONE_NEWNET | MINIK_CLONE_NEWUTS | MINIK_CLONE_NEWIPC
         attr.join_fds = (-1, -1, -1, -1)
         attr.stdin_fd = -1
         attr.stdout_fd = -1
         attr.stderr_fd = -1
+        attr.pid_ns_fd = -1
+        attr.search_path = nil
+        return attr
+    }
+
+    /// Starts a pause process in new net, UTS and IPC namespaces with the given hostname.
+    public static func start(pause: String, hostname: String) throws(RuntimeError) -> pid_t {
+        var attr = spawnAttributes()
+        attr.clone_flags = MINIK_CLONE_NEWNET | MINIK_CLONE_NEWUTS | MINIK_CLONE_NEWIPC
         attr.new_session = 1
         let pid = hostname.withCString { h -> pid_t in
             attr.hostname = h

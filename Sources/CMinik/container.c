@@ -1,0 +1,234 @@
+/*
+ * Containers: a process that joins its pod sandbox's network, UTS and IPC namespaces and
+ * gets its own mount namespace (and PID namespace, unless the pod shares one), whose root
+ * is the image through overlayfs, with its own /proc, a minimal /dev, the pod's
+ * /etc/hosts, /etc/hostname and /etc/resolv.conf, a reduced capability bounding set,
+ * no_new_privs and a seccomp filter.
+ *
+ * Everything between clone() and execve() is syscalls only, on memory the parent
+ * prepared (CLONE_VM|CLONE_VFORK): no allocation, no locks, no Swift. The clone itself
+ * runs on a throwaway thread so that joining the sandbox's PID namespace
+ * (setns(CLONE_NEWPID) changes the namespace of the thread's future children) never
+ * touches a thread anyone else uses.
+ */
+#define _GNU_SOURCE
+#include "minik.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct cctx {
+    const struct minik_container_attr *a;
+    char *const *argv;
+    char *const *envp;
+    volatile int err;
+    const char *volatile step;
+    pid_t pid;
+};
+
+#define FAIL(s) do { c->step = (s); goto fail; } while (0)
+
+static int bind_file(const char *source, const char *target) {
+    int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    return mount(source, target, NULL, MS_BIND, NULL);
+}
+
+static int container_child(void *p) {
+    struct cctx *c = p;
+    const struct minik_container_attr *a = c->a;
+    for (int i = 0; i < 4; i++) {
+        if (a->join_fds[i] >= 0 && setns(a->join_fds[i], 0) < 0) FAIL("join the pod's namespaces");
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) FAIL("make mounts private");
+    if (mount("overlay", a->merged, "overlay", 0, a->overlay_options) < 0) FAIL("mount the image (overlayfs)");
+    if (chdir(a->merged) < 0) FAIL("enter the root filesystem");
+    mkdir("proc", 0555);
+    if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) FAIL("mount /proc");
+    mkdir("dev", 0755);
+    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) FAIL("mount /dev");
+    static const char *const devices[][2] = {
+        {"/dev/null", "dev/null"}, {"/dev/zero", "dev/zero"}, {"/dev/full", "dev/full"},
+        {"/dev/random", "dev/random"}, {"/dev/urandom", "dev/urandom"}, {"/dev/tty", "dev/tty"},
+    };
+    for (unsigned i = 0; i < sizeof devices / sizeof devices[0]; i++) {
+        if (bind_file(devices[i][0], devices[i][1]) < 0) FAIL("populate /dev");
+    }
+    mkdir("dev/pts", 0755);
+    if (mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0) FAIL("mount /dev/pts");
+    symlink("pts/ptmx", "dev/ptmx");
+    symlink("/proc/self/fd", "dev/fd");
+    symlink("/proc/self/fd/0", "dev/stdin");
+    symlink("/proc/self/fd/1", "dev/stdout");
+    symlink("/proc/self/fd/2", "dev/stderr");
+    mkdir("dev/shm", 01777);
+    mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+    mkdir("sys", 0555);
+    mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL); /* best effort */
+    mkdir("etc", 0755);
+    if (a->hosts && bind_file(a->hosts, "etc/hosts") < 0) FAIL("mount /etc/hosts");
+    if (a->hostname && bind_file(a->hostname, "etc/hostname") < 0) FAIL("mount /etc/hostname");
+    if (a->resolv && bind_file(a->resolv, "etc/resolv.conf") < 0) FAIL("mount /etc/resolv.conf");
+    /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. */
+    if (syscall(SYS_pivot_root, ".", ".") < 0) FAIL("pivot_root");
+    if (umount2(".", MNT_DETACH) < 0) FAIL("detach the old root");
+    if (chdir("/") < 0) FAIL("chdir /");
+    if (setsid() < 0) FAIL("setsid");
+    int fds[3] = {a->stdin_fd, a->stdout_fd, a->stderr_fd};
+    for (int i = 0; i < 3; i++) {
+        int fd = fds[i] >= 0 ? fds[i] : open("/dev/null", O_RDWR);
+        if (fd < 0) FAIL("open /dev/null");
+        if (fd != i && dup2(fd, i) < 0) FAIL("set up stdio");
+        if (fd == i) fcntl(i, F_SETFD, 0);
+    }
+    if (a->tty && ioctl(0, TIOCSCTTY, 0) < 0) FAIL("take the terminal");
+    if (a->workdir && a->workdir[0] && chdir(a->workdir) < 0) FAIL("chdir to workingDir");
+    syscall(SYS_close_range, 3U, ~0U, 0U);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (!a->privileged) {
+        for (int cap = 0; cap < 64; cap++) {
+            if (a->capabilities & (1ULL << cap)) continue;
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) FAIL("drop capabilities");
+        }
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) FAIL("set no_new_privs");
+        if (a->seccomp_filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, a->seccomp_filter) < 0) FAIL("load the seccomp filter");
+    }
+    const char *file = c->argv[0];
+    c->step = "exec";
+    if (strchr(file, '/')) {
+        execve(file, c->argv, c->envp);
+        goto fail;
+    }
+    /* PATH search inside the container, in a stack buffer. */
+    char path[4096];
+    int saw_eacces = 0;
+    const char *dirs = a->search_path ? a->search_path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    size_t flen = strlen(file);
+    while (*dirs) {
+        const char *end = strchr(dirs, ':');
+        size_t dlen = end ? (size_t)(end - dirs) : strlen(dirs);
+        if (dlen + flen + 2 < sizeof path) {
+            memcpy(path, dirs, dlen);
+            path[dlen] = '/';
+            memcpy(path + dlen + 1, file, flen + 1);
+            execve(path, c->argv, c->envp);
+            if (errno == EACCES) saw_eacces = 1;
+        }
+        if (!end) break;
+        dirs = end + 1;
+    }
+    errno = saw_eacces ? EACCES : ENOENT;
+fail:
+    c->err = errno ? errno : EINVAL;
+    _exit(127);
+}
+
+static void *container_thread(void *p) {
+    struct cctx *c = p;
+    const struct minik_container_attr *a = c->a;
+    if (a->share_pid_fd >= 0 && setns(a->share_pid_fd, CLONE_NEWPID) < 0) {
+        c->err = errno;
+        c->step = "join the pod's PID namespace";
+        c->pid = -1;
+        return NULL;
+    }
+    const size_t stack_size = 256 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        c->err = errno;
+        c->step = "allocate a stack";
+        c->pid = -1;
+        return NULL;
+    }
+    int flags = CLONE_VM | CLONE_VFORK | SIGCHLD | CLONE_NEWNS | (a->share_pid_fd >= 0 ? 0 : CLONE_NEWPID);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(container_child, (char *)stack + stack_size, flags, c);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
+    if (pid < 0) {
+        c->err = clone_errno;
+        c->step = "clone";
+        c->pid = -1;
+        return NULL;
+    }
+    if (c->err != 0) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        c->pid = -1;
+        return NULL;
+    }
+    c->pid = pid;
+    return NULL;
+}
+
+pid_t minik_spawn_container(const struct minik_container_attr *attr, char *const argv[], char *const envp[],
+                            const char **failed_step) {
+    struct cctx c = {attr, argv, envp, 0, NULL, -1};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, container_thread, &c);
+    if (rc != 0) {
+        *failed_step = "start a thread";
+        return -rc;
+    }
+    pthread_join(t, NULL);
+    if (c.pid < 0) {
+        *failed_step = c.step;
+        return -c.err;
+    }
+    *failed_step = NULL;
+    return c.pid;
+}
+
+/* ---- seccomp ------------------------------------------------------------------------ */
+
+int minik_seccomp_build(const char *const *denied, int count, int errno_value, struct sock_fprog *out) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx) return -ENOMEM;
+    for (int i = 0; i < count; i++) {
+        int nr = seccomp_syscall_resolve_name(denied[i]);
+        if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
+        int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(errno_value), nr, 0, NULL);
+        if (rc < 0) { seccomp_release(ctx); return rc; }
+    }
+    int fd = memfd_create("minik-seccomp", MFD_CLOEXEC);
+    if (fd < 0) { seccomp_release(ctx); return -errno; }
+    int rc = seccomp_export_bpf(ctx, fd);
+    seccomp_release(ctx);
+    if (rc < 0) { close(fd); return rc; }
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % sizeof(struct sock_filter) != 0) { close(fd); return -EINVAL; }
+    struct sock_filter *prog = malloc(size);
+    if (!prog) { close(fd); return -ENOMEM; }
+    if (pread(fd, prog, size, 0) != size) { free(prog); close(fd); return -EIO; }
+    close(fd);
+    out->len = (unsigned short)(size / sizeof(struct sock_filter));
+    out->filter = prog;
+    return 0;
+}

@@ -1,0 +1,167 @@
+// Starting one container of a pod: its files (the pod's /etc/hosts, /etc/hostname,
+// /etc/resolv.conf, shared by all its containers), a fresh writable layer per attempt
+// (a restarted container starts from the image again, as in Kubernetes), a log file per
+// attempt (logs/<ns>_<pod>/<container>/<attempt>.log, as kubelet keeps them), and the
+// process itself through CMinik's container spawn: pod namespaces joined, own mount and
+// PID namespaces, overlayfs root, Docker's default capabilities and a RuntimeDefault-like
+// seccomp filter unless privileged.
+import CMinik
+import Foundation
+import MinikSpec
+
+public enum ContainerRunner {
+    /// Syscalls a container may not make (EPERM), in the spirit of Docker's default
+    /// profile: mounts, namespaces, kernel modules, kexec, reboot, BPF, keyrings, clock,
+    /// swap, accounting, raw I/O ports, perf and userfaultfd.
+    public static let deniedSyscalls = [
+        "mount", "umount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
+        "fspick", "mount_setattr", "unshare", "setns", "kexec_load", "kexec_file_load", "init_module",
+        "finit_module", "delete_module", "create_module", "reboot", "bpf", "add_key", "request_key", "keyctl",
+        "clock_settime", "clock_adjtime", "settimeofday", "adjtimex", "stime", "swapon", "swapoff", "acct",
+        "iopl", "ioperm", "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
+        "lookup_dcookie", "quotactl", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "vm86", "vm86old",
+        "get_kernel_syms", "query_module", "syslog",
+    ]
+
+    /// Built once; CMinik's child only reads it.
+    nonisolated(unsafe) public static let seccompFilter: UnsafeMutablePointer<sock_fprog>? = {
+        let prog = UnsafeMutablePointer<sock_fprog>.allocate(capacity: 1)
+        let names = deniedSyscalls.map { strdup($0) }
+        defer { names.forEach { free($0) } }
+        let rc = names.map { UnsafePointer($0) }.withUnsafeBufferPointer { buf in
+            minik_seccomp_build(buf.baseAddress, Int32(buf.count), EPERM, prog)
+        }
+        return rc == 0 ? prog : nil
+    }()
+
+    public static func podDir(_ cluster: String, _ pod: PodSpec) -> String {
+        "\(Naming.clusterDir(cluster))/pods/\(pod.namespace)_\(pod.name)"
+    }
+
+    public static func logDir(_ cluster: String, namespace: String, pod: String, container: String) -> String {
+        "\(Naming.clusterDir(cluster))/logs/\(namespace)_\(pod)/\(container)"
+    }
+
+    public static func logFile(_ cluster: String, namespace: String, pod: String, container: String, attempt: Int) -> String {
+        "\(logDir(cluster, namespace: namespace, pod: pod, container: container))/\(attempt).log"
+    }
+
+    /// Writes the pod's /etc files, as kubelet does (resolv.conf comes with cluster DNS).
+    public static func preparePod(cluster: String, pod: PodSpec, ip: IPv4Address) throws(RuntimeError) {
+        let dir = podDir(cluster, pod)
+        let host = pod.hostname ?? pod.name
+        let hosts = """
+        # Kubernetes-managed hosts file (minik).
+        127.0.0.1\tlocalhost
+        ::1\tlocalhost ip6-localhost ip6-loopback
+        \(ip)\t\(host)
+
+        """
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try hosts.write(toFile: "\(dir)/hosts", atomically: true, encoding: .utf8)
+            try "\(host)\n".write(toFile: "\(dir)/hostname", atomically: true, encoding: .utf8)
+            if !FileManager.default.fileExists(atPath: "\(dir)/resolv.conf") {
+                try "".write(toFile: "\(dir)/resolv.conf", atomically: true, encoding: .utf8)
+            }
+        } catch {
+            throw .state("pod \(pod.key): cannot write its files in \(dir): \(error)")
+        }
+    }
+
+    public struct Started: Sendable {
+        public var pid: Int32
+        public var startTime: UInt64
+    }
+
+    /// Starts attempt `attempt` of container `c` in the pod whose sandbox is `pausePID`.
+    /// On failure the reason is also written to the attempt's log, as kubelet reports it.
+    public static func start(cluster: String, pod: PodSpec, container c: ContainerSpec, image: Image,
+                             pausePID: Int32, attempt: Int) throws(RuntimeError) -> Started {
+        let dir = "\(podDir(cluster, pod))/\(c.name)"
+        let upper = "\(dir)/upper", work = "\(dir)/work", merged = "\(dir)/merged"
+        let logDir = Self.logDir(cluster, namespace: pod.namespace, pod: pod.name, container: c.name)
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: upper)
+        try? fm.removeItem(atPath: work)
+        do {
+            for d in [upper, work, merged, logDir] { try fm.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        } catch {
+            throw .state("container \(c.name): cannot prepare \(dir): \(error)")
+        }
+        let logPath = logFile(cluster, namespace: pod.namespace, pod: pod.name, container: c.name, attempt: attempt)
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        if log < 0 { throw .system("open \(logPath)", errno: errno) }
+        defer { close(log) }
+
+        var nsFDs: [Int32] = []
+        defer { nsFDs.forEach { close($0) } }
+        for ns in ["net", "uts", "ipc"] + (pod.shareProcessNamespace ? ["pid"] : []) {
+            let fd = open("/proc/\(pausePID)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw .system("open the sandbox's \(ns) namespace (pid \(pausePID))", errno: errno) }
+            nsFDs.append(fd)
+        }
+        var env: [String] = image.config.env
+        func setEnv(_ k: String, _ v: String) {
+            env.removeAll { $0.hasPrefix("\(k)=") }
+            env.append("\(k)=\(v)")
+        }
+        setEnv("HOSTNAME", pod.hostname ?? pod.name)
+        for e in c.env { setEnv(e.name, e.value) }
+        let searchPath = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+            ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        let argv = image.config.argv(command: c.command, args: c.args)
+        guard !argv.isEmpty else { throw .spec("container \(c.name): no command and image \(image.name) has none") }
+
+        let podDir = Self.podDir(cluster, pod)
+        let overlay = "lowerdir=\(image.rootfs),upperdir=\(upper),workdir=\(work)"
+        let workdir = c.workingDir ?? image.config.workingDir ?? "/"
+        let capabilities = c.privileged ? UInt64.max : Capabilities.mask(add: c.capabilitiesAdd, drop: c.capabilitiesDrop)
+        var step: UnsafePointer<CChar>?
+        let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath]) { s in
+            var attr = minik_container_attr()
+            attr.join_fds = (nsFDs[0], nsFDs[1], nsFDs[2], -1)
+            attr.share_pid_fd = nsFDs.count > 3 ? nsFDs[3] : -1
+            attr.merged = s[0]
+            attr.overlay_options = s[1]
+            attr.hosts = s[2]
+            attr.hostname = s[3]
+            attr.resolv = s[4]
+            attr.workdir = s[5]
+            attr.search_path = s[6]
+            attr.capabilities = capabilities
+            attr.privileged = c.privileged ? 1 : 0
+            attr.seccomp_filter = UnsafePointer(seccompFilter)
+            attr.stdin_fd = -1
+            attr.stdout_fd = log
+            attr.stderr_fd = log
+            attr.tty = 0
+            let cArgv = argv.map { strdup($0) } + [nil]
+            let cEnv = env.map { strdup($0) } + [nil]
+            defer { cArgv.forEach { free($0) }; cEnv.forEach { free($0) } }
+            return cArgv.withUnsafeBufferPointer { a in
+                cEnv.withUnsafeBufferPointer { e in minik_spawn_container(&attr, a.baseAddress, e.baseAddress, &step) }
+            }
+        }
+        if pid < 0 {
+            let what = step.map { String(cString: $0) } ?? "start"
+            let message: String
+            if what == "exec" && -pid == ENOENT {
+                message = "exec: \"\(argv[0])\": not found"
+            } else if what == "exec" {
+                message = "exec: \"\(argv[0])\": \(String(cString: strerror(-pid)))"
+            } else {
+                message = "\(what): \(String(cString: strerror(-pid)))"
+            }
+            _ = "minik: \(message)\n".withCString { write(log, $0, strlen($0)) }
+            throw .state(message)
+        }
+        return Started(pid: pid, startTime: Sandbox.startTime(pid))
+    }
+
+    static func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>]) -> R) -> R {
+        let dup = strings.map { strdup($0)! }
+        defer { dup.forEach { free($0) } }
+        return body(dup.map { UnsafePointer($0) })
+    }
+}

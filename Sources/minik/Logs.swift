@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import MinikRuntime
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a container's output (stdout and stderr).")
+
+    @Option(name: .shortAndLong, help: "Namespace of the pod.") var namespace: String = "default"
+    @Option(name: .shortAndLong, help: "The container (default: the pod's only or first container).") var container: String?
+    @Flag(name: .shortAndLong, help: "Keep printing what the container writes.") var follow = false
+    @Flag(name: .shortAndLong, help: "The previous run of the container (before its last restart).") var previous = false
+    @OptionGroup var cluster: ClusterOption
+    @Argument(help: "The pod.") var pod: String
+
+    func run() throws {
+        try requireRoot("minik logs")
+        let name = try cluster.resolve()
+        let (state, _) = try clusterState(name)
+        guard let p = state.pod(pod, namespace: namespace) else {
+            throw CLIError("pod \"\(pod)\" not found in namespace \(namespace)")
+        }
+        let c: ContainerStatus
+        if let container {
+            guard let found = p.containers.first(where: { $0.name == container }) else {
+                throw CLIError("container \(container) is not valid for pod \(pod) (containers: \(p.containers.map(\.name).joined(separator: ", ")))")
+            }
+            c = found
+        } else {
+            guard let first = p.appContainers.first else { throw CLIError("pod \(pod) has no containers") }
+            if p.appContainers.count > 1 {
+                printErr("Defaulted container \"\(first.name)\" out of: \(p.containers.map(\.name).joined(separator: ", "))")
+            }
+            c = first
+        }
+        var attempt = c.restartCount
+        if previous {
+            guard c.restartCount > 0 else {
+                throw CLIError("previous terminated container \"\(c.name)\" in pod \"\(pod)\" not found")
+            }
+            attempt = c.restartCount - 1
+        }
+        var path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt)
+        if !previous && !FileManager.default.fileExists(atPath: path) && attempt > 0 {
+            // In back-off: the last run is the latest output there is.
+            path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt - 1)
+        }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CLIError("container \"\(c.name)\" in pod \"\(pod)\" has no logs yet")
+        }
+        let out = FileHandle.standardOutput
+        out.write(handle.readDataToEndOfFile())
+        guard follow else { return }
+        signal(SIGPIPE, SIG_DFL)
+        while true {
+            let more = handle.readDataToEndOfFile()
+            if !more.isEmpty { out.write(more) } else { usleep(200_000) }
+        }
+    }
+}
