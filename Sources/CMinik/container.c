@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "minik.h"
+#include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,39 +110,10 @@ static int container_child(void *p) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (!a->privileged) {
-        for (int cap = 0; cap < 64; cap++) {
-            if (a->capabilities & (1ULL << cap)) continue;
-            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) FAIL("drop capabilities");
-        }
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) FAIL("set no_new_privs");
-        if (a->seccomp_filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, a->seccomp_filter) < 0) FAIL("load the seccomp filter");
-    }
-    const char *file = c->argv[0];
+    if (!a->privileged && child_confine(a->capabilities, a->seccomp_filter) < 0) FAIL("confine (capabilities, no_new_privs, seccomp)");
     c->step = "exec";
-    if (strchr(file, '/')) {
-        execve(file, c->argv, c->envp);
-        goto fail;
-    }
-    /* PATH search inside the container, in a stack buffer. */
-    char path[4096];
-    int saw_eacces = 0;
-    const char *dirs = a->search_path ? a->search_path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    size_t flen = strlen(file);
-    while (*dirs) {
-        const char *end = strchr(dirs, ':');
-        size_t dlen = end ? (size_t)(end - dirs) : strlen(dirs);
-        if (dlen + flen + 2 < sizeof path) {
-            memcpy(path, dirs, dlen);
-            path[dlen] = '/';
-            memcpy(path + dlen + 1, file, flen + 1);
-            execve(path, c->argv, c->envp);
-            if (errno == EACCES) saw_eacces = 1;
-        }
-        if (!end) break;
-        dirs = end + 1;
-    }
-    errno = saw_eacces ? EACCES : ENOENT;
+    child_exec(c->argv[0], c->argv, c->envp,
+               a->search_path ? a->search_path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 fail:
     c->err = errno ? errno : EINVAL;
     _exit(127);

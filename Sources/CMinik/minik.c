@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "minik.h"
+#include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,38 +242,8 @@ static int spawn_child(void *p) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (a->confine) {
-        /* What a container's own processes get (see container.c): exec'd commands too. */
-        for (int cap = 0; cap < 64; cap++) {
-            if (a->capabilities & (1ULL << cap)) continue;
-            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) goto fail;
-        }
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) goto fail;
-        if (a->seccomp_filter && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, a->seccomp_filter) < 0) goto fail;
-    }
-    if (a->search_path && !strchr(c->path, '/')) {
-        /* PATH search inside whatever root the child has now, in a stack buffer. */
-        char full[4096];
-        const char *dirs = a->search_path;
-        size_t flen = strlen(c->path);
-        int saw_eacces = 0;
-        while (*dirs) {
-            const char *end = strchr(dirs, ':');
-            size_t dlen = end ? (size_t)(end - dirs) : strlen(dirs);
-            if (dlen + flen + 2 < sizeof full) {
-                memcpy(full, dirs, dlen);
-                full[dlen] = '/';
-                memcpy(full + dlen + 1, c->path, flen + 1);
-                execve(full, c->argv, c->envp);
-                if (errno == EACCES) saw_eacces = 1;
-            }
-            if (!end) break;
-            dirs = end + 1;
-        }
-        errno = saw_eacces ? EACCES : ENOENT;
-        goto fail;
-    }
-    execve(c->path, c->argv, c->envp);
+    if (a->confine && child_confine(a->capabilities, a->seccomp_filter) < 0) goto fail;
+    child_exec(c->path, c->argv, c->envp, a->search_path);
 fail:
     c->err = errno ? errno : EINVAL;
     _exit(127);
