@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime"]),
         .testTarget(
             name: "MinikIntegrationTests",
-            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "CMinik"]
+            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "MinikSupervisor", "CMinik"]
         ),
     ],
     swiftLanguageModes: [.v6]

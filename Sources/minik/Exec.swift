@@ -9,7 +9,7 @@ struct Exec: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Namespace of the pod.") var namespace: String = "default"
     @Option(name: .shortAndLong, help: "The container (default: the first running one).") var container: String?
-    @Flag(name: .shortAndLong, help: "Pass stdin to the command.") var stdin = false
+    @Flag(name: [.customShort("i"), .customLong("stdin")], help: "Pass stdin to the command.") var stdin = false
     @Flag(name: .shortAndLong, help: "The command gets this terminal (use with -i for a shell).") var tty = false
     @OptionGroup var cluster: ClusterOption
     @Argument(help: "The pod.") var pod: String

@@ -9,7 +9,13 @@ import Testing
 
 let isRoot = geteuid() == 0
 
-@Suite("Clusters (root)", .serialized, .enabled(if: isRoot, "needs root: creates network namespaces"))
+/// Every root test runs one after the other: several assert what `minik` does when only
+/// their cluster is up (no --name needed).
+@Suite("Root integration tests", .serialized, .enabled(if: isRoot, "needs root: creates network namespaces"))
+struct RootTests {}
+
+extension RootTests {
+@Suite("Clusters (root)", .serialized)
 struct ClusterTests {
     @Test("3 nodes: pods reachable by ping and TCP on one node and across nodes", arguments: ["vxlan", "host-gw"])
     func threeNodeCluster(backend: String) throws {
@@ -195,6 +201,8 @@ struct ClusterTests {
     }
 }
 
+}
+
 // MARK: - bad inputs
 
 struct BadInput: Sendable, CustomTestStringConvertible {
@@ -221,6 +229,18 @@ let badInputs: [BadInput] = [
     BadInput(label: "not a DNS-1123 label", yaml: goodHead + "---\n" + podYAML("Web_1"), expected: "is not a DNS-1123 label", line: 0),
     BadInput(label: "nodeName that does not exist", yaml: goodHead + "---\n" + podYAML("a", node: "it-bad-worker7"), expected: "nodeName \"it-bad-worker7\" is not a node", line: 0),
     BadInput(label: "zero nodes", yaml: "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: it-bad\nnodes: []\n", expected: "zero nodes", line: 4),
+    BadInput(label: "unknown image", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: nginx:1.25}]\n",
+             expected: "unknown image \"nginx:1.25\" (available: busybox, netexec, pause)", line: 10),
+    BadInput(label: "duplicate container names", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - {name: c, image: busybox}\n  - {name: c, image: busybox}\n",
+             expected: "container name \"c\" is used twice", line: 0),
+    BadInput(label: "two containers with one containerPort", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - {name: a, image: busybox, ports: [{containerPort: 80}]}\n  - {name: b, image: busybox, ports: [{containerPort: 80}]}\n",
+             expected: "containerPort 80/TCP is declared twice", line: 0),
+    BadInput(label: "invalid restartPolicy", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  restartPolicy: Sometimes\n  containers: [{name: c, image: busybox}]\n",
+             expected: "restartPolicy \"Sometimes\" is not valid", line: 10),
+    BadInput(label: "unknown capability", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {capabilities: {add: [NET_ADMN]}}\n",
+             expected: "unknown capability \"NET_ADMN\"", line: 13),
+    BadInput(label: "invalid resource quantity", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {limits: {memory: 64Mb}}\n",
+             expected: "invalid memory quantity \"64Mb\"", line: 13),
     BadInput(label: "cluster name too long", yaml: "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: it-bad-but-long\n", expected: "may have at most 11", line: 3),
 ]
 

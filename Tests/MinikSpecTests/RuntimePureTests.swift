@@ -119,3 +119,78 @@ struct NamingTests {
         #expect(Reachability.parseReply(reply, count: 28, ident: 0x1234) == nil)
     }
 }
+
+@Suite("Containers, pure parts")
+struct ContainerPureTests {
+    @Test func backoffDoublesCapsAndResets() {
+        var current: Double?
+        var delays: [Double] = []
+        for _ in 0..<8 {
+            let (d, n) = Backoff.step(current: current, ranFor: 1, initial: 1)
+            delays.append(d)
+            current = n
+        }
+        #expect(delays == [1, 2, 4, 8, 16, 30, 30, 30])
+        #expect(Backoff.step(current: 30, ranFor: 61, initial: 1).delay == 1)
+        #expect(Backoff.step(current: 8, ranFor: 5, initial: 0).delay == 0)
+    }
+
+    @Test func imageReferencesResolveToLocalNames() {
+        #expect(ImageStore.localName("busybox") == "busybox")
+        #expect(ImageStore.localName("busybox:1.36") == "busybox")
+        #expect(ImageStore.localName("docker.io/library/busybox") == "busybox")
+        #expect(ImageStore.localName("registry.k8s.io/e2e-test-images/agnhost:2.39@sha256:abc") == "agnhost")
+        #expect(ImageStore.localName("localhost:5000/netexec") == "netexec")
+    }
+
+    @Test func argvFollowsKubernetesCommandAndArgs() {
+        let image = ImageConfig(entrypoint: ["/netexec"], command: ["--http-port=8080"], workingDir: nil, env: [])
+        #expect(image.argv(command: [], args: []) == ["/netexec", "--http-port=8080"])
+        #expect(image.argv(command: [], args: ["--http-port=9000"]) == ["/netexec", "--http-port=9000"])
+        #expect(image.argv(command: ["sh", "-c"], args: ["echo hi"]) == ["sh", "-c", "echo hi"])
+        let busybox = ImageConfig(entrypoint: nil, command: ["sh"], workingDir: nil, env: [])
+        #expect(busybox.argv(command: [], args: ["echo", "hi"]) == ["echo", "hi"])
+    }
+
+    @Test func imageProblemsNameThePlace() throws {
+        let dir = NSTemporaryDirectory() + "minik-images-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/bare/rootfs", withIntermediateDirectories: true)
+        try #"{"command": [], "env": []}"#.write(toFile: dir + "/bare/image.json", atomically: true, encoding: .utf8)
+        let spec = try SpecLoader.parse("""
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: a}
+        spec:
+          containers:
+          - {name: one, image: bare}
+          - {name: two, image: nginx:1.25}
+        """, file: "c.yaml")
+        let problems = ImageStore(directory: dir).problems(in: spec)
+        #expect(problems.count == 2)
+        #expect(problems[0].description.hasPrefix("c.yaml:9:"))
+        #expect(problems[0].message.contains("has no command and image bare has no default command"))
+        #expect(problems[1].message.contains("unknown image \"nginx:1.25\" (available: bare)"))
+    }
+
+    @Test func capabilitiesAndQuantities() {
+        #expect(Capabilities.normalize("net_admin") == "NET_ADMIN")
+        #expect(Capabilities.normalize("CAP_SYS_ADMIN") == "SYS_ADMIN")
+        #expect(Capabilities.normalize("NET_ADMN") == nil)
+        let m = Capabilities.mask(add: ["NET_ADMIN"], drop: ["NET_RAW"])
+        #expect(m & (1 << 12) != 0)   // NET_ADMIN added
+        #expect(m & (1 << 13) == 0)   // NET_RAW dropped
+        #expect(m & (1 << 21) == 0)   // SYS_ADMIN never by default
+        #expect(m & (1 << 0) != 0)    // CHOWN by default
+        #expect(Capabilities.mask(add: [], drop: ["ALL"]) == 0)
+        #expect(Quantity.bytes("64Mi") == 67_108_864)
+        #expect(Quantity.bytes("1G") == 1_000_000_000)
+        #expect(Quantity.bytes("12x") == nil)
+        #expect(Quantity.milliCPU("500m") == 500)
+        #expect(Quantity.milliCPU("1.5") == 1500)
+        #expect(Quantity.milliCPU("lots") == nil)
+    }
+}

@@ -78,7 +78,10 @@ public struct PodState: Codable, Sendable {
     public var labels: [String: String]
     public var owner: String?
     public var containers: [ContainerStatus]
-    public var events: [PodEvent] = []
+    /// The latest events (at most 100 are kept).
+    public var events: [PodEvent] = [] {
+        didSet { if events.count > 100 { events.removeFirst(events.count - 100) } }
+    }
 
     public var key: String { "\(namespace)/\(name)" }
 

@@ -8,10 +8,21 @@
 import Foundation
 import MinikSpec
 
-extension ClusterRuntime {
-    static let backoffMax: Double = 30
-    static let backoffReset: Double = 60
+/// kubelet's restart back-off, pure: the delay before this restart and the one after.
+public enum Backoff {
+    public static let max: Double = 30
+    public static let reset: Double = 60
 
+    /// `current` is the delay due now (nil: first restart); a container that ran for
+    /// `reset` seconds or more starts over at `initial`. An initial of 0 turns it off.
+    public static func step(current: Double?, ranFor: Double, initial: Double) -> (delay: Double, next: Double) {
+        if initial <= 0 { return (0, 0) }
+        let delay = (ranFor >= reset ? nil : current) ?? initial
+        return (delay, Swift.min(delay * 2, max))
+    }
+}
+
+extension ClusterRuntime {
     static func waiting(_ c: ContainerSpec, isInit: Bool, reason: String) -> ContainerStatus {
         ContainerStatus(name: c.name, image: c.image, isInit: isInit, state: .waiting, reason: reason, message: nil,
                         pid: 0, startTime: 0, startedAt: nil, restartCount: 0, lastTermination: nil,
@@ -157,10 +168,10 @@ extension ClusterRuntime {
             lock.unlock()
             return
         }
-        var delay = backoff[bkey] ?? spec.restartBackoffSeconds
-        if ranFor >= Self.backoffReset { delay = spec.restartBackoffSeconds }
-        backoff[bkey] = min(max(delay, 0.001) * 2, Self.backoffMax)
-        if spec.restartBackoffSeconds == 0 { delay = 0 }
+        var (delay, next) = Backoff.step(current: backoff[bkey], ranFor: ranFor, initial: spec.restartBackoffSeconds)
+        backoff[bkey] = next
+        // With back-off off, a container that cannot even start would spin: 10 ms floor.
+        if delay == 0 && ranFor < 0.01 { delay = 0.01 }
         pods[i].containers[j].lastTermination = t
         pods[i].containers[j].restartCount += 1
         pods[i].containers[j].state = .waiting
@@ -170,8 +181,9 @@ extension ClusterRuntime {
         let due = Date().addingTimeInterval(delay)
         pods[i].containers[j].nextStart = due
         lock.unlock()
+        // Never launch from here directly: a start that fails calls back into afterExit.
         if delay == 0 {
-            launch(key, name, spec: p)
+            DispatchQueue.global().async { [self] in launch(key, name, spec: p) }
         } else {
             DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
                 lock.lock()

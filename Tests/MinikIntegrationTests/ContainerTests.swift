@@ -1,0 +1,179 @@
+// Root integration tests of the pod model: real containers from local images sharing
+// their sandbox's network, isolated from each other and the host, restarted when they die.
+import Foundation
+import MinikRuntime
+import MinikSpec
+import MinikSupervisor
+import Testing
+
+extension RootTests {
+@Suite("Containers (root)", .serialized)
+struct ContainerTests {
+    static let podsYAML = """
+    kind: Cluster
+    apiVersion: kind.x-k8s.io/v1alpha4
+    name: it-ctr
+    nodes: [{role: control-plane}, {role: worker}]
+    ---
+    apiVersion: minik.dev/v1alpha1
+    kind: MinikConfig
+    restartBackoffSeconds: 0
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: web, labels: {app: web}}
+    spec:
+      initContainers:
+      - name: init
+        image: busybox
+        command: ["sh", "-c", "echo init-done; sleep 0.3"]
+      containers:
+      - name: server
+        image: busybox
+        command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+      - name: sidecar
+        image: busybox:1.36
+        command: ["sleep", "infinity"]
+      - name: second
+        image: busybox
+        command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+      - name: broken
+        image: busybox
+        command: ["foo"]
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: admin}
+    spec:
+      containers:
+      - name: c
+        image: docker.io/library/busybox
+        command: ["sleep", "infinity"]
+        securityContext: {capabilities: {add: [NET_ADMIN]}}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: crash}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", "echo run-$(cat /proc/uptime); sleep infinity"]
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: net}
+    spec:
+      containers:
+      - {name: netexec, image: netexec}
+    """
+
+    @Test("pod model: localhost, one port per pod, hostname, isolation, capabilities, init, logs, restarts, exec -it")
+    func podModel() throws {
+        let spec = try SpecFile(Self.podsYAML)
+        defer { cleanUp("it-ctr") }
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        try #require(waitFor { pod("web")?.containers.first { $0.name == "sidecar" }?.isRunning == true }, "web never ran")
+        let web = try #require(pod("web"))
+        let webIP = try #require(web.ip).description
+
+        // Containers of a pod talk over localhost.
+        let page = minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://localhost:8080/"])
+        #expect(page.out.contains("minik busybox httpd"), "\(page.err)")
+        // A second container binding the same port fails; the first keeps serving.
+        #expect(waitFor { logs("web", "second").contains("Address already in use") }, "second: \(logs("web", "second"))")
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(webIP):8080/"]).out.contains("minik busybox httpd"))
+        // hostname = pod name, in every container.
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "hostname"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "web")
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "cat", "/etc/hostname"]).out.contains("web"))
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "cat", "/etc/hosts"]).out.contains("\(webIP)\tweb"))
+
+        // Isolation: a container sees its own processes only (its own PID namespace).
+        let ps = minik(["exec", "web", "-c", "sidecar", "--", "ps", "-o", "pid,args"]).out
+        #expect(ps.contains("sleep infinity"))
+        #expect(!ps.contains("httpd"), "sees the other container: \(ps)")
+        #expect(!ps.contains("pause") && !ps.contains("minik"), "sees the host: \(ps)")
+        let pid1 = minik(["exec", "crash", "--", "cat", "/proc/1/cmdline"]).out
+        #expect(pid1.hasPrefix("sh") || pid1.hasPrefix("sleep"), "PID 1 of the container is its command: \(pid1)")
+        // No mounts, no route changes without NET_ADMIN; with it, yes.
+        let mount = minik(["exec", "web", "-c", "sidecar", "--", "sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"])
+        #expect(mount.code != 0)
+        let route = minik(["exec", "web", "-c", "sidecar", "--", "ip", "route", "add", "10.9.9.0/24", "dev", "eth0"])
+        #expect(route.code != 0)
+        #expect(route.err.contains("Operation not permitted"))
+        #expect(minik(["exec", "admin", "--", "ip", "route", "add", "10.9.9.0/24", "dev", "eth0"]).code == 0)
+        #expect(minik(["exec", "admin", "--", "ip", "route"]).out.contains("10.9.9.0/24"))
+        // The image is the root filesystem, writable per container.
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "sh", "-c", "echo x > /www/new && cat /www/new"]).out.contains("x"))
+        #expect(minik(["exec", "web", "-c", "server", "--", "ls", "/www"]).out.contains("new") == false)
+
+        // Init containers ran first, to completion.
+        let initC = try #require(web.containers.first { $0.name == "init" })
+        #expect(initC.state == .terminated && initC.termination?.exitCode == 0)
+        let serverStart = try #require(web.containers.first { $0.name == "server" }?.startedAt)
+        #expect(serverStart >= initC.termination!.finishedAt)
+        #expect(logs("web", "init").contains("init-done"))
+
+        // A command missing from the image: an error state with the reason; the rest runs.
+        #expect(waitFor { (pod("web")?.containers.first { $0.name == "broken" }?.restartCount ?? 0) >= 1 })
+        let describe = minik(["describe", "pod", "web"]).out
+        #expect(describe.contains("exec: \"foo\": not found"), "\(describe)")
+        #expect(logs("web", "broken").contains("exec: \"foo\": not found"))
+        #expect(pod("web")?.containers.first { $0.name == "server" }?.isRunning == true)
+
+        // netexec answers like the e2e image.
+        let netIP = try #require(pod("net")?.ip).description
+        #expect(waitFor { minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/hostname"]).out == "net" })
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/echo?msg=hello%20there"]).out == "hello there")
+        #expect(minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/clientip"]).out.hasPrefix("\(webIP):"))
+
+        // Killing a container's process 10 times: restarted each time, same pod IP, RESTARTS grows.
+        let crashIP = try #require(pod("crash")?.ip)
+        for n in 1...10 {
+            let c = try #require(pod("crash")?.containers.first)
+            #expect(kill(c.pid, SIGKILL) == 0)
+            #expect(waitFor { (pod("crash")?.containers.first).map { $0.isRunning && $0.restartCount == n } == true },
+                    "restart \(n) did not happen")
+            #expect(pod("crash")?.ip == crashIP)
+        }
+        let table = minik(["get", "pods"]).out
+        #expect(table.contains { _ in true } && table.split(separator: "\n").contains { $0.hasPrefix("crash ") && $0.contains(" 10 (") })
+        // Logs survive a restart: --previous is the run before the last one.
+        let current = logs("crash", "c"), previous = minik(["logs", "crash", "--previous"]).out
+        #expect(current.hasPrefix("run-") && previous.hasPrefix("run-") && current != previous)
+
+        // exec -it: a real terminal.
+        let tty = shell(["script", "-qec", "\(minikBinary) exec -it web -c sidecar -- sh -c 'test -t 0 && echo IS-A-TTY'", "/dev/null"])
+        #expect(tty.out.contains("IS-A-TTY"), "\(tty.out) \(tty.err)")
+
+        // The pause process dies: the sandbox is re-created, same IP.
+        let before = try #require(pod("admin"))
+        #expect(kill(before.pid, SIGKILL) == 0)
+        #expect(waitFor { (pod("admin")).map { $0.pid != before.pid && $0.containers.first?.isRunning == true } == true })
+        #expect(pod("admin")?.ip == before.ip)
+
+        let pids = (state()?.pods ?? []).flatMap { [$0.pid] + $0.containers.map(\.pid) }
+        #expect(minik(["down"]).code == 0)
+        expectNothingLeft("it-ctr", pids: pids)
+    }
+
+    func state() -> ClusterState? {
+        ControlSocket.call(path: Naming.socketPath("it-ctr"), ControlRequest(op: .status), timeout: 5)?.state
+    }
+
+    func pod(_ name: String) -> PodState? { state()?.pod(name, namespace: "default") }
+
+    func logs(_ pod: String, _ container: String) -> String { minik(["logs", pod, "-c", container]).out }
+}
+
+}
+
+/// Polls until the condition holds (up to 10 s).
+func waitFor(_ condition: () -> Bool) -> Bool {
+    for _ in 0..<100 {
+        if condition() { return true }
+        usleep(100_000)
+    }
+    return false
+}
