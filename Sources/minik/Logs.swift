@@ -32,12 +32,13 @@ struct Logs: ParsableCommand {
             }
             c = first
         }
-        var attempt = c.restartCount
+        // Waiting (in back-off) means the current attempt has not run yet: show the last one.
+        var attempt = c.state == .waiting ? max(c.restartCount - 1, 0) : c.restartCount
         if previous {
             guard c.restartCount > 0 else {
                 throw CLIError("previous terminated container \"\(c.name)\" in pod \"\(pod)\" not found")
             }
-            attempt = c.restartCount - 1
+            attempt = c.state == .waiting ? max(c.restartCount - 2, 0) : c.restartCount - 1
         }
         var path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt)
         if !previous && !FileManager.default.fileExists(atPath: path) && attempt > 0 {

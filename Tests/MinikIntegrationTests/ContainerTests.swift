@@ -62,6 +62,15 @@ struct ContainerTests {
     ---
     apiVersion: v1
     kind: Pod
+    metadata: {name: shared}
+    spec:
+      shareProcessNamespace: true
+      containers:
+      - {name: a, image: busybox, command: [sleep, infinity]}
+      - {name: b, image: busybox, command: [sh, -c, "sleep 1000000"]}
+    ---
+    apiVersion: v1
+    kind: Pod
     metadata: {name: net}
     spec:
       containers:
@@ -96,6 +105,12 @@ struct ContainerTests {
         #expect(!ps.contains("pause") && !ps.contains("minik"), "sees the host: \(ps)")
         let pid1 = minik(["exec", "crash", "--", "cat", "/proc/1/cmdline"]).out
         #expect(pid1.hasPrefix("sh") || pid1.hasPrefix("sleep"), "PID 1 of the container is its command: \(pid1)")
+        // shareProcessNamespace: the pod's containers see each other, pause is PID 1, no host.
+        #expect(waitFor { pod("shared")?.appContainers.allSatisfy(\.isRunning) == true })
+        let sharedPS = minik(["exec", "shared", "-c", "a", "--", "ps", "-o", "pid,args"]).out
+        #expect(sharedPS.contains("sleep 1000000") && sharedPS.contains("sleep infinity"), "\(sharedPS)")
+        #expect(sharedPS.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("1 ") && $0.contains("pause") }, "\(sharedPS)")
+        #expect(!sharedPS.contains("__supervise") && !sharedPS.contains("httpd") && sharedPS.split(separator: "\n").count == 5, "\(sharedPS)")
         // No mounts, no route changes without NET_ADMIN; with it, yes.
         let mount = minik(["exec", "web", "-c", "sidecar", "--", "sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"])
         #expect(mount.code != 0)

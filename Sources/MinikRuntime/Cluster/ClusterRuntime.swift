@@ -191,7 +191,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         var state = pendingPod(p, message: "")
         state.message = nil
         state.ip = ip
-        let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name)
+        let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name, sharedPID: p.shareProcessNamespace)
         state.pid = pid
         state.startTime = Sandbox.startTime(pid)
         lock.lock()

@@ -208,6 +208,10 @@ extension ClusterRuntime {
             lock.unlock()
             for c in old.containers where c.pid > 0 && Sandbox.isAlive(c.pid, startTime: c.startTime) { kill(c.pid, SIGKILL) }
             try? NetNamespace.remove(old.netns)
+            // The old namespace is freed asynchronously; its veth would hold the host name.
+            if let node = nodes.first(where: { $0.spec.name == old.node }), !old.hostVeth.isEmpty {
+                try? node.netns.netlink.linkDel(name: old.hostVeth)
+            }
             do {
                 try addPod(p)
                 lock.lock()

@@ -28,14 +28,15 @@ public enum Sandbox {
         return attr
     }
 
-    /// Starts a pause process in new net, UTS and IPC namespaces with the given hostname.
-    public static func start(pause: String, hostname: String) throws(RuntimeError) -> pid_t {
+    /// Starts a pause process in new net, UTS and IPC namespaces with the given hostname,
+    /// and a new PID namespace (pause is its PID 1, reaping) when the pod shares one.
+    public static func start(pause: String, hostname: String, sharedPID: Bool = false) throws(RuntimeError) -> pid_t {
         var attr = spawnAttributes()
-        attr.clone_flags = MINIK_CLONE_NEWNET | MINIK_CLONE_NEWUTS | MINIK_CLONE_NEWIPC
+        attr.clone_flags = MINIK_CLONE_NEWNET | MINIK_CLONE_NEWUTS | MINIK_CLONE_NEWIPC | (sharedPID ? MINIK_CLONE_NEWPID : 0)
         attr.new_session = 1
         let pid = hostname.withCString { h -> pid_t in
             attr.hostname = h
-            return spawn(path: pause, argv: [pause], env: [], attr: &attr)
+            return spawn(path: pause, argv: ["/pause"], env: [], attr: &attr)
         }
         if pid < 0 { throw .system("start pause for \(hostname)", errno: -pid) }
         return pid
