@@ -107,6 +107,27 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var key: String { "\(namespace)/\(name)" }
 }
 
+/// A Deployment: its pods are <name>-0 ... <name>-(replicas-1), each the template.
+public struct DeploymentSpec: Codable, Sendable, Equatable {
+    public var namespace: String
+    public var name: String
+    public var replicas: Int
+    public var selector: [String: String]
+    /// A pod of the Deployment, named <name>-0, not yet placed.
+    public var template: PodSpec
+
+    public var key: String { "\(namespace)/\(name)" }
+    public var owner: String { "Deployment/\(name)" }
+
+    /// The i-th pod of the Deployment, not yet placed.
+    public func pod(_ i: Int) -> PodSpec {
+        var p = template
+        p.name = "\(name)-\(i)"
+        p.nodeName = p.requestedNodeName ?? ""
+        return p
+    }
+}
+
 public struct NetworkSettings: Codable, Sendable, Equatable {
     public var backend: OverlayBackend
     public var underlaySubnet: IPv4CIDR
@@ -128,6 +149,7 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var network: NetworkSettings
     public var namespaces: [String]
     public var pods: [PodSpec]
+    public var deployments: [DeploymentSpec] = []
     /// First delay before a crashed container restarts; it doubles up to 30 s and resets
     /// after the container ran 60 s (kubelet's back-off, with a settable start).
     public var restartBackoffSeconds: Double = 1
@@ -135,5 +157,63 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var warnings: [String]
 
     public func node(named name: String) -> NodeSpec? { nodes.first { $0.name == name } }
+
+    /// Places a pod as `up` does: its nodeName, or the eligible node (workers, else the
+    /// control-plane; matching nodeSelector) with the fewest pods. nil: no node fits.
+    public func place(_ pod: PodSpec, load: [String: Int]) -> String? {
+        if let want = pod.requestedNodeName { return node(named: want)?.name }
+        let candidates = nodes.contains { $0.role == .worker } ? nodes.filter { $0.role == .worker } : nodes
+        let eligible = candidates.filter { n in pod.nodeSelector.allSatisfy { n.labels[$0.key] == $0.value } }
+        return eligible.min { (load[$0.name] ?? 0, $0.index) < (load[$1.name] ?? 0, $1.index) }?.name
+    }
+
+    public var load: [String: Int] { Dictionary(grouping: pods, by: \.nodeName).mapValues(\.count) }
+
+    /// The spec with a Deployment scaled to `replicas`: pods <name>-i for i < replicas,
+    /// existing ones kept where they are, new ones placed.
+    public func scaled(deployment name: String, namespace: String, replicas: Int) throws(SpecError) -> ClusterSpec {
+        guard replicas >= 0 else { throw SpecError([SpecProblem(nil, "replicas must be 0 or more")]) }
+        guard let di = deployments.firstIndex(where: { $0.name == name && $0.namespace == namespace }) else {
+            throw SpecError([SpecProblem(nil, "deployment \"\(name)\" not found in namespace \(namespace)")])
+        }
+        var out = self
+        let d = deployments[di]
+        out.deployments[di].replicas = replicas
+        let wanted = Set((0..<replicas).map { "\(namespace)/\(name)-\($0)" })
+        out.pods.removeAll { $0.owner == d.owner && $0.namespace == namespace && !wanted.contains($0.key) }
+        for i in 0..<replicas where !out.pods.contains(where: { $0.key == "\(namespace)/\(name)-\(i)" }) {
+            var p = d.pod(i)
+            guard let node = out.place(p, load: out.load) else {
+                throw SpecError([SpecProblem(nil, "no node fits pod \(p.key) (nodeName or nodeSelector)")])
+            }
+            p.nodeName = node
+            if (out.load[node] ?? 0) >= SpecLoader.podsPerNode {
+                throw SpecError([SpecProblem(nil, "node \(node) is full (\(SpecLoader.podsPerNode) pods)")])
+            }
+            out.pods.append(p)
+        }
+        return out
+    }
+
+    /// The spec without a pod (and, for a Deployment's pod, without that replica... a
+    /// Deployment re-creates its pods: delete the Deployment or scale it instead).
+    public func removing(pod name: String, namespace: String) throws(SpecError) -> ClusterSpec {
+        guard let p = pods.first(where: { $0.name == name && $0.namespace == namespace }) else {
+            throw SpecError([SpecProblem(nil, "pod \"\(name)\" not found in namespace \(namespace)")])
+        }
+        var out = self
+        out.pods.removeAll { $0.key == p.key }
+        return out
+    }
+
+    public func removing(deployment name: String, namespace: String) throws(SpecError) -> ClusterSpec {
+        guard let d = deployments.first(where: { $0.name == name && $0.namespace == namespace }) else {
+            throw SpecError([SpecProblem(nil, "deployment \"\(name)\" not found in namespace \(namespace)")])
+        }
+        var out = self
+        out.deployments.removeAll { $0.key == d.key }
+        out.pods.removeAll { $0.owner == d.owner && $0.namespace == namespace }
+        return out
+    }
     public func pods(on node: String) -> [PodSpec] { pods.filter { $0.nodeName == node } }
 }

@@ -32,10 +32,16 @@ public enum SpecLoader {
         return try parse(text, file: path)
     }
 
+    /// `minik apply`: the running cluster's spec with the documents of `text` (Pods,
+    /// Deployments, Namespaces) added or replacing those of the same name.
+    public static func apply(_ text: String, file: String, to base: ClusterSpec) throws(SpecError) -> ClusterSpec {
+        try parse(text, file: file, base: base)
+    }
+
     /// Decodes, validates and places a spec given as text. `file` is used in messages.
-    public static func parse(_ text: String, file: String) throws(SpecError) -> ClusterSpec {
+    public static func parse(_ text: String, file: String, base: ClusterSpec? = nil) throws(SpecError) -> ClusterSpec {
         let r = YAMLReader(file: file)
-        var builder = Builder(r: r)
+        var builder = Builder(r: r, base: base)
         for doc in r.documents(text) where !doc.isNull {
             builder.document(doc)
         }
@@ -79,8 +85,14 @@ private struct Builder {
     var namespaces: [String] = ["default", "kube-system"]
     var restartBackoff: Double = 1
     var pods: [RawPod] = []
+    var deployments: [DeploymentSpec] = []
+    /// For `minik apply`: the running cluster the documents are applied to.
+    var base: ClusterSpec?
 
-    init(r: YAMLReader) { self.r = r }
+    init(r: YAMLReader, base: ClusterSpec? = nil) {
+        self.r = r
+        self.base = base
+    }
 
     mutating func document(_ doc: YNode) {
         guard case .mapping(let m) = doc.node else {
@@ -100,6 +112,10 @@ private struct Builder {
         guard api == expected.1 else {
             let at = m["apiVersion"].map { doc.child("apiVersion", $0, keyMark: nil) } ?? doc
             r.fail(at, "apiVersion \(api.map { "\"\($0)\"" } ?? "missing") is not valid for kind \(kind) (use \(expected.1))")
+            return
+        }
+        if base != nil && (kind == "Cluster" || kind == "MinikConfig") {
+            r.fail(doc, "apply changes pods, deployments and namespaces; a \(kind) is set when the cluster is created (minik down, then up)")
             return
         }
         switch kind {
@@ -347,17 +363,21 @@ private struct Builder {
             r.fail(ty, "template.spec is required")
             return
         }
+        var m = tmeta
+        m.name = "\(meta.name)-0"
+        if !DNS.isLabel("\(meta.name)-\(max(replicas - 1, 0))") {
+            r.fail(md, DNS.labelProblem("\(meta.name)-\(max(replicas - 1, 0))", what: "pod name made from the Deployment"))
+            return
+        }
+        guard let (template, nodeAt) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)") else { return }
+        let d = DeploymentSpec(namespace: meta.namespace, name: meta.name, replicas: replicas, selector: selector, template: template)
+        if deployments.contains(where: { $0.key == d.key }) {
+            r.fail(md, "deployment \(d.key) is defined twice")
+            return
+        }
+        deployments.append(d)
         for i in 0..<replicas {
-            var m = tmeta
-            m.name = "\(meta.name)-\(i)"
-            if !DNS.isLabel(m.name) {
-                r.fail(md, DNS.labelProblem(m.name, what: "pod name made from the Deployment"))
-                return
-            }
-            // Decode the template once per replica; problems are reported once.
-            if i > 0, !r.problems.isEmpty { return }
-            guard let (spec, nodeAt) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)", quiet: i > 0) else { return }
-            pods.append(RawPod(spec: spec, at: md, nodeNameAt: nodeAt))
+            pods.append(RawPod(spec: d.pod(i), at: md, nodeNameAt: nodeAt))
         }
     }
 
@@ -520,7 +540,56 @@ private struct Builder {
 
     // MARK: cluster-wide validation and placement
 
+    /// apply: the running cluster's spec with these documents' pods, deployments and
+    /// namespaces added or replaced. A pod that does not change keeps its node.
+    func finishApply(_ base: ClusterSpec) -> ClusterSpec? {
+        var out = base
+        var seen: [String: RawPod] = [:]
+        for d in deployments {
+            out.deployments.removeAll { $0.key == d.key }
+            out.deployments.append(d)
+            let wanted = Set((0..<d.replicas).map { "\(d.namespace)/\(d.name)-\($0)" })
+            out.pods.removeAll { $0.owner == d.owner && $0.namespace == d.namespace && !wanted.contains($0.key) }
+        }
+        for p in pods {
+            if let first = seen[p.spec.key] {
+                r.fail(p.at, "pod \(p.spec.key) is defined twice (first at \(first.spec.source.file):\(first.spec.source.line))")
+                continue
+            }
+            seen[p.spec.key] = p
+            var spec = p.spec
+            if let existing = out.pods.first(where: { $0.key == spec.key }) {
+                var same = existing
+                same.source = spec.source
+                same.nodeName = spec.requestedNodeName ?? ""
+                if same == spec {
+                    continue // unchanged: stays where it runs
+                }
+                out.pods.removeAll { $0.key == spec.key }
+            }
+            if let want = spec.requestedNodeName, out.node(named: want) == nil {
+                r.fail(p.nodeNameAt, "nodeName \"\(want)\" is not a node of this cluster (nodes: \(out.nodes.map(\.name).joined(separator: ", ")))")
+                continue
+            }
+            guard let node = out.place(spec, load: out.load) else {
+                r.fail(p.at, "no node matches nodeSelector of pod \(spec.key)")
+                continue
+            }
+            if (out.load[node] ?? 0) >= SpecLoader.podsPerNode {
+                r.fail(p.at, "pod \(spec.key) does not fit: node \(node) holds \(SpecLoader.podsPerNode) pods already")
+                continue
+            }
+            spec.nodeName = node
+            out.pods.append(spec)
+        }
+        for n in namespaces where !out.namespaces.contains(n) { out.namespaces.append(n) }
+        for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
+        out.warnings = r.warnings
+        return out
+    }
+
     func finish() -> ClusterSpec? {
+        if let base { return finishApply(base) }
         let clusterAt = nameAt ?? clusterDoc
         if !DNS.isLabel(name) {
             r.fail(clusterAt, DNS.labelProblem(name, what: "cluster name"))
@@ -626,7 +695,8 @@ private struct Builder {
         for p in placed where !allNamespaces.contains(p.namespace) { allNamespaces.append(p.namespace) }
         return ClusterSpec(name: name, nodes: specs, podSubnet: podSubnet, serviceSubnet: serviceSubnet,
                            disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
-                           namespaces: allNamespaces, pods: placed, restartBackoffSeconds: restartBackoff, warnings: r.warnings)
+                           namespaces: allNamespaces, pods: placed, deployments: deployments,
+                           restartBackoffSeconds: restartBackoff, warnings: r.warnings)
     }
 }
 

@@ -3,12 +3,18 @@
 // connection. Both ends live here so they cannot drift apart.
 import Foundation
 import MinikRuntime
+import MinikSpec
 
 public struct ControlRequest: Codable, Sendable {
-    public enum Op: String, Codable, Sendable { case status, down, ping }
+    public enum Op: String, Codable, Sendable { case status, down, ping, update }
     public var op: Op
+    /// For update: the desired cluster (apply, delete, scale compute it).
+    public var spec: ClusterSpec?
 
-    public init(op: Op) { self.op = op }
+    public init(op: Op, spec: ClusterSpec? = nil) {
+        self.op = op
+        self.spec = spec
+    }
 }
 
 public struct ControlResponse: Codable, Sendable {
@@ -62,7 +68,7 @@ public enum ControlSocket {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard rc == 0, let data = try? JSONEncoder().encode(request) else { return nil }
+        guard rc == 0, let data = try? encoder.encode(request) else { return nil }
         guard writeAll(fd, data + [0x0a]) else { return nil }
         guard let line = readLine(fd) else { return nil }
         return try? decoder.decode(ControlResponse.self, from: line)

@@ -11,6 +11,8 @@ import MinikSpec
 public final class Supervisor: @unchecked Sendable {
     let runtime: ClusterRuntime
     let out: FileHandle
+    /// One apply/delete/scale at a time.
+    let updates = NSLock()
 
     public init(runtime: ClusterRuntime, progress out: FileHandle) {
         self.runtime = runtime
@@ -74,7 +76,7 @@ public final class Supervisor: @unchecked Sendable {
     func handle(_ fd: Int32) {
         defer { close(fd) }
         guard let line = ControlSocket.readLine(fd),
-              let req = try? JSONDecoder().decode(ControlRequest.self, from: line) else {
+              let req = try? ControlSocket.decoder.decode(ControlRequest.self, from: line) else {
             reply(fd, ControlResponse(ok: false, message: "bad request"))
             return
         }
@@ -83,6 +85,15 @@ public final class Supervisor: @unchecked Sendable {
             reply(fd, ControlResponse(ok: true, message: "pong"))
         case .status:
             reply(fd, ControlResponse(ok: true, state: runtime.state()))
+        case .update:
+            guard let desired = req.spec, desired.name == runtime.spec.name else {
+                reply(fd, ControlResponse(ok: false, message: "update needs this cluster's spec"))
+                return
+            }
+            updates.lock()
+            let report = runtime.reconcile(desired)
+            updates.unlock()
+            reply(fd, ControlResponse(ok: !report.contains { $0.hasPrefix("error:") }, message: report.joined(separator: "\n")))
         case .down:
             let started = Date()
             runtime.down()

@@ -173,11 +173,64 @@ struct ContainerTests {
         expectNothingLeft("it-ctr", pids: pids)
     }
 
+    @Test("apply, scale and delete change a running cluster; IPs go back to the pool")
+    func applyScaleDelete() throws {
+        let spec = try SpecFile("""
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        name: it-ctr
+        nodes: [{role: control-plane}, {role: worker}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web}
+        spec:
+          replicas: 2
+          selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
+        """)
+        defer { cleanUp("it-ctr") }
+        try #require(minik(["up", "-q", spec.path]).code == 0)
+        let more = try SpecFile("""
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: extra, namespace: tools}
+        spec: {containers: [{name: c, image: netexec}]}
+        """)
+        let applied = minik(["apply", "-f", more.path])
+        #expect(applied.code == 0 && applied.out.contains("pod/extra created"), "\(applied.err)")
+        #expect(pod("extra", "tools")?.containers.first?.isRunning == true)
+        let bad = try SpecFile("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: nope}]}\n")
+        let rejected = minik(["apply", "-f", bad.path])
+        #expect(rejected.code != 0 && rejected.err.contains("unknown image \"nope\""))
+        #expect(pod("x", "default") == nil)
+
+        #expect(minik(["scale", "deployment", "web", "--replicas", "5"]).code == 0)
+        #expect((state()?.pods.filter { $0.owner == "Deployment/web" }.count) == 5)
+        #expect(state()?.pods.allSatisfy { $0.phase == .running } == true)
+        let ipam = Naming.ipamDir("it-ctr", node: "it-ctr-worker")
+        let allocated = { (try? FileManager.default.contentsOfDirectory(atPath: ipam))?.filter { $0.hasPrefix("10.") }.count ?? -1 }
+        #expect(allocated() == 6) // 5 web + extra
+        #expect(minik(["scale", "deployment", "web", "--replicas", "1"]).code == 0)
+        #expect(allocated() == 2)
+        let refused = minik(["delete", "pod", "web-0"])
+        #expect(refused.code != 0 && refused.err.contains("belongs to Deployment/web"))
+        #expect(minik(["delete", "pod", "extra", "-n", "tools"]).code == 0)
+        #expect(minik(["delete", "deployment", "web"]).code == 0)
+        #expect(allocated() == 0)
+        #expect(state()?.pods.isEmpty == true)
+        #expect(NetNamespace.list(prefix: Naming.netnsPrefix("it-ctr")).filter { $0.contains("default.") || $0.contains("tools.") }.isEmpty)
+        #expect(minik(["down"]).code == 0)
+        expectNothingLeft("it-ctr", pids: [])
+    }
+
     func state() -> ClusterState? {
         ControlSocket.call(path: Naming.socketPath("it-ctr"), ControlRequest(op: .status), timeout: 5)?.state
     }
 
-    func pod(_ name: String) -> PodState? { state()?.pod(name, namespace: "default") }
+    func pod(_ name: String, _ namespace: String = "default") -> PodState? { state()?.pod(name, namespace: namespace) }
 
     func logs(_ pod: String, _ container: String) -> String { minik(["logs", pod, "-c", container]).out }
 }

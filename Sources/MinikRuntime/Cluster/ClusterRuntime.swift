@@ -24,7 +24,12 @@ public final class NodeRuntime: @unchecked Sendable {
 }
 
 public final class ClusterRuntime: @unchecked Sendable {
-    public let spec: ClusterSpec
+    /// What the cluster should run; `apply`, `delete` and `scale` change it (reconcile).
+    public var spec: ClusterSpec {
+        lock.lock(); defer { lock.unlock() }
+        return _spec
+    }
+    private var _spec: ClusterSpec
     public let specFile: String
     public private(set) var nodes: [NodeRuntime] = []
     public internal(set) var pods: [PodState] = []
@@ -32,7 +37,8 @@ public final class ClusterRuntime: @unchecked Sendable {
     private var underlayBridge: Int32 = 0
     private let pause: String
     public let createdAt = Date()
-    let lock = NSLock()
+    /// Recursive: lifecycle code reads `spec` (which locks) while holding it.
+    let lock = NSRecursiveLock()
     let images: ImageStore
     /// Which pod (and container; nil for the pause process) a pid belongs to.
     var pidIndex: [Int32: (pod: String, container: String?)] = [:]
@@ -47,7 +53,7 @@ public final class ClusterRuntime: @unchecked Sendable {
     private let faultAfterPods: Int?
 
     public init(spec: ClusterSpec, specFile: String) throws(RuntimeError) {
-        self.spec = spec
+        self._spec = spec
         self.specFile = specFile
         self.pause = try Sandbox.pauseBinary()
         self.images = ImageStore.located()
@@ -157,7 +163,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         }
         if let e = failure.error { throw e }
         // Keep the state in file order whatever order the threads finished in.
-        let order = Dictionary(uniqueKeysWithValues: specs.enumerated().map { ($1.key, $0) })
+        let order = Dictionary(spec.pods.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { a, _ in a })
         lock.lock()
         pods.sort { (order[$0.key] ?? 0) < (order[$1.key] ?? 0) }
         lock.unlock()
@@ -251,7 +257,7 @@ public final class ClusterRuntime: @unchecked Sendable {
     public func state() -> ClusterState {
         lock.lock(); defer { lock.unlock() }
         return ClusterState(
-            name: spec.name, spec: spec, specFile: specFile, supervisorPID: getpid(),
+            name: _spec.name, spec: _spec, specFile: specFile, supervisorPID: getpid(),
             supervisorStartTime: Sandbox.startTime(getpid()), createdAt: createdAt,
             nodes: nodes.map {
                 NodeState(name: $0.spec.name, role: $0.spec.role, index: $0.spec.index, netns: $0.netns.name,
@@ -266,6 +272,74 @@ public final class ClusterRuntime: @unchecked Sendable {
                 }
                 return p
             })
+    }
+
+    /// Makes the running pods match `desired` (same cluster, new pods/deployments):
+    /// pods that are gone or changed are deleted, new and changed ones are created.
+    /// Returns what changed, one line per pod ("pod/web created"...).
+    public func reconcile(_ desired: ClusterSpec) -> [String] {
+        let current = spec
+        var report: [String] = []
+        var toDelete: [String] = []
+        var toAdd: [PodSpec] = []
+        for p in current.pods {
+            if let d = desired.pods.first(where: { $0.key == p.key }) {
+                var a = p, b = d
+                a.source = b.source
+                if a != b { toDelete.append(p.key); toAdd.append(d); report.append("pod/\(p.name) configured") }
+            } else {
+                toDelete.append(p.key)
+                report.append("pod/\(p.name) deleted")
+            }
+        }
+        for d in desired.pods where !current.pods.contains(where: { $0.key == d.key }) {
+            toAdd.append(d)
+            report.append("pod/\(d.name) created")
+        }
+        deletePods(toDelete)
+        lock.lock()
+        _spec.pods = desired.pods
+        _spec.deployments = desired.deployments
+        _spec.namespaces = desired.namespaces
+        lock.unlock()
+        do { try addPods(toAdd) } catch { report.append("error: \(error)") }
+        try? state().save()
+        return report
+    }
+
+    /// Deletes pods: their containers and sandboxes (SIGTERM, then SIGKILL after a 1 s
+    /// grace period, all pods at once), namespaces and veths, IPs back to the pool, files
+    /// and logs.
+    public func deletePods(_ keys: [String]) {
+        lock.lock()
+        var gone: [PodState] = []
+        for key in keys {
+            guard let i = pods.firstIndex(where: { $0.key == key }) else { continue }
+            let pod = pods.remove(at: i)
+            for c in pod.containers where c.pid > 0 { pidIndex.removeValue(forKey: c.pid) }
+            pidIndex.removeValue(forKey: pod.pid)
+            for c in pod.containers { backoff.removeValue(forKey: "\(key)/\(c.name)") }
+            gone.append(pod)
+        }
+        lock.unlock()
+        let procs = gone.flatMap { pod in pod.containers.filter { $0.pid > 0 }.map { ($0.pid, $0.startTime) } + [(pod.pid, pod.startTime)] }
+        for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(1)
+        while Date() < deadline && procs.contains(where: { Sandbox.isAlive($0.0, startTime: $0.1) }) { usleep(10_000) }
+        for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGKILL) }
+        for pod in gone { release(pod) }
+    }
+
+    private func release(_ pod: PodState) {
+        let key = pod.key
+        try? NetNamespace.remove(pod.netns)
+        if let node = nodes.first(where: { $0.spec.name == pod.node }) {
+            if !pod.hostVeth.isEmpty { try? node.netns.netlink.linkDel(name: pod.hostVeth) }
+            node.ipam.release(owner: key)
+        }
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: "\(Naming.clusterDir(_spec.name))/pods/\(pod.namespace)_\(pod.name)")
+        try? fm.removeItem(atPath: "\(Naming.clusterDir(_spec.name))/logs/\(pod.namespace)_\(pod.name)")
     }
 
     /// Removes the whole cluster: processes, namespaces, state directory.
