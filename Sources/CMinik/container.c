@@ -31,6 +31,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +58,8 @@ static int container_child(void *p) {
     for (int i = 0; i < 4; i++) {
         if (a->join_fds[i] >= 0 && setns(a->join_fds[i], 0) < 0) FAIL("join the pod's namespaces");
     }
+    if (a->base_mnt_fd >= 0 && setns(a->base_mnt_fd, CLONE_NEWNS) < 0) FAIL("enter the base mount namespace");
+    if (unshare(CLONE_NEWNS) < 0) FAIL("new mount namespace");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) FAIL("make mounts private");
     if (mount("overlay", a->merged, "overlay", 0, a->overlay_options) < 0) FAIL("mount the image (overlayfs)");
     if (chdir(a->merged) < 0) FAIL("enter the root filesystem");
@@ -136,7 +139,7 @@ static void *container_thread(void *p) {
         c->pid = -1;
         return NULL;
     }
-    int flags = CLONE_VM | CLONE_VFORK | SIGCHLD | CLONE_NEWNS | (a->share_pid_fd >= 0 ? 0 : CLONE_NEWPID);
+    int flags = CLONE_VM | CLONE_VFORK | SIGCHLD | (a->share_pid_fd >= 0 ? 0 : CLONE_NEWPID);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -176,6 +179,52 @@ pid_t minik_spawn_container(const struct minik_container_attr *attr, char *const
     }
     *failed_step = NULL;
     return c.pid;
+}
+
+struct base_job {
+    const char *netns_dir;
+    int fd;
+};
+
+static int base_job(void *p) {
+    struct base_job *j = p;
+    if (unshare(CLONE_NEWNS) < 0) return -errno;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -errno;
+    umount2(j->netns_dir, MNT_DETACH); /* not mounted: nothing to hide */
+    j->fd = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    return j->fd < 0 ? -errno : 0;
+}
+
+int minik_container_base_mntns(const char *netns_dir, int *fd) {
+    struct base_job j = {netns_dir, -1};
+    /* Made by a short-lived child process (only syscalls after fork) that holds the new
+     * namespace until we have opened it, so no thread of ours changes namespace. */
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return -errno;
+    pid_t pid = fork();
+    if (pid < 0) { close(pipefd[0]); close(pipefd[1]); return -errno; }
+    if (pid == 0) {
+        int rc = base_job(&j);
+        char c = rc < 0 ? 1 : 0;
+        (void)!write(pipefd[1], &c, 1);
+        for (;;) pause(); /* until the parent has opened the namespace and kills us */
+    }
+    char c = 1;
+    close(pipefd[1]);
+    if (read(pipefd[0], &c, 1) != 1 || c != 0) {
+        close(pipefd[0]);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -EINVAL;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    close(pipefd[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return *fd < 0 ? -e : 0;
 }
 
 /* ---- seccomp ------------------------------------------------------------------------ */

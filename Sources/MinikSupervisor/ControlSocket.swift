@@ -76,13 +76,13 @@ public enum ControlSocket {
 
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
+        d.dateDecodingStrategy = ClusterState.preciseDateParsing
         return d
     }()
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = ClusterState.preciseDates
         return e
     }()
 

@@ -106,6 +106,7 @@ int minik_exec_in(const int fds[4], const char *file, char *const argv[]);
 struct sock_fprog;
 struct minik_container_attr {
     int join_fds[4];             /* the sandbox's net, uts, ipc namespaces; -1 unused */
+    int base_mnt_fd;             /* mount namespace to copy for the container, or -1: ours */
     int share_pid_fd;            /* the sandbox's PID namespace to join, or -1 for a new one */
     const char *merged;          /* where the overlay is mounted (becomes /) */
     const char *overlay_options; /* "lowerdir=...,upperdir=...,workdir=..." */
@@ -123,6 +124,10 @@ struct minik_container_attr {
  * (e.g. "exec" with -ENOENT for a command not in the image). */
 pid_t minik_spawn_container(const struct minik_container_attr *attr, char *const argv[], char *const envp[],
                             const char **failed_step);
+
+/* A small mount namespace to copy containers' from: private, without /run/netns (whose
+ * hundreds of pins every new mount namespace would otherwise copy). *fd is its fd. */
+int minik_container_base_mntns(const char *netns_dir, int *fd);
 
 /* A seccomp filter that allows everything but the listed syscalls, which fail with
  * errno_value. out->filter is malloc'ed. Returns 0 or a negative errno. */

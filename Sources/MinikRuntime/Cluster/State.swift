@@ -150,14 +150,50 @@ public struct ClusterState: Codable, Sendable {
 
     static var encoder: JSONEncoder {
         let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = preciseDates
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         return e
     }
 
     static var decoder: JSONDecoder {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
+        d.dateDecodingStrategy = preciseDateParsing
         return d
+    }
+
+    /// ISO 8601 with microseconds: restart latencies are read from these times.
+    public static let preciseDates = JSONEncoder.DateEncodingStrategy.custom { date, encoder in
+        var c = encoder.singleValueContainer()
+        try c.encode(ClusterState.isoString(date))
+    }
+
+    /// "2026-11-21T09:31:25.123456Z", with gmtime_r: a formatter per date cost more
+    /// than the rest of writing the state file.
+    public static func isoString(_ date: Date) -> String {
+        let t = date.timeIntervalSince1970
+        let seconds = t.rounded(.down)
+        var secs = time_t(seconds)
+        var tm = tm()
+        gmtime_r(&secs, &tm)
+        let micros = min(Int(((t - seconds) * 1_000_000).rounded(.down)), 999_999)
+        func pad(_ v: Int32, _ n: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        let m = String(micros)
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
+            + String(repeating: "0", count: 6 - m.count) + m + "Z"
+    }
+
+    public static let preciseDateParsing = JSONDecoder.DateDecodingStrategy.custom { decoder in
+        let text = try decoder.singleValueContainer().decode(String.self)
+        // 2026-11-21T09:31:25.123456Z, or without fraction.
+        let parts = text.dropLast().split(separator: ".", maxSplits: 1)
+        let f = ISO8601DateFormatter()
+        guard let base = f.date(from: String(parts[0]) + "Z") else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad date \(text)"))
+        }
+        let fraction = parts.count > 1 ? Double("0." + parts[1]) ?? 0 : 0
+        return base.addingTimeInterval(fraction)
     }
 }

@@ -34,6 +34,14 @@ public enum ContainerRunner {
         return rc == 0 ? prog : nil
     }()
 
+    /// The mount namespace containers are copied from: ours, minus /run/netns and its
+    /// pins (a new mount namespace copies every mount: with hundreds of pods that copy
+    /// was most of a container's start time). -1 when it could not be made.
+    static let baseMountNamespace: Int32 = {
+        var fd: Int32 = -1
+        return minik_container_base_mntns(Naming.netnsDir, &fd) == 0 ? fd : -1
+    }()
+
     public static func podDir(_ cluster: String, _ pod: PodSpec) -> String {
         "\(Naming.clusterDir(cluster))/pods/\(pod.namespace)_\(pod.name)"
     }
@@ -121,6 +129,7 @@ public enum ContainerRunner {
         let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath]) { s in
             var attr = minik_container_attr()
             attr.join_fds = (nsFDs[0], nsFDs[1], nsFDs[2], -1)
+            attr.base_mnt_fd = Self.baseMountNamespace
             attr.share_pid_fd = nsFDs.count > 3 ? nsFDs[3] : -1
             attr.merged = s[0]
             attr.overlay_options = s[1]
