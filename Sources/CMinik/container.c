@@ -55,6 +55,10 @@ static int bind_file(const char *source, const char *target) {
 static int container_child(void *p) {
     struct cctx *c = p;
     const struct minik_container_attr *a = c->a;
+    for (int i = 0; i < 2; i++) {
+        /* "0" is the writer itself: the limits hold from the first instruction on. */
+        if (a->cgroup_fds[i] >= 0 && write(a->cgroup_fds[i], "0", 1) != 1) FAIL("join the container's cgroup");
+    }
     for (int i = 0; i < 4; i++) {
         if (a->join_fds[i] >= 0 && setns(a->join_fds[i], 0) < 0) FAIL("join the pod's namespaces");
     }

@@ -62,6 +62,17 @@ struct ContainerTests {
     ---
     apiVersion: v1
     kind: Pod
+    metadata: {name: hog}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: busybox
+        command: ["sh", "-c", "sleep 0.5; x=$(head -c 100000000 /dev/zero | tr '\\\\0' a); echo survived"]
+        resources: {limits: {memory: 16Mi}}
+    ---
+    apiVersion: v1
+    kind: Pod
     metadata: {name: shared}
     spec:
       shareProcessNamespace: true
@@ -162,6 +173,23 @@ struct ContainerTests {
         let tty = shell(["script", "-qec", "\(minikBinary) exec -it web -c sidecar -- sh -c 'test -t 0 && echo IS-A-TTY'", "/dev/null"])
         #expect(tty.out.contains("IS-A-TTY"), "\(tty.out) \(tty.err)")
 
+        // Limits: memory from resources.limits in the container's cgroup, pids.max for all;
+        // going over the memory limit is an OOM kill.
+        let hog = try #require(pod("hog")?.containers.first)
+        let memDir = "\(Cgroups.dir("memory", cluster: "it-ctr"))/default_hog_c"
+        if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/cgroup.procs") {
+            #expect((try? String(contentsOfFile: "\(memDir)/memory.limit_in_bytes", encoding: .utf8))?.hasPrefix("16777216") == true)
+            #expect(waitFor { pod("hog")?.containers.first?.termination?.reason == "OOMKilled" }, "\(String(describing: pod("hog")?.containers.first))")
+            #expect(pod("hog")?.statusText == "OOMKilled")
+            _ = hog
+        }
+        if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids/cgroup.procs") {
+            let pidsDir = "\(Cgroups.dir("pids", cluster: "it-ctr"))/default_crash_c"
+            #expect((try? String(contentsOfFile: "\(pidsDir)/pids.max", encoding: .utf8))?.hasPrefix("1024") == true)
+            let crashPID = try #require(pod("crash")?.containers.first?.pid)
+            #expect((try? String(contentsOfFile: "\(pidsDir)/cgroup.procs", encoding: .utf8))?.contains("\(crashPID)") == true)
+        }
+
         // The pause process dies: the sandbox is re-created, same IP.
         let before = try #require(pod("admin"))
         #expect(kill(before.pid, SIGKILL) == 0)
@@ -171,6 +199,8 @@ struct ContainerTests {
         let pids = (state()?.pods ?? []).flatMap { [$0.pid] + $0.containers.map(\.pid) }
         #expect(minik(["down"]).code == 0)
         expectNothingLeft("it-ctr", pids: pids)
+        #expect(!FileManager.default.fileExists(atPath: Cgroups.dir("memory", cluster: "it-ctr")))
+        #expect(!FileManager.default.fileExists(atPath: Cgroups.dir("pids", cluster: "it-ctr")))
     }
 
     @Test("apply, scale and delete change a running cluster; IPs go back to the pool")

@@ -118,6 +118,7 @@ struct minik_container_attr {
     const struct sock_fprog *seccomp_filter; /* or NULL */
     int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
     int tty;                     /* stdin is a terminal to make the controlling one */
+    int cgroup_fds[2];           /* cgroup.procs files the child joins before execve; -1 unused */
 };
 
 /* Starts a container; returns its pid, or -errno with *failed_step naming what failed

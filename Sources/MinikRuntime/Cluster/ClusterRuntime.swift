@@ -46,7 +46,10 @@ public final class ClusterRuntime: @unchecked Sendable {
     var earlyExits: [Int32: Int32] = [:]
     /// Current back-off per "ns/pod/container".
     var backoff: [String: Double] = [:]
+    /// OOM kills seen per "ns/pod/container" (the cgroup's counter outlives restarts).
+    var oomSeen: [String: Int] = [:]
     var stopping = false
+    var _specName: String { _spec.name }
 
     /// Fault injection for the tests of rollback: MINIK_FAULT=after-pods:N makes `up`
     /// fail once N pods are running, as a real failure halfway would.
@@ -327,7 +330,10 @@ public final class ClusterRuntime: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(1)
         while Date() < deadline && procs.contains(where: { Sandbox.isAlive($0.0, startTime: $0.1) }) { usleep(10_000) }
         for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGKILL) }
-        for pod in gone { release(pod) }
+        for pod in gone {
+            release(pod)
+            Cgroups.remove(cluster: _spec.name, pod: pod)
+        }
     }
 
     private func release(_ pod: PodState) {

@@ -43,6 +43,7 @@ public enum Teardown {
             if !left.isEmpty { usleep(1000) }
         }
         for n in names { try? NetNamespace.remove(n) }
+        Cgroups.remove(cluster: cluster)
         if !keepStateDir {
             try? FileManager.default.removeItem(atPath: Naming.clusterDir(cluster))
             NetNamespace.releaseDirectoryIfIdle()

@@ -109,6 +109,9 @@ public enum ContainerRunner {
             if fd < 0 { throw .system("open the sandbox's \(ns) namespace (pid \(pausePID))", errno: errno) }
             nsFDs.append(fd)
         }
+        let (cgroupFDs, cgroupNotes) = Cgroups.prepare(cluster: cluster, pod: pod, container: c)
+        defer { cgroupFDs.forEach { close($0) } }
+        for note in cgroupNotes { _ = "minik: \(note)\n".withCString { write(log, $0, strlen($0)) } }
         var env: [String] = image.config.env
         func setEnv(_ k: String, _ v: String) {
             env.removeAll { $0.hasPrefix("\(k)=") }
@@ -145,6 +148,7 @@ public enum ContainerRunner {
             attr.stdout_fd = log
             attr.stderr_fd = log
             attr.tty = 0
+            attr.cgroup_fds = (cgroupFDs.count > 0 ? cgroupFDs[0] : -1, cgroupFDs.count > 1 ? cgroupFDs[1] : -1)
             let cArgv = argv.map { strdup($0) } + [nil]
             let cEnv = env.map { strdup($0) } + [nil]
             defer { cArgv.forEach { free($0) }; cEnv.forEach { free($0) } }

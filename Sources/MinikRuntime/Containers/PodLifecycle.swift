@@ -126,8 +126,14 @@ extension ClusterRuntime {
         let signaled = status & 0x7f != 0
         let code: Int32 = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
         let started = pods[i].containers[j].startedAt
+        var reason = code == 0 ? "Completed" : "Error"
+        if signaled && status & 0x7f == SIGKILL, let p = podSpec(owner.pod) {
+            let kills = Cgroups.oomKills(cluster: _specName, pod: p, container: name)
+            if kills > (oomSeen["\(owner.pod)/\(name)"] ?? 0) { reason = "OOMKilled" }
+            oomSeen["\(owner.pod)/\(name)"] = kills
+        }
         let t = ContainerStatus.Termination(exitCode: code, signal: signaled ? status & 0x7f : nil,
-                                            reason: code == 0 ? "Completed" : "Error", message: nil,
+                                            reason: reason, message: nil,
                                             startedAt: started, finishedAt: Date())
         pods[i].containers[j].state = .terminated
         pods[i].containers[j].termination = t
@@ -171,7 +177,7 @@ extension ClusterRuntime {
         var (delay, next) = Backoff.step(current: backoff[bkey], ranFor: ranFor, initial: spec.restartBackoffSeconds)
         backoff[bkey] = next
         // With back-off off, a container that cannot even start would spin: 10 ms floor.
-        if delay == 0 && ranFor < 0.01 { delay = 0.01 }
+        if delay == 0 && t.reason == "StartError" { delay = 0.01 }
         pods[i].containers[j].lastTermination = t
         pods[i].containers[j].restartCount += 1
         pods[i].containers[j].state = .waiting

@@ -1,0 +1,89 @@
+// Resource limits through the host's cgroups (v1 here: memory and pids controllers at
+// /sys/fs/cgroup/<controller>). Each container gets /sys/fs/cgroup/<controller>/minik/
+// <cluster>/<ns>_<pod>_<container>, with memory.limit_in_bytes from resources.limits.memory
+// and pids.max (every container: a fork bomb in a lab must not take the host down). The
+// container's child joins them by writing "0" (itself) to cgroup.procs before execve, so
+// no process runs unlimited. Where a controller is missing, that limit is skipped and the
+// pod says so in its events. down removes the whole minik/<cluster> tree.
+import Foundation
+import MinikSpec
+
+public enum Cgroups {
+    public static let root = "/sys/fs/cgroup"
+    public static let pidsMax = 1024
+
+    public static func dir(_ controller: String, cluster: String) -> String { "\(root)/\(controller)/minik/\(cluster)" }
+
+    static func available(_ controller: String) -> Bool {
+        FileManager.default.fileExists(atPath: "\(root)/\(controller)/cgroup.procs")
+    }
+
+    /// Creates the container's cgroups, sets the limits and returns open cgroup.procs fds
+    /// for the child to join, and notes on what could not be applied.
+    public static func prepare(cluster: String, pod: PodSpec, container c: ContainerSpec) -> (fds: [Int32], notes: [String]) {
+        var fds: [Int32] = []
+        var notes: [String] = []
+        let leaf = "\(pod.namespace)_\(pod.name)_\(c.name)"
+        var limits: [(String, String, String)] = [("pids", "pids.max", "\(pidsMax)")]
+        if let bytes = c.memoryLimit { limits.append(("memory", "memory.limit_in_bytes", "\(bytes)")) }
+        for (controller, file, value) in limits {
+            guard available(controller) else {
+                notes.append("the host has no \(controller) cgroup controller: \(file) not applied")
+                continue
+            }
+            let path = "\(dir(controller, cluster: cluster))/\(leaf)"
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                try value.write(toFile: "\(path)/\(file)", atomically: false, encoding: .utf8)
+            } catch {
+                notes.append("\(controller) limit not applied: \(error.localizedDescription)")
+                continue
+            }
+            let fd = open("\(path)/cgroup.procs", O_WRONLY | O_CLOEXEC)
+            if fd >= 0 { fds.append(fd) } else { notes.append("cannot join the \(controller) cgroup") }
+        }
+        return (fds, notes)
+    }
+
+    /// How many times the kernel's OOM killer acted in the container's memory cgroup.
+    public static func oomKills(cluster: String, pod: PodSpec, container: String) -> Int {
+        let path = "\(dir("memory", cluster: cluster))/\(pod.namespace)_\(pod.name)_\(container)/memory.oom_control"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return Int(line.dropFirst("oom_kill ".count)) ?? 0
+        }
+        return 0
+    }
+
+    /// Removes every cgroup of a cluster (its processes must be gone).
+    public static func remove(cluster: String) {
+        for controller in ["memory", "pids"] {
+            let base = dir(controller, cluster: cluster)
+            let leaves = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+            for leaf in leaves {
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: "\(base)/\(leaf)", isDirectory: &isDir), isDir.boolValue {
+                    rmdirRetrying("\(base)/\(leaf)")
+                }
+            }
+            rmdirRetrying(base)
+            rmdir("\(root)/\(controller)/minik") // only when no other cluster uses it
+        }
+    }
+
+    /// Removes one pod's cgroups.
+    public static func remove(cluster: String, pod: PodState) {
+        for controller in ["memory", "pids"] {
+            for c in pod.containers { rmdirRetrying("\(dir(controller, cluster: cluster))/\(pod.namespace)_\(pod.name)_\(c.name)") }
+        }
+    }
+
+    /// A cgroup with dying processes refuses rmdir (EBUSY) for a moment.
+    static func rmdirRetrying(_ path: String) {
+        for _ in 0..<100 {
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            if errno != EBUSY { return }
+            usleep(10_000)
+        }
+    }
+}
