@@ -3,7 +3,6 @@
 #   make test   installs the OS packages, builds, and runs every test (root tests too)
 
 SWIFT   ?= swift
-CC      ?= cc
 PREFIX  ?= /usr/local
 RELEASE := .build/release
 DEBUG   := .build/debug
@@ -14,7 +13,7 @@ EXAMPLE ?= examples/cluster.yaml
 DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev pkg-config \
                 iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps
 
-.PHONY: all deps images build build-debug pause run install test unit-test bench down clean
+.PHONY: all deps images build build-debug run install test unit-test bench down clean
 
 all: build
 
@@ -27,12 +26,8 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The pause binary is static C: it must not need the Swift runtime (or anything) at run time.
-$(RELEASE)/minik-pause $(DEBUG)/minik-pause: images/pause/pause.c
-	@mkdir -p $(@D)
-	$(CC) -static -Os -Wall -o $@ $<
-
-# Images (busybox, pause, netexec) are root filesystems built from images/*/recipe.
+# Images (busybox, pause, netexec) are root filesystems built from images/*/recipe; the
+# pause image's static binary is also what every pod's sandbox runs.
 IMAGE_SOURCES := $(wildcard images/*/recipe images/*/image.json images/*/*.c images/build.sh)
 .build/images/.stamp: $(IMAGE_SOURCES)
 	images/build.sh .build/images
@@ -42,11 +37,9 @@ images: deps .build/images/.stamp
 
 build: deps images
 	$(SWIFT) build -c release
-	$(MAKE) --no-print-directory $(RELEASE)/minik-pause
 
 build-debug: deps images
 	$(SWIFT) build --build-tests
-	$(MAKE) --no-print-directory $(DEBUG)/minik-pause
 
 install: build
 	ln -sf $(CURDIR)/$(RELEASE)/minik $(PREFIX)/bin/minik

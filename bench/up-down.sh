@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINIK=${MINIK:-.build/release/minik}
-PAUSE=${PAUSE:-.build/release/minik-pause}
+PAUSE=${PAUSE:-.build/images/pause/rootfs/pause}
 RUNS=${RUNS:-5}
 SETTLE=${SETTLE:-2}
 SIZES=${SIZES:-"3:30 3:90 10:300"}

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "minik.h"
 #include "child.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +32,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -201,34 +201,9 @@ static int base_job(void *p) {
 
 int minik_container_base_mntns(const char *netns_dir, int *fd) {
     struct base_job j = {netns_dir, -1};
-    /* Made by a short-lived child process (only syscalls after fork) that holds the new
-     * namespace until we have opened it, so no thread of ours changes namespace. */
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0) return -errno;
-    pid_t pid = fork();
-    if (pid < 0) { close(pipefd[0]); close(pipefd[1]); return -errno; }
-    if (pid == 0) {
-        int rc = base_job(&j);
-        char c = rc < 0 ? 1 : 0;
-        (void)!write(pipefd[1], &c, 1);
-        for (;;) pause(); /* until the parent has opened the namespace and kills us */
-    }
-    char c = 1;
-    close(pipefd[1]);
-    if (read(pipefd[0], &c, 1) != 1 || c != 0) {
-        close(pipefd[0]);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -EINVAL;
-    }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    int e = errno;
-    close(pipefd[0]);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return *fd < 0 ? -e : 0;
+    int rc = minik_run_on_thread(base_job, &j);
+    if (rc == 0) *fd = j.fd;
+    return rc;
 }
 
 /* ---- seccomp ------------------------------------------------------------------------ */

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "minik.h"
 #include "child.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,6 @@
 
 /* ---- running a job on a throwaway thread ------------------------------------------ */
 
-typedef int (*thread_job_fn)(void *);
 struct thread_job {
     thread_job_fn fn;
     void *arg;
@@ -38,7 +38,7 @@ static void *thread_job_main(void *p) {
 
 /* Runs fn(arg) on a new pthread and joins it. The thread may change namespaces freely:
  * it dies right after, and nothing else ever runs on it. */
-static int run_on_thread(thread_job_fn fn, void *arg) {
+int minik_run_on_thread(thread_job_fn fn, void *arg) {
     struct thread_job job = {fn, arg, 0};
     pthread_t t;
     pthread_attr_t attr;
@@ -81,7 +81,7 @@ static int netns_create_job(void *p) {
 
 int minik_netns_create(const char *pin_path, int *ns_fd) {
     struct netns_create_job job = {pin_path, -1};
-    int rc = run_on_thread(netns_create_job, &job);
+    int rc = minik_run_on_thread(netns_create_job, &job);
     if (rc == 0) *ns_fd = job.ns_fd;
     return rc;
 }
@@ -169,7 +169,7 @@ static int socket_job(void *p) {
 
 int minik_socket_in_netns(int ns_fd, int domain, int type, int protocol) {
     struct socket_job job = {ns_fd, domain, type, protocol};
-    return run_on_thread(socket_job, &job);
+    return minik_run_on_thread(socket_job, &job);
 }
 
 struct sysctl_job {
@@ -193,7 +193,7 @@ static int sysctl_job(void *p) {
 
 int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value) {
     struct sysctl_job job = {ns_fd, path, value};
-    return run_on_thread(sysctl_job, &job);
+    return minik_run_on_thread(sysctl_job, &job);
 }
 
 /* ---- spawning ---------------------------------------------------------------------- */
@@ -271,7 +271,7 @@ pid_t minik_spawn(const struct minik_spawn_attr *attr, const char *path,
     if (attr->pid_ns_fd < 0) return spawn_here(attr, path, argv, envp);
     /* setns(CLONE_NEWPID) moves the thread's future children: do it on a throwaway one. */
     struct spawn_job j = {attr, path, argv, envp, -EINVAL};
-    int rc = run_on_thread(spawn_job, &j);
+    int rc = minik_run_on_thread(spawn_job, &j);
     return rc < 0 ? rc : j.result;
 }
 
@@ -299,14 +299,6 @@ static pid_t spawn_here(const struct minik_spawn_attr *attr, const char *path,
         return -ctx.err;
     }
     return pid;
-}
-
-int minik_exec_in(const int fds[4], const char *file, char *const argv[]) {
-    for (int i = 0; i < 4 && fds[i] >= 0; i++) {
-        if (setns(fds[i], 0) < 0) return -errno;
-    }
-    execvp(file, argv);
-    return -errno;
 }
 
 unsigned long long minik_proc_starttime(pid_t pid) {

@@ -174,14 +174,6 @@ extension NetlinkSocket {
         try request(m, "ip link del \(name)")
     }
 
-    /// `ip link set NAME up|down`.
-    public func linkSetUp(name: String, up: Bool = true) throws(NetlinkError) {
-        let m = NetlinkMessage(type: RTM_NEWLINK, flags: 0)
-        m.header(ifinfo(up: up))
-        m.put(IFLA_IFNAME, string: name)
-        try request(m, "ip link set \(name) \(up ? "up" : "down")")
-    }
-
     /// `ip link set dev INDEX up|down`.
     public func linkSetUp(index: Int32, up: Bool = true) throws(NetlinkError) {
         let m = NetlinkMessage(type: RTM_NEWLINK, flags: 0)
@@ -199,13 +191,6 @@ extension NetlinkSocket {
         } catch let e where e.isNotFound {
             return nil
         }
-    }
-
-    /// `ip link show`: every link of the namespace.
-    public func linkList() throws(NetlinkError) -> [LinkInfo] {
-        let m = NetlinkMessage(type: RTM_GETLINK, flags: Int32(NLM_F_DUMP))
-        m.header(ifinfo())
-        return try query(m, "ip link show").compactMap(Self.linkInfo)
     }
 
     private static func linkInfo(_ r: NetlinkReply) -> LinkInfo? {
@@ -284,11 +269,6 @@ extension NetlinkSocket {
         try request(routeMessage(r, flags: NetlinkSocket.createReplace, type: RTM_NEWROUTE), "ip route replace \(Self.routeText(r))")
     }
 
-    /// `ip route del ROUTE`. Fails with ESRCH when there is no such route.
-    public func routeDel(_ r: RouteSpec) throws(NetlinkError) {
-        try request(routeMessage(r, flags: 0, type: RTM_DELROUTE), "ip route del \(Self.routeText(r))")
-    }
-
     /// `ip neigh replace IP lladdr MAC dev INDEX nud permanent`: creates or overwrites.
     public func neighReplace(index: Int32, address: UInt32, mac: MACAddress) throws(NetlinkError) {
         let m = NetlinkMessage(type: RTM_NEWNEIGH, flags: NetlinkSocket.createReplace)
@@ -315,21 +295,6 @@ extension NetlinkSocket {
         m.put(NDA_LLADDR, bytes: mac.bytes)
         m.put(NDA_DST, ipv4: destination)
         try request(m, "bridge fdb replace \(mac) dev \(index) dst \(Self.ipString(destination))")
-    }
-
-    /// `bridge fdb append MAC dev INDEX dst IP self permanent`: adds one more destination
-    /// for MAC (for 00:00:00:00:00:00, flooding to every listed VTEP).
-    public func fdbAppend(index: Int32, mac: MACAddress, destination: UInt32) throws(NetlinkError) {
-        let m = NetlinkMessage(type: RTM_NEWNEIGH, flags: Int32(NLM_F_CREATE) | Int32(NLM_F_APPEND))
-        var nd = ndmsg()
-        nd.ndm_family = UInt8(AF_BRIDGE)
-        nd.ndm_ifindex = index
-        nd.ndm_state = UInt16(NUD_PERMANENT)
-        nd.ndm_flags = UInt8(NTF_SELF)
-        m.header(nd)
-        m.put(NDA_LLADDR, bytes: mac.bytes)
-        m.put(NDA_DST, ipv4: destination)
-        try request(m, "bridge fdb append \(mac) dev \(index) dst \(Self.ipString(destination))")
     }
 
     static func ipString(_ networkOrder: UInt32) -> String {

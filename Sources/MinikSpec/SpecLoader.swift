@@ -381,12 +381,12 @@ private struct Builder {
         }
     }
 
-    func podSpec(_ y: YNode, meta: Meta, at doc: YNode, owner: String?, quiet: Bool = false) -> (PodSpec, YNode?)? {
+    func podSpec(_ y: YNode, meta: Meta, at doc: YNode, owner: String?) -> (PodSpec, YNode?)? {
         let later = "not implemented by minik yet"
         guard let f = r.mapping(y, "Pod spec", known: [
             "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
             "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
-        ], ignored: quiet ? [:] : [
+        ], ignored: [
             "dnsPolicy": later, "dnsConfig": later, "securityContext": later,
             "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
             "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
@@ -544,44 +544,13 @@ private struct Builder {
     /// namespaces added or replaced. A pod that does not change keeps its node.
     func finishApply(_ base: ClusterSpec) -> ClusterSpec? {
         var out = base
-        var seen: [String: RawPod] = [:]
         for d in deployments {
             out.deployments.removeAll { $0.key == d.key }
             out.deployments.append(d)
             let wanted = Set((0..<d.replicas).map { "\(d.namespace)/\(d.name)-\($0)" })
             out.pods.removeAll { $0.owner == d.owner && $0.namespace == d.namespace && !wanted.contains($0.key) }
         }
-        for p in pods {
-            if let first = seen[p.spec.key] {
-                r.fail(p.at, "pod \(p.spec.key) is defined twice (first at \(first.spec.source.file):\(first.spec.source.line))")
-                continue
-            }
-            seen[p.spec.key] = p
-            var spec = p.spec
-            if let existing = out.pods.first(where: { $0.key == spec.key }) {
-                var same = existing
-                same.source = spec.source
-                same.nodeName = spec.requestedNodeName ?? ""
-                if same == spec {
-                    continue // unchanged: stays where it runs
-                }
-                out.pods.removeAll { $0.key == spec.key }
-            }
-            if let want = spec.requestedNodeName, out.node(named: want) == nil {
-                r.fail(p.nodeNameAt, "nodeName \"\(want)\" is not a node of this cluster (nodes: \(out.nodes.map(\.name).joined(separator: ", ")))")
-                continue
-            }
-            guard let node = out.place(spec, load: out.load) else {
-                r.fail(p.at, "no node matches nodeSelector of pod \(spec.key)")
-                continue
-            }
-            if (out.load[node] ?? 0) >= SpecLoader.podsPerNode {
-                r.fail(p.at, "pod \(spec.key) does not fit: node \(node) holds \(SpecLoader.podsPerNode) pods already")
-                continue
-            }
-            spec.nodeName = node
-            out.pods.append(spec)
-        }
+        placePods(into: &out)
         for n in namespaces where !out.namespaces.contains(n) { out.namespaces.append(n) }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         out.warnings = r.warnings
@@ -596,7 +565,7 @@ private struct Builder {
         } else if name.utf8.count > SpecLoader.maxClusterNameLength {
             r.fail(clusterAt, "cluster name \"\(name)\" is \(name.utf8.count) bytes; minik derives interface names from it (\"br-\(name)\", \"\(name)-255\"), which the kernel limits to 15 bytes, so it may have at most \(SpecLoader.maxClusterNameLength)")
         }
-        var raw = nodes ?? [RawNode(role: .controlPlane, labels: [:], portMappings: [], at: clusterDoc ?? YNode(.scalar(.init("")), path: ""))]
+        let raw = nodes ?? [RawNode(role: .controlPlane, labels: [:], portMappings: [], at: clusterDoc ?? YNode(.scalar(.init("")), path: ""))]
         if raw.isEmpty {
             r.fail(nodesAt, "the cluster has zero nodes (list at least one node with role control-plane)")
         } else if !raw.contains(where: { $0.role == .controlPlane }) {
@@ -657,12 +626,24 @@ private struct Builder {
             specs.append(NodeSpec(name: nodeName, role: n.role, index: i, labels: labels, podCIDR: podCIDR,
                                   internalIP: network.underlaySubnet.address(UInt32(i + 2)), extraPortMappings: n.portMappings))
         }
-        raw = []
-        // Pods: duplicates, namespaces, placement, capacity.
+        var out = ClusterSpec(name: name, nodes: specs, podSubnet: podSubnet, serviceSubnet: serviceSubnet,
+                              disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
+                              namespaces: namespaces, pods: [], deployments: deployments,
+                              restartBackoffSeconds: restartBackoff, warnings: [])
+        placePods(into: &out)
+        for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
+        out.warnings = r.warnings
+        return out
+    }
+
+    /// Adds the documents' pods to `out`, as `up` and `apply` both do: duplicates, nodeName,
+    /// placement (ClusterSpec.place: nodeName, else the least loaded eligible node), the
+    /// node's capacity. A pod already in `out` and unchanged keeps its node; a changed one
+    /// is replaced.
+    func placePods(into out: inout ClusterSpec) {
         var seen: [String: RawPod] = [:]
-        var placed: [PodSpec] = []
-        var load: [String: Int] = [:]
-        let candidates = specs.contains { $0.role == .worker } ? specs.filter { $0.role == .worker } : specs
+        var load = out.load
+        var full = Set<String>()
         for p in pods {
             if let first = seen[p.spec.key] {
                 r.fail(p.at, "pod \(p.spec.key) is defined twice (first at \(first.spec.source.file):\(first.spec.source.line))")
@@ -670,33 +651,33 @@ private struct Builder {
             }
             seen[p.spec.key] = p
             var spec = p.spec
-            if let want = spec.requestedNodeName {
-                guard let node = specs.first(where: { $0.name == want }) else {
-                    r.fail(p.nodeNameAt, "nodeName \"\(want)\" is not a node of this cluster (nodes: \(specs.map(\.name).joined(separator: ", ")))")
-                    continue
-                }
-                spec.nodeName = node.name
-            } else {
-                let eligible = candidates.filter { n in spec.nodeSelector.allSatisfy { n.labels[$0.key] == $0.value } }
-                guard let best = eligible.min(by: { (load[$0.name] ?? 0, $0.index) < (load[$1.name] ?? 0, $1.index) }) else {
-                    r.fail(p.at, "no node matches nodeSelector \(spec.nodeSelector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")
-                    continue
-                }
-                spec.nodeName = best.name
+            if let existing = out.pods.first(where: { $0.key == spec.key }) {
+                var same = existing
+                same.source = spec.source
+                same.nodeName = spec.requestedNodeName ?? ""
+                if same == spec { continue } // unchanged: stays where it runs
+                out.pods.removeAll { $0.key == spec.key }
+                load[existing.nodeName, default: 1] -= 1
             }
-            let count = (load[spec.nodeName] ?? 0) + 1
-            load[spec.nodeName] = count
-            if count == SpecLoader.podsPerNode + 1, let node = specs.first(where: { $0.name == spec.nodeName }) {
-                r.fail(p.at, "pod \(spec.key) would be pod number \(count) on node \(node.name), whose podCIDR \(node.podCIDR) holds \(SpecLoader.podsPerNode) pods (add nodes or spread the pods)")
+            if let want = spec.requestedNodeName, out.node(named: want) == nil {
+                r.fail(p.nodeNameAt, "nodeName \"\(want)\" is not a node of this cluster (nodes: \(out.nodes.map(\.name).joined(separator: ", ")))")
+                continue
             }
-            placed.append(spec)
+            guard let nodeName = out.place(spec, load: load), let node = out.node(named: nodeName) else {
+                r.fail(p.at, "no node matches nodeSelector \(spec.nodeSelector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")
+                continue
+            }
+            let count = (load[nodeName] ?? 0) + 1
+            if count > SpecLoader.podsPerNode {
+                if full.insert(nodeName).inserted {
+                    r.fail(p.at, "pod \(spec.key) would be pod number \(count) on node \(nodeName), whose podCIDR \(node.podCIDR) holds \(SpecLoader.podsPerNode) pods (add nodes or spread the pods)")
+                }
+                continue
+            }
+            load[nodeName] = count
+            spec.nodeName = nodeName
+            out.pods.append(spec)
         }
-        var allNamespaces = namespaces
-        for p in placed where !allNamespaces.contains(p.namespace) { allNamespaces.append(p.namespace) }
-        return ClusterSpec(name: name, nodes: specs, podSubnet: podSubnet, serviceSubnet: serviceSubnet,
-                           disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
-                           namespaces: allNamespaces, pods: placed, deployments: deployments,
-                           restartBackoffSeconds: restartBackoff, warnings: r.warnings)
     }
 }
 

@@ -72,10 +72,6 @@ final class YAMLReader {
         problems.append(SpecProblem(y.map { location($0, atKey: atKey) }, message))
     }
 
-    func fail(at location: SourceLocation?, _ message: String) {
-        problems.append(SpecProblem(location, message))
-    }
-
     func warn(_ y: YNode, _ message: String) {
         warnings.append("\(location(y, atKey: true)): \(message)")
     }

@@ -26,18 +26,7 @@ struct Exec: ParsableCommand {
         guard p.phase == .running, Sandbox.isAlive(p.pid, startTime: p.startTime) else {
             throw CLIError("pod \(namespace)/\(pod) is not running (\(p.statusText)\(p.message.map { ": \($0)" } ?? ""))")
         }
-        let target: ContainerStatus
-        if let container {
-            guard let c = p.containers.first(where: { $0.name == container }) else {
-                throw CLIError("container \(container) is not valid for pod \(pod) (containers: \(p.containers.map(\.name).joined(separator: ", ")))")
-            }
-            target = c
-        } else {
-            guard let c = p.appContainers.first(where: \.isRunning) ?? p.appContainers.first else {
-                throw CLIError("pod \(pod) has no containers")
-            }
-            target = c
-        }
+        let target = try pick(container, in: p, preferRunning: true)
         guard target.isRunning, Sandbox.isAlive(target.pid, startTime: target.startTime) else {
             throw CLIError("container \(target.name) is not running (\(target.reason ?? target.state.rawValue)); try again when it is")
         }
@@ -54,6 +43,24 @@ struct Exec: ParsableCommand {
                                  pidNamespace: "\(base)/ns/pid", searchPath: path, env: childEnv,
                                  stdin: stdin || tty, confine: confinement, command: command))
     }
+}
+
+/// The container -c names, or the pod's first app container (the first running one when
+/// preferRunning), with kubectl's "Defaulted container" note when the pod has several.
+func pick(_ name: String?, in p: PodState, preferRunning: Bool) throws -> ContainerStatus {
+    if let name {
+        guard let c = p.containers.first(where: { $0.name == name }) else {
+            throw CLIError("container \(name) is not valid for pod \(p.name) (containers: \(p.containers.map(\.name).joined(separator: ", ")))")
+        }
+        return c
+    }
+    guard let c = (preferRunning ? p.appContainers.first(where: \.isRunning) : nil) ?? p.appContainers.first else {
+        throw CLIError("pod \(p.name) has no containers")
+    }
+    if p.appContainers.count > 1 {
+        printErr("Defaulted container \"\(c.name)\" out of: \(p.containers.map(\.name).joined(separator: ", "))")
+    }
+    return c
 }
 
 struct NodeCommand: ParsableCommand {

@@ -19,19 +19,7 @@ struct Logs: ParsableCommand {
         guard let p = state.pod(pod, namespace: namespace) else {
             throw CLIError("pod \"\(pod)\" not found in namespace \(namespace)")
         }
-        let c: ContainerStatus
-        if let container {
-            guard let found = p.containers.first(where: { $0.name == container }) else {
-                throw CLIError("container \(container) is not valid for pod \(pod) (containers: \(p.containers.map(\.name).joined(separator: ", ")))")
-            }
-            c = found
-        } else {
-            guard let first = p.appContainers.first else { throw CLIError("pod \(pod) has no containers") }
-            if p.appContainers.count > 1 {
-                printErr("Defaulted container \"\(first.name)\" out of: \(p.containers.map(\.name).joined(separator: ", "))")
-            }
-            c = first
-        }
+        let c = try pick(container, in: p, preferRunning: false)
         // Waiting (in back-off) means the current attempt has not run yet: show the last one.
         var attempt = c.state == .waiting ? max(c.restartCount - 1, 0) : c.restartCount
         if previous {

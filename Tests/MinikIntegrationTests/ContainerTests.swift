@@ -164,7 +164,7 @@ struct ContainerTests {
             #expect(pod("crash")?.ip == crashIP)
         }
         let table = minik(["get", "pods"]).out
-        #expect(table.contains { _ in true } && table.split(separator: "\n").contains { $0.hasPrefix("crash ") && $0.contains(" 10 (") })
+        #expect(table.split(separator: "\n").contains { $0.hasPrefix("crash ") && $0.contains(" 10 (") }, "\(table)")
         // Logs survive a restart: --previous is the run before the last one.
         let current = logs("crash", "c"), previous = minik(["logs", "crash", "--previous"]).out
         #expect(current.hasPrefix("run-") && previous.hasPrefix("run-") && current != previous)
@@ -175,13 +175,14 @@ struct ContainerTests {
 
         // Limits: memory from resources.limits in the container's cgroup, pids.max for all;
         // going over the memory limit is an OOM kill.
-        let hog = try #require(pod("hog")?.containers.first)
         let memDir = "\(Cgroups.dir("memory", cluster: "it-ctr"))/default_hog_c"
         if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/cgroup.procs") {
             #expect((try? String(contentsOfFile: "\(memDir)/memory.limit_in_bytes", encoding: .utf8))?.hasPrefix("16777216") == true)
             #expect(waitFor { pod("hog")?.containers.first?.termination?.reason == "OOMKilled" }, "\(String(describing: pod("hog")?.containers.first))")
             #expect(pod("hog")?.statusText == "OOMKilled")
-            _ = hog
+        } else {
+            // No memory controller on this host: the limit is reported as not applied.
+            #expect(waitFor { logs("hog", "c").contains("memory.limit_in_bytes not applied") })
         }
         if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids/cgroup.procs") {
             let pidsDir = "\(Cgroups.dir("pids", cluster: "it-ctr"))/default_crash_c"

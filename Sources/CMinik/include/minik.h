@@ -97,11 +97,6 @@ struct minik_spawn_attr {
 pid_t minik_spawn(const struct minik_spawn_attr *attr, const char *path,
                   char *const argv[], char *const envp[]);
 
-/* Join the namespaces in fds (net, uts, ipc...; -1 ends the list) on this thread and
- * execvp argv. Only for a process about to become the command (minik exec). Returns
- * -errno on failure; never returns on success. */
-int minik_exec_in(const int fds[4], const char *file, char *const argv[]);
-
 /* Containers (container.c). */
 struct sock_fprog;
 struct minik_container_attr {

@@ -58,8 +58,8 @@ public final class ClusterRuntime: @unchecked Sendable {
     public init(spec: ClusterSpec, specFile: String) throws(RuntimeError) {
         self._spec = spec
         self.specFile = specFile
-        self.pause = try Sandbox.pauseBinary()
         self.images = ImageStore.located()
+        self.pause = try Sandbox.pauseBinary(images: images)
         let fault = ProcessInfo.processInfo.environment["MINIK_FAULT"] ?? ""
         faultAfterPods = fault.hasPrefix("after-pods:") ? Int(fault.dropFirst("after-pods:".count)) : nil
     }

@@ -19,7 +19,6 @@ public enum PodPhase: String, Codable, Sendable {
     case pending = "Pending"
     case running = "Running"
     case failed = "Failed"
-    case unknown = "Unknown"
 }
 
 /// A container as `get pods` and `describe` show it (Kubernetes' ContainerStatus).
@@ -92,10 +91,7 @@ public struct PodState: Codable, Sendable {
 
     /// The STATUS column, derived as kubectl derives it.
     public var statusText: String {
-        if phase == .pending && pid == 0 { return message == nil ? "Pending" : "Pending" }
-        if phase == .failed && containers.allSatisfy({ $0.state != .running }) && message != nil && appContainers.allSatisfy({ $0.termination == nil }) {
-            return "Failed"
-        }
+        if phase == .pending { return "Pending" }
         let inits = initContainers
         if let i = inits.firstIndex(where: { !($0.state == .terminated && $0.termination?.exitCode == 0) }) {
             let c = inits[i]

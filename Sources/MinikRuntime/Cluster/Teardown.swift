@@ -34,7 +34,7 @@ public enum Teardown {
         while !left.isEmpty && Date() < deadline {
             for pid in left {
                 // Gone or a zombie: reap it if it is our child (a no-op otherwise).
-                if isZombie(pid) || Sandbox.startTime(pid) == 0 {
+                if !Sandbox.isRunning(pid) {
                     var status: Int32 = 0
                     _ = waitpid(pid, &status, WNOHANG)
                     left.remove(pid)
@@ -66,12 +66,5 @@ public enum Teardown {
             if inodes.contains(ino) { out.append(pid) }
         }
         return out
-    }
-
-    static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(close, offsetBy: 2)...].first
-        return state == "Z" || state == "X"
     }
 }

@@ -7,13 +7,13 @@ import CMinik
 import Foundation
 
 public enum Sandbox {
-    /// The pause binary: beside the minik executable, or $MINIK_PAUSE.
-    public static func pauseBinary() throws(RuntimeError) -> String {
+    /// The pause binary: the one in the pause image (.build/images/pause), or $MINIK_PAUSE.
+    public static func pauseBinary(images: ImageStore = .located()) throws(RuntimeError) -> String {
         if let p = ProcessInfo.processInfo.environment["MINIK_PAUSE"], access(p, X_OK) == 0 { return p }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let candidate = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("minik-pause").path
-        if access(candidate, X_OK) == 0 { return candidate }
-        throw .state("the pause binary is missing (looked for \(candidate)); build it with `make build`")
+        guard let image = images.image("pause"), access("\(image.rootfs)/pause", X_OK) == 0 else {
+            throw .state("the pause image is missing from \(images.directory); build the images with `make`")
+        }
+        return "\(image.rootfs)/pause"
     }
 
     /// Spawn attributes with nothing to join and stdio on /dev/null.
@@ -67,6 +67,11 @@ public enum Sandbox {
         let now = Self.startTime(pid)
         guard now != 0, now == startTime else { return false }
         // A zombie has a start time too; it is not running.
+        return isRunning(pid)
+    }
+
+    /// The process exists and is not a zombie (field 3 of /proc/PID/stat).
+    public static func isRunning(_ pid: pid_t) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return false }
         let state = stat[stat.index(close, offsetBy: 2)...].first
