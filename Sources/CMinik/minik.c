@@ -322,3 +322,8 @@ unsigned long long minik_proc_starttime(pid_t pid) {
     if (field != 22) return 0;
     return strtoull(p, NULL, 10);
 }
+
+int minik_memfd(const char *name) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}

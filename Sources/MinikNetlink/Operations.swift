@@ -269,6 +269,26 @@ extension NetlinkSocket {
         try request(routeMessage(r, flags: NetlinkSocket.createReplace, type: RTM_NEWROUTE), "ip route replace \(Self.routeText(r))")
     }
 
+    /// `ip route del ROUTE`. Fails with ESRCH when there is no such route.
+    public func routeDel(_ r: RouteSpec) throws(NetlinkError) {
+        try request(routeMessage(r, flags: 0, type: RTM_DELROUTE), "ip route del \(Self.routeText(r))")
+    }
+
+    /// `bridge link set dev INDEX hairpin on`: the bridge may send a frame back out of the
+    /// port it came in on (a pod reaching itself through a service), as the CNI bridge
+    /// plugin's hairpinMode does.
+    public func bridgePortHairpin(index: Int32, on: Bool = true) throws(NetlinkError) {
+        let m = NetlinkMessage(type: RTM_SETLINK, flags: 0)
+        var ifi = ifinfomsg()
+        ifi.ifi_family = UInt8(AF_BRIDGE)
+        ifi.ifi_index = index
+        m.header(ifi)
+        m.nest(IFLA_PROTINFO) {
+            m.put(Int(IFLA_BRPORT_MODE), u8: on ? 1 : 0)
+        }
+        try request(m, "bridge link set dev \(index) hairpin \(on ? "on" : "off")")
+    }
+
     /// `ip neigh replace IP lladdr MAC dev INDEX nud permanent`: creates or overwrites.
     public func neighReplace(index: Int32, address: UInt32, mac: MACAddress) throws(NetlinkError) {
         let m = NetlinkMessage(type: RTM_NEWNEIGH, flags: NetlinkSocket.createReplace)

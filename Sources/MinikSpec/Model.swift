@@ -83,6 +83,128 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     public var memoryLimit: Int64?
     /// Where the container was written, for errors found later (unknown image...).
     public var source: SourceLocation?
+    /// readinessProbe: while it fails the pod is not ready and no Service sends it traffic.
+    public var readinessProbe: Probe?
+    /// livenessProbe: when it fails failureThreshold times the container is restarted.
+    public var livenessProbe: Probe?
+}
+
+/// A port by number or by the name a container gives it (IntOrString in Kubernetes).
+public enum PortRef: Codable, Sendable, Equatable, CustomStringConvertible {
+    case number(Int)
+    case name(String)
+
+    public var description: String {
+        switch self {
+        case .number(let n): return String(n)
+        case .name(let s): return s
+        }
+    }
+
+    /// The port this names in a pod, or nil when no container declares the name.
+    public func resolve(in pod: PodSpec, proto: String = "TCP") -> Int? {
+        switch self {
+        case .number(let n): return n
+        case .name(let s):
+            return pod.containers.lazy.flatMap(\.ports).first { $0.name == s && $0.proto == proto }?.containerPort
+        }
+    }
+}
+
+/// A container probe, with the Kubernetes defaults (period 10 s, timeout 1 s, success
+/// threshold 1, failure threshold 3, no initial delay).
+public struct Probe: Codable, Sendable, Equatable {
+    public enum Action: Codable, Sendable, Equatable {
+        case exec([String])
+        case httpGet(path: String, port: PortRef)
+        case tcpSocket(port: PortRef)
+    }
+
+    public var action: Action
+    public var initialDelaySeconds: Double = 0
+    public var periodSeconds: Double = 10
+    public var timeoutSeconds: Double = 1
+    public var successThreshold: Int = 1
+    public var failureThreshold: Int = 3
+
+    public init(action: Action) { self.action = action }
+
+    public var summary: String {
+        let what: String
+        switch action {
+        case .exec(let argv): what = "exec [\(argv.joined(separator: " "))]"
+        case .httpGet(let path, let port): what = "http-get http://:\(port)\(path)"
+        case .tcpSocket(let port): what = "tcp-socket :\(port)"
+        }
+        func s(_ d: Double) -> String { d == d.rounded() ? "\(Int(d))s" : "\(d)s" }
+        return "\(what) delay=\(s(initialDelaySeconds)) timeout=\(s(timeoutSeconds)) period=\(s(periodSeconds)) #success=\(successThreshold) #failure=\(failureThreshold)"
+    }
+}
+
+public enum ServiceType: String, Codable, Sendable, CaseIterable {
+    case clusterIP = "ClusterIP"
+    case nodePort = "NodePort"
+    case loadBalancer = "LoadBalancer"
+    case externalName = "ExternalName"
+}
+
+public struct ServicePort: Codable, Sendable, Equatable {
+    /// Required (a DNS label) when the service has more than one port.
+    public var name: String
+    public var proto: String
+    public var port: Int
+    public var targetPort: PortRef
+    /// NodePort and LoadBalancer services: the port on every node (30000-32767).
+    public var nodePort: Int?
+
+    public init(name: String, proto: String, port: Int, targetPort: PortRef, nodePort: Int? = nil) {
+        self.name = name
+        self.proto = proto
+        self.port = port
+        self.targetPort = targetPort
+        self.nodePort = nodePort
+    }
+}
+
+/// A Service: a virtual IP (and node ports) in front of the ready pods its selector picks.
+public struct ServiceSpec: Codable, Sendable, Equatable {
+    public static let nodePortRange = 30000...32767
+    public static let defaultAffinityTimeout = 10800
+
+    public var namespace: String
+    public var name: String
+    public var labels: [String: String] = [:]
+    public var type: ServiceType = .clusterIP
+    /// nil: no selector (endpoints are not managed; minik has no Endpoints objects to write).
+    public var selector: [String: String]?
+    /// The virtual IP; nil for a headless service (clusterIP: None) and for ExternalName.
+    public var clusterIP: IPv4Address?
+    public var headless: Bool = false
+    public var ports: [ServicePort] = []
+    public var clientIPAffinity: Bool = false
+    public var affinityTimeoutSeconds: Int = ServiceSpec.defaultAffinityTimeout
+    public var publishNotReadyAddresses: Bool = false
+    public var externalIPs: [IPv4Address] = []
+    public var externalName: String?
+    public var source: SourceLocation
+
+    public init(namespace: String, name: String, source: SourceLocation) {
+        self.namespace = namespace
+        self.name = name
+        self.source = source
+    }
+
+    public var key: String { "\(namespace)/\(name)" }
+    public var hasNodePorts: Bool { type == .nodePort || type == .loadBalancer }
+    /// Whether the proxy programs anything for it.
+    public var isProxied: Bool { clusterIP != nil && type != .externalName }
+
+    /// Same service, ignoring where it was written.
+    public func sameAs(_ other: ServiceSpec) -> Bool {
+        var a = self
+        a.source = other.source
+        return a == other
+    }
 }
 
 public struct PodSpec: Codable, Sendable, Equatable {
@@ -150,6 +272,7 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var namespaces: [String]
     public var pods: [PodSpec]
     public var deployments: [DeploymentSpec] = []
+    public var services: [ServiceSpec] = []
     /// First delay before a crashed container restarts; it doubles up to 30 s and resets
     /// after the container ran 60 s (kubelet's back-off, with a settable start).
     public var restartBackoffSeconds: Double = 1
@@ -216,4 +339,19 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         return out
     }
     public func pods(on node: String) -> [PodSpec] { pods.filter { $0.nodeName == node } }
+
+    public func removing(service name: String, namespace: String) throws(SpecError) -> ClusterSpec {
+        guard services.contains(where: { $0.name == name && $0.namespace == namespace }) else {
+            throw SpecError([SpecProblem(nil, "service \"\(name)\" not found in namespace \(namespace)")])
+        }
+        var out = self
+        out.services.removeAll { $0.name == name && $0.namespace == namespace }
+        return out
+    }
+
+    /// The pods a service's selector picks (same namespace, every selector label).
+    public func pods(selectedBy s: ServiceSpec) -> [PodSpec] {
+        guard let sel = s.selector, !sel.isEmpty else { return [] }
+        return pods.filter { p in p.namespace == s.namespace && sel.allSatisfy { p.labels[$0.key] == $0.value } }
+    }
 }

@@ -18,8 +18,29 @@ public enum SpecLoader {
 
     static let supportedKinds = [
         ("Cluster", kindAPIVersion), ("MinikConfig", minikAPIVersion), ("Namespace", "v1"),
-        ("Pod", "v1"), ("Deployment", "apps/v1"),
+        ("Pod", "v1"), ("Deployment", "apps/v1"), ("Service", "v1"),
     ]
+
+    /// The service subnet's addresses that are never allocated: the network address, the
+    /// first address (the kubernetes API service in a real cluster), the tenth (the
+    /// cluster DNS service, as kubeadm and kind place it) and the broadcast address.
+    public static func reservedServiceIP(_ ip: IPv4Address, in subnet: IPv4CIDR) -> String? {
+        if ip == subnet.network || ip == subnet.broadcast { return "the subnet's network or broadcast address" }
+        if ip == subnet.address(1) { return "reserved for the kubernetes API service" }
+        if ip == dnsServiceIP(subnet) { return "reserved for the cluster DNS service (kube-system/kube-dns)" }
+        return nil
+    }
+
+    /// Where cluster DNS listens: the tenth address of the service subnet (10.96.0.10).
+    public static func dnsServiceIP(_ subnet: IPv4CIDR) -> IPv4Address { subnet.address(10) }
+
+    /// FNV-1a: allocations start from a hash of the name, so a service gets the same
+    /// ClusterIP and node ports every time the file is brought up, whatever else is in it.
+    static func hash(_ s: String) -> UInt32 {
+        var h: UInt32 = 2_166_136_261
+        for b in s.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return h
+    }
 
     /// Reads and decodes a spec file.
     public static func load(path: String) throws(SpecError) -> ClusterSpec {
@@ -53,20 +74,29 @@ public enum SpecLoader {
 
 // MARK: - per-document decoding
 
-private struct RawNode {
+struct RawNode {
     var role: NodeRole
     var labels: [String: String]
     var portMappings: [PortMapping]
     var at: YNode
 }
 
-private struct RawPod {
+struct RawPod {
     var spec: PodSpec
     var at: YNode
     var nodeNameAt: YNode?
 }
 
-private struct Builder {
+struct RawService {
+    var spec: ServiceSpec
+    var at: YNode
+    var clusterIPAt: YNode?
+    /// Where each port's nodePort was written (by port index).
+    var nodePortAt: [Int: YNode]
+    var externalIPsAt: [YNode]
+}
+
+struct Builder {
     let r: YAMLReader
     var clusterDoc: YNode?
     var configDoc: YNode?
@@ -86,6 +116,7 @@ private struct Builder {
     var restartBackoff: Double = 1
     var pods: [RawPod] = []
     var deployments: [DeploymentSpec] = []
+    var services: [RawService] = []
     /// For `minik apply`: the running cluster the documents are applied to.
     var base: ClusterSpec?
 
@@ -115,7 +146,7 @@ private struct Builder {
             return
         }
         if base != nil && (kind == "Cluster" || kind == "MinikConfig") {
-            r.fail(doc, "apply changes pods, deployments and namespaces; a \(kind) is set when the cluster is created (minik down, then up)")
+            r.fail(doc, "apply changes pods, deployments, services and namespaces; a \(kind) is set when the cluster is created (minik down, then up)")
             return
         }
         switch kind {
@@ -124,6 +155,7 @@ private struct Builder {
         case "Namespace": namespace(doc)
         case "Pod": pod(doc)
         case "Deployment": deployment(doc)
+        case "Service": service(doc)
         default: preconditionFailure("kind listed as supported but not decoded")
         }
     }
@@ -455,8 +487,8 @@ private struct Builder {
 
     func container(_ y: YNode) -> ContainerSpec? {
         let later = "not implemented by minik yet"
-        guard let f = r.mapping(y, "a container", known: ["name", "image", "command", "args", "env", "ports", "workingDir", "securityContext", "resources"], ignored: [
-            "readinessProbe": later, "livenessProbe": later,
+        guard let f = r.mapping(y, "a container", known: ["name", "image", "command", "args", "env", "ports", "workingDir", "securityContext", "resources",
+                                                         "readinessProbe", "livenessProbe"], ignored: [
             "startupProbe": later, "imagePullPolicy": "images are local to minik", "volumeMounts": later,
             "stdin": later, "stdinOnce": later, "tty": later, "lifecycle": later,
             "terminationMessagePath": later, "terminationMessagePolicy": later, "envFrom": later,
@@ -498,6 +530,8 @@ private struct Builder {
         var c = ContainerSpec(name: name, image: image, command: r.stringList(f["command"]) ?? [],
                                args: r.stringList(f["args"]) ?? [], env: env, ports: ports,
                                workingDir: r.string(f["workingDir"]), source: r.location(iy))
+        if let py = f["readinessProbe"] { c.readinessProbe = probe(py, liveness: false, ports: ports) }
+        if let py = f["livenessProbe"] { c.livenessProbe = probe(py, liveness: true, ports: ports) }
         if let sy = f["securityContext"], let sf = r.mapping(sy, "securityContext", known: ["privileged", "capabilities"], ignored: [
             "runAsUser": later, "runAsGroup": later, "runAsNonRoot": later, "readOnlyRootFilesystem": later,
             "allowPrivilegeEscalation": later, "seccompProfile": later, "seLinuxOptions": later, "procMount": later,
@@ -551,8 +585,10 @@ private struct Builder {
             out.pods.removeAll { $0.owner == d.owner && $0.namespace == d.namespace && !wanted.contains($0.key) }
         }
         placePods(into: &out)
+        finishServices(into: &out)
         for n in namespaces where !out.namespaces.contains(n) { out.namespaces.append(n) }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
+        for s in out.services where !out.namespaces.contains(s.namespace) { out.namespaces.append(s.namespace) }
         out.warnings = r.warnings
         return out
     }
@@ -631,7 +667,9 @@ private struct Builder {
                               namespaces: namespaces, pods: [], deployments: deployments,
                               restartBackoffSeconds: restartBackoff, warnings: [])
         placePods(into: &out)
+        finishServices(into: &out)
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
+        for s in out.services where !out.namespaces.contains(s.namespace) { out.namespaces.append(s.namespace) }
         out.warnings = r.warnings
         return out
     }

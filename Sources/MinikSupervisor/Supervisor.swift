@@ -49,6 +49,7 @@ public final class Supervisor: @unchecked Sendable {
 
     /// The sandboxes are our children: reap them as they die so none stays a zombie.
     func startReaper() {
+        Children.reaperStarted()
         let t = Thread { [self] in
             while true {
                 var status: Int32 = 0
@@ -57,6 +58,7 @@ public final class Supervisor: @unchecked Sendable {
                     if errno == ECHILD { usleep(50_000) }
                     continue
                 }
+                if Children.deliver(pid: pid, status: status) { continue }
                 self.runtime.reaped(pid: pid, status: status)
             }
         }

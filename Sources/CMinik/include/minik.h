@@ -129,6 +129,9 @@ int minik_container_base_mntns(const char *netns_dir, int *fd);
  * errno_value. out->filter is malloc'ed. Returns 0 or a negative errno. */
 int minik_seccomp_build(const char *const *denied, int count, int errno_value, struct sock_fprog *out);
 
+/* An anonymous in-memory file (O_CLOEXEC), e.g. a child's stdin. Returns the fd or -errno. */
+int minik_memfd(const char *name);
+
 /* Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or 0. */
 unsigned long long minik_proc_starttime(pid_t pid);
 

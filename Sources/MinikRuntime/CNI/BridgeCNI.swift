@@ -1,7 +1,8 @@
 // The built-in bridge CNI, shaped like the containernetworking bridge plugin:
 // ensureBridge (cni0 holding the node's gateway address) and setupVeth (a veth pair per
 // pod, created in place: the pod end is born inside the pod's namespace as eth0, the host
-// end is enslaved to cni0 in the same request), then the pod's address and default route.
+// end is enslaved to cni0 in the same request, in hairpin mode), then the pod's address
+// and default route.
 import Foundation
 import MinikNetlink
 import MinikSpec
@@ -48,6 +49,9 @@ public enum BridgeCNI {
                 name: hostVeth,
                 kind: .veth(peer: VethPeer(name: Naming.podInterface, namespaceFD: pod.fd, mtu: mtu)),
                 mtu: mtu, masterIndex: bridgeIndex, up: true))
+            // hairpinMode: a pod reaching itself through a service gets its packets back.
+            guard let host = try nodeSock.linkGet(name: hostVeth) else { throw NetlinkError("ip link show \(hostVeth)", errno: ENODEV) }
+            try nodeSock.bridgePortHairpin(index: host.index)
         }
         let podSock = try pod.netlink
         let ctx = "pod \(pod.name)"

@@ -51,6 +51,10 @@ public struct ContainerStatus: Codable, Sendable {
     public var termination: Termination?
     /// The next start, while waiting in back-off.
     public var nextStart: Date?
+    /// Running and passing its readiness probe (or running, without one).
+    public var ready: Bool = false
+    /// The last probe failure, as kubelet words it in events.
+    public var probeMessage: String?
 
     public var isRunning: Bool { state == .running }
 }
@@ -87,7 +91,15 @@ public struct PodState: Codable, Sendable {
     public var appContainers: [ContainerStatus] { containers.filter { !$0.isInit } }
     public var initContainers: [ContainerStatus] { containers.filter(\.isInit) }
     public var restarts: Int { appContainers.reduce(0) { $0 + $1.restartCount } }
-    public var readyText: String { "\(appContainers.filter(\.isRunning).count)/\(appContainers.count)" }
+    public var readyText: String { "\(appContainers.filter { $0.isRunning && $0.ready }.count)/\(appContainers.count)" }
+    /// The pod's Ready condition: running, and every app container ready.
+    public var isReady: Bool { phase == .running && !appContainers.isEmpty && appContainers.allSatisfy { $0.isRunning && $0.ready } }
+    /// kubelet's ContainersNotReady message.
+    public var notReadyReason: String {
+        if phase != .running { return "pod is \(statusText)" }
+        let names = appContainers.filter { !($0.isRunning && $0.ready) }.map(\.name)
+        return "containers with unready status: [\(names.joined(separator: " "))]"
+    }
 
     /// The STATUS column, derived as kubectl derives it.
     public var statusText: String {
@@ -109,6 +121,22 @@ public struct PodState: Codable, Sendable {
     }
 }
 
+/// The service proxy in one node: what it last did.
+public struct ProxyNodeStatus: Codable, Sendable {
+    public var node: String
+    public var syncs: Int = 0
+    public var lastSync: Date?
+    /// Wall time of the last iptables-restore that changed something, in ms.
+    public var lastSyncMillis: Double = 0
+    public var lastChangedChains: Int = 0
+    public var rules: Int = 0
+    public var chains: Int = 0
+    public var repairs: Int = 0
+    public var lastError: String?
+
+    public init(node: String) { self.node = node }
+}
+
 public struct ClusterState: Codable, Sendable {
     public var name: String
     public var spec: ClusterSpec
@@ -118,6 +146,8 @@ public struct ClusterState: Codable, Sendable {
     public var createdAt: Date
     public var nodes: [NodeState]
     public var pods: [PodState]
+    public var services: [ServiceState] = []
+    public var proxy: [ProxyNodeStatus] = []
 
     public func pod(_ name: String, namespace: String) -> PodState? {
         pods.first { $0.name == name && $0.namespace == namespace }

@@ -1,0 +1,77 @@
+// The endpoints controller: which pods a service sends traffic to. A pod is an endpoint
+// of a service when the selector picks it, it runs and has an IP; it is ready when every
+// app container runs and passes its readiness probe. A targetPort given by name is looked
+// up in each pod; a pod that declares no such port is listed as not ready, with why.
+// Pure: the cluster's spec and pod states in, endpoints and the proxy's input out.
+import Foundation
+import MinikSpec
+
+public struct Endpoint: Codable, Sendable, Equatable {
+    public var portName: String
+    public var proto: String
+    public var ip: IPv4Address
+    /// The pod's port for this service port; nil when a named targetPort is not declared
+    /// (and for the port-less endpoints of a headless service without ports).
+    public var port: Int?
+    public var pod: String
+    public var node: String
+    public var ready: Bool
+    /// Why it is not ready.
+    public var reason: String?
+
+    public var address: String { port.map { "\(ip):\($0)" } ?? ip.description }
+}
+
+public struct ServiceState: Codable, Sendable {
+    public var spec: ServiceSpec
+    public var endpoints: [Endpoint]
+    public var createdAt: Date
+
+    public var key: String { spec.key }
+    /// What traffic goes to: ready endpoints with a port (or not-ready ones as well when
+    /// publishNotReadyAddresses).
+    public func serving(_ port: ServicePort) -> [Endpoint] {
+        endpoints.filter { $0.portName == port.name && $0.proto == port.proto && $0.port != nil && ($0.ready || spec.publishNotReadyAddresses) }
+    }
+}
+
+public enum EndpointsController {
+    /// Endpoints of every service in `spec`, from the pods' states.
+    public static func endpoints(of s: ServiceSpec, spec: ClusterSpec, pods: [String: PodState]) -> [Endpoint] {
+        guard s.type != .externalName else { return [] }
+        var out: [Endpoint] = []
+        for p in spec.pods(selectedBy: s) {
+            guard let st = pods[p.key], st.phase == .running, let ip = st.ip else { continue }
+            let ready = st.isReady
+            let why = ready ? nil : st.notReadyReason
+            if s.ports.isEmpty {
+                out.append(Endpoint(portName: "", proto: "TCP", ip: ip, port: nil, pod: p.key, node: st.node, ready: ready, reason: why))
+            }
+            for sp in s.ports {
+                if let port = sp.targetPort.resolve(in: p, proto: sp.proto) {
+                    out.append(Endpoint(portName: sp.name, proto: sp.proto, ip: ip, port: port, pod: p.key, node: st.node, ready: ready, reason: why))
+                } else {
+                    out.append(Endpoint(portName: sp.name, proto: sp.proto, ip: ip, port: nil, pod: p.key, node: st.node, ready: false,
+                                        reason: "no container of pod \(p.name) declares a \(sp.proto) port named \"\(sp.targetPort)\""))
+                }
+            }
+        }
+        return out
+    }
+
+    /// What the proxy programs: one entry per port of every service with a ClusterIP.
+    public static func proxyPorts(_ services: [ServiceState]) -> [ProxyServicePort] {
+        var out: [ProxyServicePort] = []
+        for st in services where st.spec.isProxied {
+            let s = st.spec
+            for sp in s.ports {
+                let eps = st.serving(sp).map { ProxyServicePort.Endpoint(ip: $0.ip, port: $0.port!) }
+                out.append(ProxyServicePort(namespace: s.namespace, service: s.name, portName: sp.name, proto: sp.proto,
+                                            clusterIP: s.clusterIP!, port: sp.port, nodePort: sp.nodePort,
+                                            externalIPs: s.externalIPs, affinitySeconds: s.clientIPAffinity ? s.affinityTimeoutSeconds : nil,
+                                            endpoints: Array(Set(eps)).sorted()))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,204 @@
+// The service proxy of every node: kube-proxy's iptables mode, run by the supervisor.
+// It keeps, per node, the rule set it last applied; a sync renders the desired rule set
+// (ProxyRules) and sends each node only the chains that differ, in one
+// `iptables-restore --noflush` transaction (atomic: the node never sees half a change).
+// A check every `checkInterval` seconds looks for its canary rule and its jump from
+// POSTROUTING; when someone flushed the tables, the node gets everything again, as
+// kube-proxy re-syncs when its canary chain disappears.
+import Foundation
+import MinikSpec
+
+public final class ServiceProxy: @unchecked Sendable {
+    public static let checkInterval = 2.0
+
+    let nodes: [NodeRuntime]
+    let clusterCIDR: IPv4CIDR
+    private let lock = NSLock()
+    /// What each node has now; nil: unknown (fresh or broken), the next sync writes all.
+    private var applied: [String: Ruleset] = [:]
+    private var fresh: Set<String>
+    private var status: [String: ProxyNodeStatus]
+    private let restore: String
+    private let save: String
+
+    public init(nodes: [NodeRuntime], clusterCIDR: IPv4CIDR) throws(RuntimeError) {
+        self.nodes = nodes
+        self.clusterCIDR = clusterCIDR
+        fresh = Set(nodes.map(\.spec.name))
+        status = Dictionary(uniqueKeysWithValues: nodes.map { ($0.spec.name, ProxyNodeStatus(node: $0.spec.name)) })
+        guard let r = Command.which("iptables-restore"), let s = Command.which("iptables-save") else {
+            throw .state("iptables-restore and iptables-save are needed for services (install the iptables package: make deps)")
+        }
+        restore = r
+        save = s
+    }
+
+    public var statuses: [ProxyNodeStatus] {
+        lock.lock(); defer { lock.unlock() }
+        return nodes.compactMap { status[$0.spec.name] }
+    }
+
+    /// Brings every node to the rule set for `ports`; nodes are written in parallel.
+    /// Returns the errors (one per node that failed; that node is rewritten whole next time).
+    @discardableResult
+    public func sync(_ ports: [ProxyServicePort]) -> [String] {
+        let desired = ProxyRules.render(ports, clusterCIDR: clusterCIDR)
+        let errors = ErrorList()
+        DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
+            if let e = self.sync(node: nodes[i], to: desired) { errors.append(e) }
+        }
+        return errors.items
+    }
+
+    private func sync(node: NodeRuntime, to desired: Ruleset) -> String? {
+        let name = node.spec.name
+        lock.lock()
+        let old = applied[name]
+        let isFresh = fresh.contains(name)
+        lock.unlock()
+        let repairing = old == nil && !isFresh
+        let plan: (text: String, chains: Int)?
+        if isFresh {
+            // A node namespace made a moment ago: empty tables, hooks included.
+            plan = ProxyRules.restoreText(from: nil, to: desired, hooks: Ruleset.hooks)
+        } else if let old {
+            plan = ProxyRules.restoreText(from: old, to: desired)
+        } else {
+            // Unknown (flushed by someone, or a failed restore): look, then write it all.
+            let current: String
+            do { current = try run([save], in: node) } catch { return record(name, error: "\(error)") }
+            let (missing, ours) = Self.survey(current)
+            plan = ProxyRules.restoreText(from: nil, to: desired, hooks: missing, remove: ours)
+        }
+        guard let plan else { return nil }
+        let started = Date()
+        do {
+            _ = try run([restore, "-w", "5", "--noflush"], in: node, input: plan.text)
+        } catch {
+            lock.lock()
+            applied[name] = nil
+            fresh.remove(name)
+            lock.unlock()
+            return record(name, error: "\(error)")
+        }
+        let ms = Date().timeIntervalSince(started) * 1000
+        lock.lock()
+        applied[name] = desired
+        fresh.remove(name)
+        var st = status[name] ?? ProxyNodeStatus(node: name)
+        st.syncs += 1
+        st.lastSync = Date()
+        st.lastSyncMillis = (ms * 10).rounded() / 10
+        st.lastChangedChains = plan.chains
+        st.rules = desired.ruleCount
+        st.chains = desired.chainCount
+        st.lastError = nil
+        if repairing { st.repairs += 1 }
+        status[name] = st
+        lock.unlock()
+        return nil
+    }
+
+    private func record(_ node: String, error: String) -> String {
+        lock.lock()
+        status[node, default: ProxyNodeStatus(node: node)].lastError = error
+        lock.unlock()
+        return "\(node): \(error)"
+    }
+
+    /// Whether the node's tables still hold our canary rule and POSTROUTING jump; a node
+    /// that lost them is marked unknown, and the next sync rewrites it. Returns the nodes
+    /// that need it.
+    public func check() -> [String] {
+        var broken: [String] = []
+        for node in nodes {
+            lock.lock()
+            let known = applied[node.spec.name] != nil
+            lock.unlock()
+            guard known else { broken.append(node.spec.name); continue }
+            let c = Ruleset.canary
+            let hook = Ruleset.hooks[2]
+            let ok = (try? run([Command.which("iptables") ?? "iptables", "-w", "5", "-t", c.table, "-C", c.chain] + Self.words(c.rule), in: node)) != nil
+                && (try? run([Command.which("iptables") ?? "iptables", "-w", "5", "-t", hook.table, "-C", hook.chain] + Self.words(hook.rule), in: node)) != nil
+            if !ok {
+                lock.lock()
+                applied[node.spec.name] = nil
+                lock.unlock()
+                broken.append(node.spec.name)
+            }
+        }
+        return broken
+    }
+
+    /// A rule's words as iptables takes them on its command line (quotes removed).
+    static func words(_ rule: String) -> [String] {
+        var out: [String] = []
+        var cur = ""
+        var quoted = false
+        var any = false
+        for ch in rule {
+            if ch == "\"" { quoted.toggle(); any = true; continue }
+            if ch == " " && !quoted {
+                if any || !cur.isEmpty { out.append(cur) }
+                cur = ""
+                any = false
+                continue
+            }
+            cur.append(ch)
+        }
+        if any || !cur.isEmpty { out.append(cur) }
+        return out
+    }
+
+    /// From `iptables-save` output: which of our hook rules are missing, and which of our
+    /// chains exist (as a rule set with empty chains).
+    static func survey(_ save: String) -> ([(table: String, chain: String, rule: String)], Ruleset) {
+        var table = ""
+        var present = Set<String>()
+        var chains = Ruleset()
+        for line in save.split(separator: "\n") {
+            if line.hasPrefix("*") { table = String(line.dropFirst()); continue }
+            if line.hasPrefix(":") {
+                let name = String(line.dropFirst().prefix { $0 != " " })
+                if name.hasPrefix("KUBE-") || name.hasPrefix("MINIK-") {
+                    if table == "nat" { chains.nat[name] = [] } else if table == "filter" { chains.filter[name] = [] }
+                }
+                continue
+            }
+            if line.hasPrefix("-A ") { present.insert("\(table) \(line)") }
+        }
+        let missing = Ruleset.hooks.filter { !present.contains("\($0.table) -A \($0.chain) \($0.rule)") }
+        return (missing, chains)
+    }
+
+    /// Runs a command inside the node's network namespace; its output, or an error with it.
+    @discardableResult
+    func run(_ argv: [String], in node: NodeRuntime, input: String? = nil) throws(RuntimeError) -> String {
+        let r = try Command.run(argv, joining: [node.netns.fd], input: input, timeout: 60)
+        guard r.succeeded else {
+            let what = argv.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.prefix(3).joined(separator: " ")
+            throw .state("\(what) in \(node.spec.name) failed (exit \(r.exitCode)\(r.timedOut ? ", timed out" : "")): \(r.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(600))")
+        }
+        return r.output
+    }
+}
+
+final class ErrorList: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var items: [String] = []
+    func append(_ e: String) {
+        lock.lock()
+        items.append(e)
+        lock.unlock()
+    }
+}
+
+extension Command {
+    /// The full path of a program in the usual system directories.
+    public static func which(_ name: String) -> String? {
+        for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] where access("\(dir)/\(name)", X_OK) == 0 {
+            return "\(dir)/\(name)"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,169 @@
+// Running a short command inside namespaces and collecting what it says: iptables-restore
+// inside a node, a readiness probe's command inside a container. The child is cloned by
+// CMinik straight into the namespaces it joins (no shell, no `ip netns exec`).
+//
+// In the supervisor a reaper thread waits for every child (the sandboxes are its children
+// too), so a command's exit has to be handed over rather than waited for: `Children`
+// keeps the pids somebody is waiting on, and the reaper gives their statuses back here.
+import CMinik
+import Foundation
+
+public enum Children {
+    nonisolated(unsafe) private static var waiting: [pid_t: Int32?] = [:]
+    private static let cond = NSCondition()
+    nonisolated(unsafe) private static var reaperRunning = false
+
+    /// The supervisor's reaper calls this first; true when the pid was a command's.
+    public static func deliver(pid: pid_t, status: Int32) -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        guard waiting.keys.contains(pid) else { return false }
+        waiting[pid] = status
+        cond.broadcast()
+        return true
+    }
+
+    public static func reaperStarted() {
+        cond.lock()
+        reaperRunning = true
+        cond.unlock()
+    }
+
+    /// Spawns with `start` while the reaper cannot look (so it never misses the pid).
+    static func spawn(_ start: () -> pid_t) -> pid_t {
+        cond.lock()
+        defer { cond.unlock() }
+        let pid = start()
+        if pid > 0 && reaperRunning { waiting[pid] = .some(nil) }
+        return pid
+    }
+
+    /// Waits for a spawned child's status; after `deadline` the child is killed first.
+    static func wait(_ pid: pid_t, deadline: Date?) -> (status: Int32, timedOut: Bool) {
+        cond.lock()
+        let managed = reaperRunning
+        cond.unlock()
+        var timedOut = false
+        if !managed {
+            var status: Int32 = 0
+            while true {
+                let r = waitpid(pid, &status, deadline == nil || timedOut ? 0 : WNOHANG)
+                if r == pid { return (status, timedOut) }
+                if r < 0 && errno != EINTR { return (-1, timedOut) }
+                if r == 0 {
+                    if let deadline, Date() >= deadline {
+                        timedOut = true
+                        kill(pid, SIGKILL)
+                    } else {
+                        usleep(1000)
+                    }
+                }
+            }
+        }
+        cond.lock()
+        defer { cond.unlock() }
+        while true {
+            if case .some(.some(let status)) = waiting[pid] {
+                waiting.removeValue(forKey: pid)
+                return (status, timedOut)
+            }
+            if let deadline, !timedOut {
+                if !cond.wait(until: deadline) && Date() >= deadline {
+                    timedOut = true
+                    kill(pid, SIGKILL)
+                }
+            } else {
+                cond.wait()
+            }
+        }
+    }
+}
+
+public struct CommandResult: Sendable {
+    /// Exit code, or 128 + signal.
+    public var exitCode: Int32
+    public var output: String
+    public var timedOut: Bool
+    public var succeeded: Bool { exitCode == 0 && !timedOut }
+}
+
+public enum Command {
+    /// Runs argv (a path, or a name looked up in searchPath) after joining the namespaces
+    /// (fds, at most 4) and, with pidNamespace, born in that PID namespace. `input` is
+    /// its stdin; stdout and stderr are collected together. Confinement as a container's.
+    public static func run(_ argv: [String], joining fds: [Int32] = [], pidNamespace: Int32 = -1,
+                           searchPath: String? = nil, env: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+                           input: String? = nil, timeout: Double? = nil,
+                           confine: (capabilities: UInt64, seccomp: Bool)? = nil) throws(RuntimeError) -> CommandResult {
+        precondition(!argv.isEmpty && fds.count <= 4)
+        var stdinFD: Int32 = -1
+        if let input {
+            stdinFD = minik_memfd("minik-stdin")
+            if stdinFD < 0 { throw .system("memfd_create", errno: -stdinFD) }
+            let bytes = Array(input.utf8)
+            var off = 0
+            while off < bytes.count {
+                let n = bytes[off...].withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
+                if n < 0 { let e = errno; close(stdinFD); throw .system("write command input", errno: e) }
+                off += n
+            }
+            lseek(stdinFD, 0, SEEK_SET)
+        }
+        defer { if stdinFD >= 0 { close(stdinFD) } }
+        var pipeFDs: [Int32] = [-1, -1]
+        // (minik_spawn closes every other fd in the child, so the window before
+        // FD_CLOEXEC is set leaks nothing into concurrent spawns.)
+        if pipe(&pipeFDs) < 0 { throw .system("pipe", errno: errno) }
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var attr = Sandbox.spawnAttributes()
+        attr.join_fds = (fds.count > 0 ? fds[0] : -1, fds.count > 1 ? fds[1] : -1, fds.count > 2 ? fds[2] : -1, fds.count > 3 ? fds[3] : -1)
+        attr.pid_ns_fd = pidNamespace
+        attr.stdin_fd = stdinFD
+        attr.stdout_fd = pipeFDs[1]
+        attr.stderr_fd = pipeFDs[1]
+        if let confine {
+            attr.confine = 1
+            attr.capabilities = confine.capabilities
+            attr.seccomp_filter = confine.seccomp ? UnsafePointer(ContainerRunner.seccompFilter) : nil
+        }
+        let pid = Children.spawn {
+            if let searchPath {
+                return searchPath.withCString { sp in
+                    attr.search_path = sp
+                    return Sandbox.spawn(path: argv[0], argv: argv, env: env, attr: &attr)
+                }
+            }
+            return Sandbox.spawn(path: argv[0], argv: argv, env: env, attr: &attr)
+        }
+        close(pipeFDs[1])
+        if pid < 0 {
+            close(pipeFDs[0])
+            if pid == -ENOENT { throw .state("exec: \"\(argv[0])\": executable file not found") }
+            throw .system("exec \(argv[0])", errno: -pid)
+        }
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
+        let output = readAll(pipeFDs[0], until: deadline)
+        close(pipeFDs[0])
+        let (status, timedOut) = Children.wait(pid, deadline: deadline)
+        let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return CommandResult(exitCode: code, output: output, timedOut: timedOut || (deadline.map { Date() > $0 } ?? false) && code != 0)
+    }
+
+    /// Reads a pipe to EOF (or until the deadline), keeping at most 64 KiB.
+    static func readAll(_ fd: Int32, until deadline: Date?) -> String {
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while true {
+            if let deadline {
+                let ms = Int32(max(0, deadline.timeIntervalSinceNow * 1000))
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, ms) == 0 { break }
+            }
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if out.count < 65536 { out += buf[0..<min(n, 65536 - out.count)] }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
