@@ -22,9 +22,9 @@ func runningSpec(_ cluster: String) throws -> ClusterSpec {
 }
 
 struct Apply: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create or replace pods, deployments and namespaces of a running cluster.")
+    static let configuration = CommandConfiguration(abstract: "Create or replace pods, deployments, services and namespaces of a running cluster.")
 
-    @Option(name: .shortAndLong, help: "A file of Pods, Deployments, Namespaces.") var filename: String
+    @Option(name: .shortAndLong, help: "A file of Pods, Deployments, Services, Namespaces.") var filename: String
     @OptionGroup var cluster: ClusterOption
 
     func run() throws {
@@ -43,9 +43,9 @@ struct Apply: ParsableCommand {
 }
 
 struct Delete: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Delete a pod or a deployment (and its pods); their IPs go back to the pool.")
+    static let configuration = CommandConfiguration(abstract: "Delete a pod, a deployment (and its pods) or a service; IPs go back to the pool.")
 
-    @Argument(help: "pod or deployment") var resource: String?
+    @Argument(help: "pod, deployment or service") var resource: String?
     @Argument(help: "Its name.") var name: String?
     @Option(name: .shortAndLong, help: "Namespace.") var namespace: String = "default"
     @Option(name: .shortAndLong, help: "Delete what a file describes.") var filename: String?
@@ -61,9 +61,11 @@ struct Delete: ParsableCommand {
                 var empty = desired
                 empty.pods = []
                 empty.deployments = []
+                empty.services = []
                 let described = try SpecLoader.apply(text, file: filename, to: empty)
                 for d in described.deployments { desired = try desired.removing(deployment: d.name, namespace: d.namespace) }
                 for p in described.pods where p.owner == nil { desired = try desired.removing(pod: p.name, namespace: p.namespace) }
+                for s in described.services { desired = try desired.removing(service: s.name, namespace: s.namespace) }
             } else {
                 guard let resource, let name else { throw CLIError("usage: minik delete pod|deployment NAME, or minik delete -f FILE") }
                 switch resource {
@@ -75,8 +77,10 @@ struct Delete: ParsableCommand {
                 case "deployment", "deployments", "deploy":
                     desired = try desired.removing(deployment: name, namespace: namespace)
                     print("deployment.apps/\(name) deleted")
+                case "service", "services", "svc":
+                    desired = try desired.removing(service: name, namespace: namespace)
                 default:
-                    throw CLIError("cannot delete \"\(resource)\" (use pod or deployment)")
+                    throw CLIError("cannot delete \"\(resource)\" (use pod, deployment or service)")
                 }
             }
         } catch let e as SpecError {

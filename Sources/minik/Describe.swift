@@ -4,17 +4,24 @@ import MinikRuntime
 import MinikSpec
 
 struct Describe: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a pod in detail: node, IP, sandbox, containers, restarts, events.")
+    static let configuration = CommandConfiguration(abstract: "Show a pod (node, IP, sandbox, containers, probes, restarts, events) or a service (addresses, ports, endpoints and why some are not ready) in detail.")
 
-    @Argument(help: "pod") var resource: String
-    @Argument(help: "The pod's name.") var podName: String
+    @Argument(help: "pod or svc") var resource: String
+    @Argument(help: "Its name.") var podName: String
     @Option(name: .shortAndLong, help: "Namespace of the pod.") var namespace: String = "default"
     @OptionGroup var cluster: ClusterOption
 
     func run() throws {
-        guard ["pod", "pods", "po"].contains(resource) else { throw CLIError("describe supports pods (minik describe pod NAME)") }
         let name = try cluster.resolve()
         let (state, _) = try clusterState(name)
+        if ["svc", "service", "services"].contains(resource) {
+            guard let st = state.services.first(where: { $0.spec.name == podName && $0.spec.namespace == namespace }) else {
+                throw CLIError("service \"\(podName)\" not found in namespace \(namespace)")
+            }
+            print(describeService(st, proxy: state.proxy), terminator: "")
+            return
+        }
+        guard ["pod", "pods", "po"].contains(resource) else { throw CLIError("describe supports pods and services (minik describe pod|svc NAME)") }
         guard let p = state.pod(podName, namespace: namespace) else {
             throw CLIError("pod \"\(podName)\" not found in namespace \(namespace)")
         }
@@ -71,7 +78,10 @@ struct Describe: ParsableCommand {
                     line("  Exit Code", "\(t.exitCode)", indent: 4)
                     line("  Finished", ISO8601DateFormatter().string(from: t.finishedAt), indent: 4)
                 }
-                line("Ready", c.isRunning ? "True" : "False", indent: 4)
+                line("Ready", c.isRunning && c.ready ? "True" : "False", indent: 4)
+                if let probe = cspec?.readinessProbe { line("Readiness", probe.summary, indent: 4) }
+                if let probe = cspec?.livenessProbe { line("Liveness", probe.summary, indent: 4) }
+                if let m = c.probeMessage { line("  Last probe", m, indent: 4) }
                 line("Restart Count", "\(c.restartCount)", indent: 4)
             }
         }

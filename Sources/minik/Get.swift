@@ -9,9 +9,10 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct Get: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List nodes, pods or clusters, as kubectl and kind print them.")
+    static let configuration = CommandConfiguration(abstract: "List nodes, pods, services, endpoints or clusters, as kubectl and kind print them.")
 
-    @Argument(help: "nodes, pods or clusters.") var resource: String
+    @Argument(help: "nodes, pods, services (svc), endpoints (ep) or clusters.") var resource: String
+    @Argument(help: "Only this one (services and endpoints).") var name: String?
     @Option(name: .shortAndLong, help: "Output format: wide, json or yaml.") var output: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Namespace of the pods.") var namespace: String = "default"
     @Flag(name: [.customShort("A"), .long], help: "Pods of every namespace.") var allNamespaces = false
@@ -24,16 +25,16 @@ struct Get: ParsableCommand {
             if list.isEmpty { printErr("No clusters found.") }
             list.forEach { print($0) }
             return
-        case "nodes", "node", "no":
-            let (state, _) = try clusterState(try cluster.resolve())
-            try printNodes(state)
-        case "pods", "pod", "po":
-            let (state, _) = try clusterState(try cluster.resolve())
-            try printPods(state)
+        case "nodes", "node", "no": try printNodes(try state())
+        case "pods", "pod", "po": try printPods(try state())
+        case "services", "service", "svc": try printServices(try state())
+        case "endpoints", "endpoint", "ep": try printEndpoints(try state())
         default:
-            throw CLIError("unknown resource \"\(resource)\" (use nodes, pods or clusters)")
+            throw CLIError("unknown resource \"\(resource)\" (use nodes, pods, services, endpoints or clusters)")
         }
     }
+
+    func state() throws -> ClusterState { try clusterState(try cluster.resolve()).0 }
 
     func printNodes(_ s: ClusterState) throws {
         switch output {
@@ -224,7 +225,7 @@ struct KPod: Encodable {
         case .waiting: state = ["waiting": ["reason": c.reason ?? "", "message": c.message ?? ""].filter { !$0.value.isEmpty }]
         case .terminated: state = c.termination.map(term) ?? ["terminated": [:]]
         }
-        return ContainerStatusK(name: c.name, image: c.image, ready: c.isRunning, restartCount: c.restartCount,
+        return ContainerStatusK(name: c.name, image: c.image, ready: c.isRunning && c.ready, restartCount: c.restartCount,
                                 started: c.isRunning, state: state, lastState: c.lastTermination.map(term) ?? [:])
     }
 

@@ -29,12 +29,20 @@ public final class ClusterRuntime: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return _spec
     }
-    private var _spec: ClusterSpec
+    var _spec: ClusterSpec
     public let specFile: String
     public private(set) var nodes: [NodeRuntime] = []
     public internal(set) var pods: [PodState] = []
-    private var underlay: NetNamespace?
-    private var underlayBridge: Int32 = 0
+    var underlay: NetNamespace?
+    var underlayBridge: Int32 = 0
+    /// The service proxy of every node (nil with kubeProxyMode none or no CNI).
+    var proxy: ServiceProxy?
+    let proxyWake = NSCondition()
+    var proxyPending = false
+    var serviceCreated: [String: Date] = [:]
+    var external: NetNamespace?
+    var externalUplink: Int32 = 0
+    var forwarders: [PortForwarder] = []
     private let pause: String
     public let createdAt = Date()
     /// Recursive: lifecycle code reads `spec` (which locks) while holding it.
@@ -70,6 +78,8 @@ public final class ClusterRuntime: @unchecked Sendable {
             try build(progress: progress)
         } catch {
             progress("failed: \(error); removing what was created")
+            stopping = true
+            stopServices()
             Teardown.destroy(cluster: spec.name, knownPIDs: pods.map { ($0.pid, $0.startTime) })
             throw error
         }
@@ -95,6 +105,11 @@ public final class ClusterRuntime: @unchecked Sendable {
 
         for n in spec.nodes { try addNode(n) }
         progress("nodes ready: \(nodes.map(\.spec.name).joined(separator: ", ")) (\(spec.disableDefaultCNI ? "no CNI" : "cni0 + \(spec.network.backend.rawValue)")) \(took())")
+        try addExternalHost()
+        try publishPorts()
+        let published = spec.nodes.flatMap { n in n.extraPortMappings.map { "127.0.0.1:\($0.hostPort)->\(n.name):\($0.containerPort)/\($0.proto)" } }
+        progress("external host \(Naming.externalHostIP(spec.network.underlaySubnet)) on the underlay\(published.isEmpty ? "" : "; published \(published.joined(separator: ", "))") \(took())")
+        for s in spec.services { serviceCreated[s.key] = createdAt }
 
         if spec.disableDefaultCNI {
             for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
@@ -104,6 +119,14 @@ public final class ClusterRuntime: @unchecked Sendable {
             progress("pods running: \(pods.count) \(took())")
             try checkReachability()
             if !pods.isEmpty { progress("every pod answers ping, on its node and across nodes \(took())") }
+            if spec.kubeProxyMode != "none" {
+                proxy = try ServiceProxy(nodes: nodes, clusterCIDR: spec.podSubnet)
+                let errors = syncServices()
+                if let e = errors.first { throw .state("service proxy: \(e)") }
+                let st = proxy?.statuses.first
+                progress("service proxy: \(spec.services.count) services, \(st?.rules ?? 0) rules in every node \(took())")
+                startProxyLoop()
+            }
         }
         try state().save()
         let ms = Int(Date().timeIntervalSince(started) * 1000)
@@ -117,6 +140,9 @@ public final class ClusterRuntime: @unchecked Sendable {
         let node = NodeRuntime(spec: n, netns: ns, ipam: ipam)
         nodes.append(node)
         try ns.sysctl("net/ipv4/ip_forward", "1")
+        // Bridged pod-to-pod traffic on one node goes through iptables too, so a reply
+        // from a service's endpoint is un-NATed (kube-proxy needs br_netfilter).
+        try ns.sysctl("net/bridge/bridge-nf-call-iptables", "1")
         node.uplinkIndex = try Underlay.attach(node: ns, spec: n, cluster: spec.name, subnet: spec.network.underlaySubnet,
                                                mtu: spec.network.mtu, underlay: underlay, bridgeIndex: underlayBridge)
         if spec.disableDefaultCNI { return }
@@ -227,6 +253,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         pidIndex[pid] = (p.key, nil)
         lock.unlock()
         startNext(p.key)
+        proxyDirty()
     }
 
     /// Every node pings its own pods through cni0; the first node also pings one pod on
@@ -274,7 +301,9 @@ public final class ClusterRuntime: @unchecked Sendable {
                     p.message = "the pod's sandbox (pause, pid \(p.pid)) is gone"
                 }
                 return p
-            })
+            },
+            services: serviceStates(),
+            proxy: proxy?.statuses ?? [])
     }
 
     /// Makes the running pods match `desired` (same cluster, new pods/deployments):
@@ -299,12 +328,15 @@ public final class ClusterRuntime: @unchecked Sendable {
             toAdd.append(d)
             report.append("pod/\(d.name) created")
         }
+        report += reconcileServices(desired, current: current)
         deletePods(toDelete)
         lock.lock()
         _spec.pods = desired.pods
         _spec.deployments = desired.deployments
         _spec.namespaces = desired.namespaces
+        _spec.services = desired.services
         lock.unlock()
+        proxyDirty()
         do { try addPods(toAdd) } catch { report.append("error: \(error)") }
         try? state().save()
         return report
@@ -330,6 +362,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(1)
         while Date() < deadline && procs.contains(where: { Sandbox.isAlive($0.0, startTime: $0.1) }) { usleep(10_000) }
         for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGKILL) }
+        if !gone.isEmpty { proxyDirty() }
         for pod in gone {
             release(pod)
             Cgroups.remove(cluster: _spec.name, pod: pod)
@@ -352,6 +385,7 @@ public final class ClusterRuntime: @unchecked Sendable {
     public func down() {
         lock.lock()
         stopping = true
+        stopServices()
         let known = pods.map { ($0.pid, $0.startTime) } + pods.flatMap { $0.containers.map { ($0.pid, $0.startTime) } }
         lock.unlock()
         nodes = []

@@ -23,6 +23,12 @@ public enum Naming {
         "\(netnsPrefix(cluster))\(namespace).\(pod)"
     }
     public static func netnsPath(_ name: String) -> String { "\(netnsDir)/\(name)" }
+    /// The external host: on the underlay, not a node (for NodePorts and externalIPs).
+    public static func externalNetns(_ cluster: String) -> String { "\(netnsPrefix(cluster))external" }
+    /// Its port on the underlay bridge.
+    public static func externalPort(_ cluster: String) -> String { "\(cluster)-ext" }
+    /// Its address: the last usable one of the underlay subnet (172.18.255.254).
+    public static func externalHostIP(_ subnet: IPv4CIDR) -> IPv4Address { IPv4Address(subnet.broadcast.value - 1) }
 
     /// The underlay's bridge, inside the underlay namespace.
     public static func underlayBridge(_ cluster: String) -> String { "br-\(cluster)" }

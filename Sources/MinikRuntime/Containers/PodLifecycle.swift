@@ -22,6 +22,11 @@ public enum Backoff {
     }
 }
 
+extension ContainerSpec {
+    /// An init container: never "ready" (only app containers count for the pod).
+    func isInitLike(_ p: PodSpec) -> Bool { p.initContainers.contains { $0.name == name } }
+}
+
 extension ClusterRuntime {
     static func waiting(_ c: ContainerSpec, isInit: Bool, reason: String) -> ContainerStatus {
         ContainerStatus(name: c.name, image: c.image, isInit: isInit, state: .waiting, reason: reason, message: nil,
@@ -75,12 +80,16 @@ extension ClusterRuntime {
                 pods[i].containers[j].pid = started.pid
                 pods[i].containers[j].startTime = started.startTime
                 pods[i].containers[j].startedAt = Date()
+                pods[i].containers[j].ready = !c.isInitLike(p) && c.readinessProbe == nil
+                pods[i].containers[j].probeMessage = nil
                 pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Started",
                                                message: "Started container \(name) (pid \(started.pid))"))
                 pidIndex[started.pid] = (key, name)
                 early = earlyExits.removeValue(forKey: started.pid)
             }
             lock.unlock()
+            startProbes(key, c, pid: started.pid)
+            proxyDirty()
             if let status = early { reaped(pid: started.pid, status: status) }
         } catch {
             record(key, name, failure: error.description)
@@ -138,6 +147,9 @@ extension ClusterRuntime {
         pods[i].containers[j].state = .terminated
         pods[i].containers[j].termination = t
         pods[i].containers[j].pid = 0
+        let wasReady = pods[i].containers[j].ready
+        pods[i].containers[j].ready = false
+        if wasReady { proxyDirty() }
         pods[i].events.append(PodEvent(time: Date(), type: code == 0 ? "Normal" : "Warning", reason: "Exited",
                                        message: "Container \(name) exited with code \(code)\(signaled ? " (signal \(status & 0x7f))" : "")"))
         lock.unlock()

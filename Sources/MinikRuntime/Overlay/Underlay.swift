@@ -41,6 +41,10 @@ public enum Underlay {
             }
             try sock.linkSetUp(index: eth0.index)
             try sock.addrAdd(index: eth0.index, address: spec.internalIP.networkOrder, prefix: subnet.prefix)
+            // Like a kind node's default route to the docker network's gateway. The
+            // gateway is the underlay bridge, a dead end: nothing leaves the underlay.
+            // Nodes need it to reach ClusterIPs (routed before they are DNATed).
+            try sock.routeAdd(RouteSpec(destination: 0, prefix: 0, gateway: subnet.address(1).networkOrder, outputIndex: eth0.index))
             return eth0.index
         }
     }
