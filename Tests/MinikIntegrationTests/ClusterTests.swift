@@ -241,6 +241,16 @@ let badInputs: [BadInput] = [
              expected: "unknown capability \"NET_ADMN\"", line: 13),
     BadInput(label: "invalid resource quantity", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {limits: {memory: 64Mb}}\n",
              expected: "invalid memory quantity \"64Mb\"", line: 13),
+    BadInput(label: "clusterIP outside serviceSubnet", yaml: goodHead + svcYAML("clusterIP: 10.200.0.5"), expected: "clusterIP 10.200.0.5 is outside the serviceSubnet 10.96.0.0/12", line: 10),
+    BadInput(label: "clusterIP taken", yaml: goodHead + svcYAML("clusterIP: 10.96.0.50", name: "a") + svcYAML("clusterIP: 10.96.0.50", name: "b"),
+             expected: "clusterIP 10.96.0.50 is already taken by service default/a", line: 18),
+    BadInput(label: "nodePort out of range", yaml: goodHead + svcYAML("type: NodePort", port: "nodePort: 40000"), expected: "nodePort 40000 is out of range (30000-32767)", line: 13),
+    BadInput(label: "nodePort taken", yaml: goodHead + svcYAML("type: NodePort", name: "a", port: "nodePort: 30080") + svcYAML("type: NodePort", name: "b", port: "nodePort: 30080"),
+             expected: "nodePort 30080/TCP is already taken by service default/a", line: 22),
+    BadInput(label: "duplicate service port names", yaml: goodHead + "---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: a}\n  ports: [{name: http, port: 80}, {name: http, port: 81}]\n",
+             expected: "port name \"http\" is used twice", line: 11),
+    BadInput(label: "service protocol", yaml: goodHead + svcYAML("selector: {app: a}", port: "protocol: SCTP"), expected: "protocol \"SCTP\" is not supported (use TCP or UDP)", line: 13),
+    BadInput(label: "service selector is not a mapping", yaml: goodHead + svcYAML("selector: [app, a]"), expected: "must be a mapping of strings", line: 10),
     BadInput(label: "cluster name too long", yaml: "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: it-bad-but-long\n", expected: "may have at most 11", line: 3),
 ]
 
@@ -255,6 +265,13 @@ func podYAML(_ name: String, node: String? = nil) -> String {
       \(node.map { "nodeName: \($0)" } ?? "restartPolicy: Always")
       containers: [{name: c, image: busybox, command: [sleep, infinity]}]
     """
+}
+
+/// A Service document (after "---"): `extra` is one more line of its spec, `port` one
+/// more field of its only port (port 80).
+func svcYAML(_ extra: String, name: String = "s", port: String? = nil) -> String {
+    "---\napiVersion: v1\nkind: Service\nmetadata: {name: \(name)}\nspec:\n  \(extra)\n  ports:\n  - port: 80\n"
+        + (port.map { "    \($0)\n" } ?? "")
 }
 
 func smallCluster(_ name: String, pods: Int = 2) -> String {
