@@ -11,7 +11,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List nodes, pods, services, endpoints or clusters, as kubectl and kind print them.")
 
-    @Argument(help: "nodes, pods, services (svc), endpoints (ep) or clusters.") var resource: String
+    @Argument(help: "nodes, pods, services (svc), endpoints (ep), proxy or clusters.") var resource: String
     @Argument(help: "Only this one (services and endpoints).") var name: String?
     @Option(name: .shortAndLong, help: "Output format: wide, json or yaml.") var output: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Namespace of the pods.") var namespace: String = "default"
@@ -29,6 +29,7 @@ struct Get: ParsableCommand {
         case "pods", "pod", "po": try printPods(try state())
         case "services", "service", "svc": try printServices(try state())
         case "endpoints", "endpoint", "ep": try printEndpoints(try state())
+        case "proxy": try printProxy(try state())
         default:
             throw CLIError("unknown resource \"\(resource)\" (use nodes, pods, services, endpoints or clusters)")
         }

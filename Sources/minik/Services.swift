@@ -54,6 +54,22 @@ extension Get {
         }
     }
 
+    /// The service proxy of every node: how many syncs, how long the last one took.
+    func printProxy(_ s: ClusterState) throws {
+        switch output {
+        case .json, .yaml:
+            try emit(s.proxy)
+        case .table, .wide:
+            if s.proxy.isEmpty { return printErr("No service proxy (kubeProxyMode none, or the cluster has no pod network).") }
+            var rows = [["NODE", "SYNCS", "LAST-SYNC", "RENDER", "RESTORE", "CHANGED-CHAINS", "RULES", "CHAINS", "REPAIRS", "ERROR"]]
+            for p in s.proxy {
+                rows.append([p.node, "\(p.syncs)", p.lastSync.map { "\(age($0)) ago" } ?? "<never>", "\(p.lastRenderMillis)ms",
+                             "\(p.lastSyncMillis)ms", "\(p.lastChangedChains)", "\(p.rules)", "\(p.chains)", "\(p.repairs)", p.lastError ?? "<none>"])
+            }
+            printTable(rows)
+        }
+    }
+
     func noResources() {
         printErr(allNamespaces ? "No resources found" : "No resources found in \(namespace) namespace.")
     }

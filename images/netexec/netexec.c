@@ -65,7 +65,7 @@ static int listen_on(int type, int port) {
         fprintf(stderr, "netexec: bind port %d: %s\n", port, strerror(errno));
         exit(1);
     }
-    if (type == SOCK_STREAM && listen(fd, 128) < 0) { perror("listen"); exit(1); }
+    if (type == SOCK_STREAM && listen(fd, 4096) < 0) { perror("listen"); exit(1); }
     return fd;
 }
 

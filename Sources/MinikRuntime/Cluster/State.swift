@@ -129,6 +129,8 @@ public struct ProxyNodeStatus: Codable, Sendable {
     /// Wall time of the last iptables-restore that changed something, in ms.
     public var lastSyncMillis: Double = 0
     public var lastChangedChains: Int = 0
+    /// Rendering the whole rule set (for every node at once), in ms.
+    public var lastRenderMillis: Double = 0
     public var rules: Int = 0
     public var chains: Int = 0
     public var repairs: Int = 0
@@ -213,13 +215,46 @@ public struct ClusterState: Codable, Sendable {
 
     public static let preciseDateParsing = JSONDecoder.DateDecodingStrategy.custom { decoder in
         let text = try decoder.singleValueContainer().decode(String.self)
-        // 2026-11-21T09:31:25.123456Z, or without fraction.
-        let parts = text.dropLast().split(separator: ".", maxSplits: 1)
-        let f = ISO8601DateFormatter()
-        guard let base = f.date(from: String(parts[0]) + "Z") else {
+        guard let date = parseISO(text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "bad date \(text)"))
         }
-        let fraction = parts.count > 1 ? Double("0." + parts[1]) ?? 0 : 0
-        return base.addingTimeInterval(fraction)
+        return date
+    }
+
+    /// Parses what isoString writes ("2026-11-21T09:31:25.123456Z", fraction optional),
+    /// by hand with timegm: a date formatter per date made reading a state with
+    /// thousands of services take most of a second.
+    public static func parseISO(_ text: String) -> Date? {
+        let u = Array(text.utf8)
+        guard u.count >= 20, u.last == 90 /* Z */ else { return nil }
+        func num(_ from: Int, _ len: Int) -> Int32? {
+            var v: Int32 = 0
+            for i in from..<(from + len) {
+                let c = u[i]
+                guard c >= 48 && c <= 57 else { return nil }
+                v = v * 10 + Int32(c - 48)
+            }
+            return v
+        }
+        guard let y = num(0, 4), let mo = num(5, 2), let d = num(8, 2), let h = num(11, 2), let mi = num(14, 2), let sec = num(17, 2),
+              u[4] == 45, u[7] == 45, u[10] == 84, u[13] == 58, u[16] == 58 else { return nil }
+        var t = tm()
+        t.tm_year = y - 1900
+        t.tm_mon = mo - 1
+        t.tm_mday = d
+        t.tm_hour = h
+        t.tm_min = mi
+        t.tm_sec = sec
+        let seconds = timegm(&t)
+        var fraction = 0.0
+        if u[19] == 46 /* . */ {
+            var scale = 0.1
+            for c in u[20..<(u.count - 1)] {
+                guard c >= 48 && c <= 57 else { return nil }
+                fraction += Double(c - 48) * scale
+                scale /= 10
+            }
+        }
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 }

@@ -93,7 +93,7 @@ public enum ProxyRules {
     public static let masqMark = "0x4000"
 
     /// The whole rule set for a cluster whose pods live in clusterCIDR.
-    public static func render(_ ports: [ProxyServicePort], clusterCIDR: IPv4CIDR) -> Ruleset {
+    public static func render(_ ports: [ProxyServicePort], clusterCIDR: IPv4CIDR, fanOut: Int = ProxyRules.fanOut) -> Ruleset {
         var rs = Ruleset()
         rs.nat["KUBE-MARK-MASQ"] = ["-A KUBE-MARK-MASQ \(Ruleset.canary.rule)"]
         rs.nat["KUBE-POSTROUTING"] = [
@@ -170,14 +170,14 @@ public enum ProxyRules {
                 nodePorts.append(DispatchItem(key: UInt32(np), group: p, rule: "-p \(p) -m comment --comment \"\(key)\" -m \(p) --dport \(np) -j \(ext)"))
             }
         }
-        let byAddress = Dispatch(width: 32, childPrefix: "KUBE-SVCS-",
+        let byAddress = Dispatch(width: 32, fanOut: fanOut, childPrefix: "KUBE-SVCS-",
                                  match: { _, base, len in "-d \(IPv4Address(base))/\(len)" },
                                  label: { _, base, len in String(format: "%08X-%d", base, len) })
         byAddress.build(chain: "KUBE-SERVICES", items: natServices, into: &rs.nat)
         rs.nat["KUBE-SERVICES", default: []].append(
             "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
         byAddress.build(chain: "KUBE-SERVICES", items: filterServices, into: &rs.filter)
-        let byPort = Dispatch(width: 16, childPrefix: "KUBE-NPS-",
+        let byPort = Dispatch(width: 16, fanOut: fanOut, childPrefix: "KUBE-NPS-",
                               match: { proto, base, len in "-p \(proto) -m \(proto) --dport \(base):\(base + (UInt32(1) << UInt32(16 - len)) - 1)" },
                               label: { proto, base, len in "\(proto.uppercased())-\(base)-\(len)" })
         byPort.build(chain: "KUBE-NODEPORTS", items: nodePorts, into: &rs.nat)
@@ -246,6 +246,7 @@ struct DispatchItem {
 /// Writes a dispatch chain, split into a tree of child chains where it would be long.
 struct Dispatch {
     var width: Int
+    var fanOut: Int
     var childPrefix: String
     var match: (_ group: String, _ base: UInt32, _ len: Int) -> String
     var label: (_ group: String, _ base: UInt32, _ len: Int) -> String
@@ -256,7 +257,7 @@ struct Dispatch {
     }
 
     private func split(chain: String, items: [DispatchItem], prefix: Int, into chains: inout [String: [String]]) {
-        if items.count <= ProxyRules.fanOut || prefix >= width {
+        if items.count <= fanOut || prefix >= width {
             chains[chain, default: []] += items.map { "-A \(chain) \($0.rule)" }
             return
         }

@@ -20,6 +20,9 @@ public final class ServiceProxy: @unchecked Sendable {
     private var status: [String: ProxyNodeStatus]
     private let restore: String
     private let save: String
+    /// MINIK_PROXY_FANOUT: the dispatch chains' split point; a huge value gives kube-proxy's
+    /// flat KUBE-SERVICES (the benchmarks compare both).
+    private let fanOut: Int
 
     public init(nodes: [NodeRuntime], clusterCIDR: IPv4CIDR) throws(RuntimeError) {
         self.nodes = nodes
@@ -31,6 +34,7 @@ public final class ServiceProxy: @unchecked Sendable {
         }
         restore = r
         save = s
+        fanOut = ProcessInfo.processInfo.environment["MINIK_PROXY_FANOUT"].flatMap { Int($0) }.map { max($0, 16) } ?? ProxyRules.fanOut
     }
 
     public var statuses: [ProxyNodeStatus] {
@@ -42,7 +46,12 @@ public final class ServiceProxy: @unchecked Sendable {
     /// Returns the errors (one per node that failed; that node is rewritten whole next time).
     @discardableResult
     public func sync(_ ports: [ProxyServicePort]) -> [String] {
-        let desired = ProxyRules.render(ports, clusterCIDR: clusterCIDR)
+        let started = Date()
+        let desired = ProxyRules.render(ports, clusterCIDR: clusterCIDR, fanOut: fanOut)
+        let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
+        lock.lock()
+        for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
+        lock.unlock()
         let errors = ErrorList()
         DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
             if let e = self.sync(node: nodes[i], to: desired) { errors.append(e) }
