@@ -352,8 +352,8 @@ struct ServiceSpecRejectTests {
     @Test(arguments: [
         ("10.96.0.10", "reserved for the cluster DNS service"),
         ("10.96.0.1", "reserved for the kubernetes API service"),
-        ("10.96.0.0", "network or broadcast"),
-        ("10.111.255.255", "network or broadcast"),
+        ("10.96.0.0", "the subnet's network or broadcast address"),
+        ("10.111.255.255", "the subnet's network or broadcast address"),
     ])
     func reservedClusterIP(ip: String, why: String) {
         let text = clusterHeader + service("web", "clusterIP: \(ip)\nports: [{port: 80}]")
@@ -373,6 +373,25 @@ struct ServiceSpecRejectTests {
             + service("b", "type: NodePort\nports:\n- {name: x, port: 81}\n- name: y\n  port: 80\n  nodePort: 30080")
         expectRejected(text, field: "spec.ports[1].nodePort", line: line(of: "nodePort: 30080", after: "name: b", in: text),
                        saying: "nodePort 30080/TCP is already taken by service default/a")
+    }
+
+    @Test func theSameNodePortTwiceInOneService() {
+        // Kubernetes refuses this (spec.ports[1].nodePort: Duplicate value); the proxy would
+        // send the node port to the first port only.
+        let text = clusterHeader + service("web", "type: NodePort\nports:\n- name: a\n  port: 80\n  nodePort: 30080\n- name: b\n  port: 81\n  nodePort: 30080")
+        // BUG: finishServices only compares node ports with other services' (owner !=
+        // s.key), so two ports of one service may share a node port.
+        expectRejected(text, field: "spec.ports[1].nodePort", line: line(of: "nodePort: 30080", after: "name: b", in: text),
+                       saying: "nodePort 30080/TCP")
+    }
+
+    @Test func clusterIPsIsSingleStack() {
+        let two = clusterHeader + service("web", "clusterIPs: [10.96.0.20, 10.96.0.21]\nports: [{port: 80}]")
+        expectRejected(two, field: "spec.clusterIPs", line: line(of: "clusterIPs:", in: two),
+                       saying: "clusterIPs has 2 addresses; minik is IPv4 single-stack (one)")
+        let differ = clusterHeader + service("web", "clusterIP: 10.96.0.20\nclusterIPs: [10.96.0.21]\nports: [{port: 80}]")
+        expectRejected(differ, field: "spec.clusterIPs", line: line(of: "clusterIPs:", in: differ),
+                       saying: "clusterIPs[0] 10.96.0.21 differs from clusterIP 10.96.0.20")
     }
 
     @Test func nodePortOnAClusterIPService() {
@@ -825,6 +844,30 @@ struct ProbeSpecTests {
             // container's probe goes to the front container's 8080 (the spec check looked at
             // the admin container's own ports).
             #expect(port.resolve(in: pod) == 9090)
+        }
+    }
+
+    @Test func aProbeOnANamedUDPPortOfItsContainerResolves() throws {
+        // The spec accepts a probe naming any port of its container (as Kubernetes does:
+        // kubelet's findPortByName ignores the protocol); the prober then resolves it with
+        // PortRef.resolve(in: pod), whose protocol defaults to TCP.
+        let text = clusterHeader + probePod("""
+        - name: dns
+          image: busybox
+          ports: [{name: dns, containerPort: 53, protocol: UDP}]
+          livenessProbe:
+            tcpSocket: {port: dns}
+        """)
+        if let spec = try? SpecLoader.parse(text, file: "c.yaml") {
+            let pod = try #require(spec.pods.first)
+            guard case .tcpSocket(let port) = try #require(pod.containers[0].livenessProbe).action else {
+                Issue.record("expected a tcpSocket probe")
+                return
+            }
+            // BUG: accepted by the spec, but resolve(in:) finds no TCP port "dns", so the
+            // prober fails with "unknown port" every period and restarts the container
+            // forever. Either the spec should refuse it or the probe should resolve to 53.
+            #expect(port.resolve(in: pod) == 53)
         }
     }
 }
