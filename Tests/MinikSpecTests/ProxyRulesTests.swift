@@ -431,6 +431,32 @@ struct DispatchTreeTests {
         #expect(walk(rs.nat, from: "KUBE-SERVICES", dest: addr("10.111.255.254"), proto: "tcp", dport: 80, visited: &v) == nil)
     }
 
+    @Test func theFanOutSettingTradesChainLengthForDepth() throws {
+        let ports = spread(300).filter { !$0.endpoints.isEmpty }
+        let flat = ProxyRules.render(ports, clusterCIDR: clusterCIDR, fanOut: Int.max)
+        #expect(flat.nat["KUBE-SERVICES"]?.count == ports.count + 1)
+        #expect(flat.nat["KUBE-SERVICES"]?.last == nodePortsRule)
+        #expect(!flat.nat.keys.contains { $0.hasPrefix("KUBE-SVCS-") })
+        let narrow = ProxyRules.render(ports, clusterCIDR: clusterCIDR, fanOut: 4)
+        for (name, rules) in narrow.nat where name == "KUBE-SERVICES" || name.hasPrefix("KUBE-SVCS-") {
+            #expect(rules.count <= 17, "\(name) has \(rules.count) rules")
+        }
+        #expect(render(ports) == ProxyRules.render(ports, clusterCIDR: clusterCIDR, fanOut: ProxyRules.fanOut))
+        var flatWorst = 0, narrowWorst = 0
+        for sp in ports {
+            var v = 0, w = 0
+            let a = walk(flat.nat, from: "KUBE-SERVICES", dest: sp.clusterIP, proto: "tcp", dport: sp.port, visited: &v)
+            let b = walk(narrow.nat, from: "KUBE-SERVICES", dest: sp.clusterIP, proto: "tcp", dport: sp.port, visited: &w)
+            // The same service rule, in whichever chain it sits.
+            let rule = try #require(a).split(separator: " ", maxSplits: 2).last
+            #expect(rule != nil && rule == b?.split(separator: " ", maxSplits: 2).last, "\(sp.portKey)")
+            flatWorst = max(flatWorst, v)
+            narrowWorst = max(narrowWorst, w)
+        }
+        #expect(flatWorst == ports.count) // the highest address is the last rule of the flat chain
+        #expect(narrowWorst < 60, "\(narrowWorst)")
+    }
+
     @Test func externalIPsOutsideTheServiceSubnetAreFoundToo() throws {
         var ports = spread(100).filter { !$0.endpoints.isEmpty }
         ports[0].externalIPs = [addr("192.0.2.10")]
