@@ -101,7 +101,17 @@ public enum PortRef: Codable, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The port this names in a pod, or nil when no container declares the name.
+    /// A probe's port: looked up in its own container by name only, as kubelet's
+    /// findPortByName does.
+    public func resolve(in container: ContainerSpec) -> Int? {
+        switch self {
+        case .number(let n): return n
+        case .name(let s): return container.ports.first { $0.name == s }?.containerPort
+        }
+    }
+
+    /// A service's targetPort in a pod: the port of that protocol some container declares
+    /// under the name, or nil.
     public func resolve(in pod: PodSpec, proto: String = "TCP") -> Int? {
         switch self {
         case .number(let n): return n

@@ -117,6 +117,7 @@ struct Builder {
     var pods: [RawPod] = []
     var deployments: [DeploymentSpec] = []
     var services: [RawService] = []
+    var serviceKeys = Set<String>()
     /// For `minik apply`: the running cluster the documents are applied to.
     var base: ClusterSpec?
 

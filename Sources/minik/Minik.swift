@@ -90,9 +90,12 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let spec = try loadSpec(file)
-        print("\(file): valid. Cluster \"\(spec.name)\": \(spec.nodes.count) nodes, \(spec.pods.count) pods, \(spec.network.backend.rawValue) overlay")
+        print("\(file): valid. Cluster \"\(spec.name)\": \(spec.nodes.count) nodes, \(spec.pods.count) pods, \(spec.services.count) services, \(spec.network.backend.rawValue) overlay")
         for n in spec.nodes {
             print("  \(n.name)  \(n.role.rawValue)  \(n.internalIP)  podCIDR \(n.podCIDR)  pods \(spec.pods(on: n.name).count)")
+        }
+        for s in spec.services {
+            print("  service \(s.key)  \(s.type.rawValue)  \(Get.clusterIP(s))  \(Get.ports(s))")
         }
     }
 }

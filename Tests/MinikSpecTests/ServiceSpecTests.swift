@@ -379,8 +379,6 @@ struct ServiceSpecRejectTests {
         // Kubernetes refuses this (spec.ports[1].nodePort: Duplicate value); the proxy would
         // send the node port to the first port only.
         let text = clusterHeader + service("web", "type: NodePort\nports:\n- name: a\n  port: 80\n  nodePort: 30080\n- name: b\n  port: 81\n  nodePort: 30080")
-        // BUG: finishServices only compares node ports with other services' (owner !=
-        // s.key), so two ports of one service may share a node port.
         expectRejected(text, field: "spec.ports[1].nodePort", line: line(of: "nodePort: 30080", after: "name: b", in: text),
                        saying: "nodePort 30080/TCP")
     }
@@ -602,10 +600,6 @@ struct ServiceApplyTests {
         let text = service("db", "selector: {app: db}\nports: [{port: 5432}]")
         if let out = try? SpecLoader.apply(text, file: "svc.yaml", to: base) {
             let s = try only(out, "db")
-            // BUG: finishServices copies old.clusterIP (nil for a headless service) and then
-            // allocates a new ClusterIP, silently turning the headless service into a
-            // ClusterIP one; the explicit change is refused ("cannot change between headless
-            // and not"), the implicit one is not.
             #expect(s.headless, "re-applied headless service lost headless: clusterIP \(s.clusterIP.map(\.description) ?? "nil")")
             #expect(s.clusterIP == nil)
         }
@@ -840,10 +834,8 @@ struct ProbeSpecTests {
                 Issue.record("expected an httpGet probe")
                 return
             }
-            // BUG: PortRef.resolve(in:) searches every container of the pod, so the admin
-            // container's probe goes to the front container's 8080 (the spec check looked at
-            // the admin container's own ports).
-            #expect(port.resolve(in: pod) == 9090)
+            // Resolved in its own container (kubelet's findPortByName), not the pod's first.
+            #expect(port.resolve(in: pod.containers[1]) == 9090)
         }
     }
 
@@ -864,10 +856,8 @@ struct ProbeSpecTests {
                 Issue.record("expected a tcpSocket probe")
                 return
             }
-            // BUG: accepted by the spec, but resolve(in:) finds no TCP port "dns", so the
-            // prober fails with "unknown port" every period and restarts the container
-            // forever. Either the spec should refuse it or the probe should resolve to 53.
-            #expect(port.resolve(in: pod) == 53)
+            // By name only, whatever the protocol (the probe then connects over TCP).
+            #expect(port.resolve(in: pod.containers[0]) == 53)
         }
     }
 }

@@ -133,15 +133,17 @@ extension ClusterRuntime {
     /// creation times of new ones.
     func reconcileServices(_ desired: ClusterSpec, current: ClusterSpec) -> [String] {
         var report: [String] = []
+        let before = Dictionary(current.services.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Set(desired.services.map(\.key))
         for s in desired.services {
-            if let old = current.services.first(where: { $0.key == s.key }) {
+            if let old = before[s.key] {
                 if !old.sameAs(s) { report.append("service/\(s.name) configured") }
             } else {
                 serviceCreated[s.key] = Date()
                 report.append("service/\(s.name) created")
             }
         }
-        for s in current.services where !desired.services.contains(where: { $0.key == s.key }) {
+        for s in current.services where !after.contains(s.key) {
             serviceCreated.removeValue(forKey: s.key)
             report.append("service/\(s.name) deleted")
         }

@@ -129,6 +129,8 @@ public struct ProxyNodeStatus: Codable, Sendable {
     /// Wall time of the last iptables-restore that changed something, in ms.
     public var lastSyncMillis: Double = 0
     public var lastChangedChains: Int = 0
+    /// The last sync rewrote the nat and filter tables whole (fresh node, repair, big change).
+    public var lastFull: Bool = false
     /// Rendering the whole rule set (for every node at once), in ms.
     public var lastRenderMillis: Double = 0
     public var rules: Int = 0

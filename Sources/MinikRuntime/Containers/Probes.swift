@@ -122,10 +122,10 @@ extension ClusterRuntime {
         case .exec(let argv):
             return Probes.exec(argv, pid: t.pid, container: t.container, timeout: probe.timeoutSeconds)
         case .httpGet(let path, let port):
-            guard let n = port.resolve(in: t.pod) else { return .failure("unknown port \"\(port)\"") }
+            guard let n = port.resolve(in: t.container) else { return .failure("unknown port \"\(port)\"") }
             return Probes.httpGet(node: t.node.netns, ip: t.ip, port: n, path: path, timeout: probe.timeoutSeconds)
         case .tcpSocket(let port):
-            guard let n = port.resolve(in: t.pod) else { return .failure("unknown port \"\(port)\"") }
+            guard let n = port.resolve(in: t.container) else { return .failure("unknown port \"\(port)\"") }
             switch Probes.connect(node: t.node.netns, ip: t.ip, port: n, timeout: probe.timeoutSeconds) {
             case .success(let fd):
                 close(fd)

@@ -10,6 +10,8 @@ import MinikSpec
 
 public final class ServiceProxy: @unchecked Sendable {
     public static let checkInterval = 2.0
+    /// Changes of more chains than this are applied as whole tables (fullRestoreText).
+    public static let fullRestoreChains = 500
 
     let nodes: [NodeRuntime]
     let clusterCIDR: IPv4CIDR
@@ -66,23 +68,21 @@ public final class ServiceProxy: @unchecked Sendable {
         let isFresh = fresh.contains(name)
         lock.unlock()
         let repairing = old == nil && !isFresh
-        let plan: (text: String, chains: Int)?
-        if isFresh {
-            // A node namespace made a moment ago: empty tables, hooks included.
-            plan = ProxyRules.restoreText(from: nil, to: desired, hooks: Ruleset.hooks)
-        } else if let old {
-            plan = ProxyRules.restoreText(from: old, to: desired)
-        } else {
-            // Unknown (flushed by someone, or a failed restore): look, then write it all.
-            let current: String
-            do { current = try run([save], in: node) } catch { return record(name, error: "\(error)") }
-            let (missing, ours) = Self.survey(current)
-            plan = ProxyRules.restoreText(from: nil, to: desired, hooks: missing, remove: ours)
+        var plan: (text: String, chains: Int, full: Bool)?
+        if let old, let diff = ProxyRules.restoreText(from: old, to: desired) {
+            plan = (diff.text, diff.chains, false)
+        } else if old != nil {
+            return nil // nothing changed
         }
-        guard let plan else { return nil }
         let started = Date()
         do {
-            _ = try run([restore, "-w", "5", "--noflush"], in: node, input: plan.text)
+            if plan == nil || plan!.chains > Self.fullRestoreChains {
+                // A fresh node (empty tables), an unknown one (flushed, or a restore that
+                // failed), or a big change: both tables whole, keeping what is not ours.
+                let current = isFresh ? nil : try run([save, "-t", "nat"], in: node) + run([save, "-t", "filter"], in: node)
+                plan = (ProxyRules.fullRestoreText(desired, current: current), desired.chainCount, true)
+            }
+            _ = try run([restore, "-w", "5"] + (plan!.full ? [] : ["--noflush"]), in: node, input: plan!.text)
         } catch {
             lock.lock()
             applied[name] = nil
@@ -98,7 +98,8 @@ public final class ServiceProxy: @unchecked Sendable {
         st.syncs += 1
         st.lastSync = Date()
         st.lastSyncMillis = (ms * 10).rounded() / 10
-        st.lastChangedChains = plan.chains
+        st.lastChangedChains = plan!.chains
+        st.lastFull = plan!.full
         st.rules = desired.ruleCount
         st.chains = desired.chainCount
         st.lastError = nil
@@ -157,27 +158,6 @@ public final class ServiceProxy: @unchecked Sendable {
         }
         if any || !cur.isEmpty { out.append(cur) }
         return out
-    }
-
-    /// From `iptables-save` output: which of our hook rules are missing, and which of our
-    /// chains exist (as a rule set with empty chains).
-    static func survey(_ save: String) -> ([(table: String, chain: String, rule: String)], Ruleset) {
-        var table = ""
-        var present = Set<String>()
-        var chains = Ruleset()
-        for line in save.split(separator: "\n") {
-            if line.hasPrefix("*") { table = String(line.dropFirst()); continue }
-            if line.hasPrefix(":") {
-                let name = String(line.dropFirst().prefix { $0 != " " })
-                if name.hasPrefix("KUBE-") || name.hasPrefix("MINIK-") {
-                    if table == "nat" { chains.nat[name] = [] } else if table == "filter" { chains.filter[name] = [] }
-                }
-                continue
-            }
-            if line.hasPrefix("-A ") { present.insert("\(table) \(line)") }
-        }
-        let missing = Ruleset.hooks.filter { !present.contains("\($0.table) -A \($0.chain) \($0.rule)") }
-        return (missing, chains)
     }
 
     /// Runs a command inside the node's network namespace; its output, or an error with it.
