@@ -94,6 +94,78 @@ public enum ProxyRules {
 
     /// The whole rule set for a cluster whose pods live in clusterCIDR.
     public static func render(_ ports: [ProxyServicePort], clusterCIDR: IPv4CIDR, fanOut: Int = ProxyRules.fanOut) -> Ruleset {
+        assemble(ports.map { ($0.portKey, $0.proto, fragment($0, clusterCIDR: clusterCIDR)) }, clusterCIDR: clusterCIDR, fanOut: fanOut)
+    }
+
+    /// What one service port contributes: its own chains (SVC, SEP, EXT), REJECT lines for
+    /// KUBE-EXTERNAL-SERVICES, and the rules the dispatch chains hold for it. A sync
+    /// renders again only the ports that changed (ServiceProxy keeps the fragments).
+    public struct Fragment: Sendable {
+        var nat: [(String, [String])] = []
+        var externalRejects: [String] = []
+        var natDispatch: [DispatchItem] = []
+        var filterDispatch: [DispatchItem] = []
+        var nodePorts: [DispatchItem] = []
+    }
+
+    public static func fragment(_ sp: ProxyServicePort, clusterCIDR: IPv4CIDR) -> Fragment {
+        var f = Fragment()
+        let key = sp.portKey
+        let p = sp.p
+        let svc = chainName("KUBE-SVC-", key + p)
+        let ext = chainName("KUBE-EXT-", key + p)
+        let dport = "-p \(p) -m comment --comment \"\(key) cluster IP\" -m \(p) --dport \(sp.port)"
+        guard !sp.endpoints.isEmpty else {
+            let reject = "-j REJECT --reject-with icmp-port-unreachable"
+            let why = "-m comment --comment \"\(key) has no endpoints\""
+            f.filterDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "",
+                                                 rule: "-d \(sp.clusterIP)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)"))
+            for ip in sp.externalIPs {
+                f.externalRejects.append("-A KUBE-EXTERNAL-SERVICES -d \(ip)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)")
+            }
+            if let np = sp.nodePort {
+                f.externalRejects.append("-A KUBE-EXTERNAL-SERVICES -p \(p) \(why) -m addrtype --dst-type LOCAL -m \(p) --dport \(np) \(reject)")
+            }
+            return f
+        }
+        f.natDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "", rule: "-d \(sp.clusterIP)/32 \(dport) -j \(svc)"))
+        var svcRules = ["-A \(svc) ! -s \(clusterCIDR) -d \(sp.clusterIP)/32 \(dport) -j KUBE-MARK-MASQ"]
+        let seps = sp.endpoints.map { (ep: $0, chain: chainName("KUBE-SEP-", key + p + $0.description)) }
+        if let seconds = sp.affinitySeconds {
+            for s in seps {
+                svcRules.append("-A \(svc) -m comment --comment \"\(key) -> \(s.ep.description)\" -m recent --rcheck --seconds \(seconds) --reap --name \(s.chain) --mask 255.255.255.255 --rsource -j \(s.chain)")
+            }
+        }
+        for (i, s) in seps.enumerated() {
+            let left = seps.count - i
+            let spread = left > 1 ? " -m statistic --mode random --probability \(probability(left))" : ""
+            svcRules.append("-A \(svc) -m comment --comment \"\(key) -> \(s.ep.description)\"\(spread) -j \(s.chain)")
+            let recent = sp.affinitySeconds != nil ? " -m recent --set --name \(s.chain) --mask 255.255.255.255 --rsource" : ""
+            f.nat.append((s.chain, [
+                "-A \(s.chain) -s \(s.ep.ip)/32 -m comment --comment \"\(key)\" -j KUBE-MARK-MASQ",
+                "-A \(s.chain) -p \(p) -m comment --comment \"\(key)\"\(recent) -m \(p) -j DNAT --to-destination \(s.ep.description)",
+            ]))
+        }
+        f.nat.append((svc, svcRules))
+        if sp.nodePort != nil || !sp.externalIPs.isEmpty {
+            f.nat.append((ext, [
+                "-A \(ext) -m comment --comment \"masquerade traffic for \(key) external destinations\" -j KUBE-MARK-MASQ",
+                "-A \(ext) -j \(svc)",
+            ]))
+        }
+        for ip in sp.externalIPs {
+            f.natDispatch.append(DispatchItem(key: ip.value, group: "",
+                                              rule: "-d \(ip)/32 -p \(p) -m comment --comment \"\(key) external IP\" -m \(p) --dport \(sp.port) -j \(ext)"))
+        }
+        if let np = sp.nodePort {
+            f.nodePorts.append(DispatchItem(key: UInt32(np), group: p, rule: "-p \(p) -m comment --comment \"\(key)\" -m \(p) --dport \(np) -j \(ext)"))
+        }
+        return f
+    }
+
+    /// The whole rule set from the service ports' fragments (in any order).
+    public static func assemble(_ parts: [(key: String, proto: String, fragment: Fragment)], clusterCIDR: IPv4CIDR,
+                                fanOut: Int = ProxyRules.fanOut) -> Ruleset {
         var rs = Ruleset()
         rs.nat["KUBE-MARK-MASQ"] = ["-A KUBE-MARK-MASQ \(Ruleset.canary.rule)"]
         rs.nat["KUBE-POSTROUTING"] = [
@@ -111,64 +183,20 @@ public enum ProxyRules {
             "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark \(masqMark)/\(masqMark) -j ACCEPT",
             "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         ]
-        rs.filter["KUBE-EXTERNAL-SERVICES"] = []
-
+        var rejects: [String] = []
         var natServices: [DispatchItem] = []
         var filterServices: [DispatchItem] = []
         var nodePorts: [DispatchItem] = []
-        for (key, sp) in ports.map({ ($0.portKey, $0) }).sorted(by: { ($0.0, $0.1.proto) < ($1.0, $1.1.proto) }) {
-            let p = sp.p
-            let svc = chainName("KUBE-SVC-", key + p)
-            let ext = chainName("KUBE-EXT-", key + p)
-            let dport = "-p \(p) -m comment --comment \"\(key) cluster IP\" -m \(p) --dport \(sp.port)"
-            guard !sp.endpoints.isEmpty else {
-                let reject = "-j REJECT --reject-with icmp-port-unreachable"
-                let why = "-m comment --comment \"\(key) has no endpoints\""
-                filterServices.append(DispatchItem(key: sp.clusterIP.value, group: "",
-                                                   rule: "-d \(sp.clusterIP)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)"))
-                for ip in sp.externalIPs {
-                    rs.filter["KUBE-EXTERNAL-SERVICES", default: []].append(
-                        "-A KUBE-EXTERNAL-SERVICES -d \(ip)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)")
-                }
-                if let np = sp.nodePort {
-                    rs.filter["KUBE-EXTERNAL-SERVICES", default: []].append(
-                        "-A KUBE-EXTERNAL-SERVICES -p \(p) \(why) -m addrtype --dst-type LOCAL -m \(p) --dport \(np) \(reject)")
-                }
-                continue
-            }
-            natServices.append(DispatchItem(key: sp.clusterIP.value, group: "", rule: "-d \(sp.clusterIP)/32 \(dport) -j \(svc)"))
-            var svcRules = ["-A \(svc) ! -s \(clusterCIDR) -d \(sp.clusterIP)/32 \(dport) -j KUBE-MARK-MASQ"]
-            let seps = sp.endpoints.map { (ep: $0, chain: chainName("KUBE-SEP-", key + p + $0.description)) }
-            if let seconds = sp.affinitySeconds {
-                for s in seps {
-                    svcRules.append("-A \(svc) -m comment --comment \"\(key) -> \(s.ep.description)\" -m recent --rcheck --seconds \(seconds) --reap --name \(s.chain) --mask 255.255.255.255 --rsource -j \(s.chain)")
-                }
-            }
-            for (i, s) in seps.enumerated() {
-                let left = seps.count - i
-                let spread = left > 1 ? " -m statistic --mode random --probability \(probability(left))" : ""
-                svcRules.append("-A \(svc) -m comment --comment \"\(key) -> \(s.ep.description)\"\(spread) -j \(s.chain)")
-                let recent = sp.affinitySeconds != nil ? " -m recent --set --name \(s.chain) --mask 255.255.255.255 --rsource" : ""
-                rs.nat[s.chain] = [
-                    "-A \(s.chain) -s \(s.ep.ip)/32 -m comment --comment \"\(key)\" -j KUBE-MARK-MASQ",
-                    "-A \(s.chain) -p \(p) -m comment --comment \"\(key)\"\(recent) -m \(p) -j DNAT --to-destination \(s.ep.description)",
-                ]
-            }
-            rs.nat[svc] = svcRules
-            if sp.nodePort != nil || !sp.externalIPs.isEmpty {
-                rs.nat[ext] = [
-                    "-A \(ext) -m comment --comment \"masquerade traffic for \(key) external destinations\" -j KUBE-MARK-MASQ",
-                    "-A \(ext) -j \(svc)",
-                ]
-            }
-            for ip in sp.externalIPs {
-                natServices.append(DispatchItem(key: ip.value, group: "",
-                                                rule: "-d \(ip)/32 -p \(p) -m comment --comment \"\(key) external IP\" -m \(p) --dport \(sp.port) -j \(ext)"))
-            }
-            if let np = sp.nodePort {
-                nodePorts.append(DispatchItem(key: UInt32(np), group: p, rule: "-p \(p) -m comment --comment \"\(key)\" -m \(p) --dport \(np) -j \(ext)"))
-            }
+        rs.nat.reserveCapacity(parts.count * 3 + 8)
+        for part in parts.sorted(by: { ($0.key, $0.proto) < ($1.key, $1.proto) }) {
+            let f = part.fragment
+            for (chain, rules) in f.nat { rs.nat[chain] = rules }
+            rejects += f.externalRejects
+            natServices += f.natDispatch
+            filterServices += f.filterDispatch
+            nodePorts += f.nodePorts
         }
+        rs.filter["KUBE-EXTERNAL-SERVICES"] = rejects
         let byAddress = Dispatch(width: 32, fanOut: fanOut, childPrefix: "KUBE-SVCS-",
                                  match: { _, base, len in "-d \(IPv4Address(base))/\(len)" },
                                  label: { _, base, len in String(format: "%08X-%d", base, len) })
@@ -286,7 +314,7 @@ extension ProxyRules {
 
 /// A rule that a dispatch chain holds: the key it dispatches on (address or port), a
 /// group that must match too (the protocol, for ports) and the rule without "-A CHAIN".
-struct DispatchItem {
+public struct DispatchItem: Sendable {
     var key: UInt32
     var group: String
     var rule: String

@@ -18,6 +18,8 @@ public final class ServiceProxy: @unchecked Sendable {
     private let lock = NSLock()
     /// What each node has now; nil: unknown (fresh or broken), the next sync writes all.
     private var applied: [String: Ruleset] = [:]
+    /// The last sync's rendered service ports, reused when a port did not change.
+    private var fragments: [String: (ProxyServicePort, ProxyRules.Fragment)] = [:]
     private var fresh: Set<String>
     private var status: [String: ProxyNodeStatus]
     private let restore: String
@@ -49,7 +51,25 @@ public final class ServiceProxy: @unchecked Sendable {
     @discardableResult
     public func sync(_ ports: [ProxyServicePort]) -> [String] {
         let started = Date()
-        let desired = ProxyRules.render(ports, clusterCIDR: clusterCIDR, fanOut: fanOut)
+        // Only the service ports that changed since the last sync are rendered again.
+        var parts: [(key: String, proto: String, fragment: ProxyRules.Fragment)] = []
+        var next: [String: (ProxyServicePort, ProxyRules.Fragment)] = [:]
+        next.reserveCapacity(ports.count)
+        lock.lock()
+        let cache = fragments
+        lock.unlock()
+        for sp in ports {
+            let key = sp.portKey
+            let id = key + "/" + sp.proto
+            let f: ProxyRules.Fragment
+            if let hit = cache[id], hit.0 == sp { f = hit.1 } else { f = ProxyRules.fragment(sp, clusterCIDR: clusterCIDR) }
+            next[id] = (sp, f)
+            parts.append((key, sp.proto, f))
+        }
+        let desired = ProxyRules.assemble(parts, clusterCIDR: clusterCIDR, fanOut: fanOut)
+        lock.lock()
+        fragments = next
+        lock.unlock()
         let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
         lock.lock()
         for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
