@@ -42,6 +42,8 @@ struct Up: ParsableCommand {
             print("  minik get nodes -o wide")
             print("  minik get pods -A -o wide")
             if let p = spec.pods.first { print("  minik exec \(p.namespace == "default" ? "" : "-n \(p.namespace) ")\(p.name) -- ip addr") }
+            if !spec.services.isEmpty { print("  minik get svc -A; minik get endpoints -A") }
+            for n in spec.nodes { for m in n.extraPortMappings where m.proto == "TCP" { print("  curl http://127.0.0.1:\(m.hostPort)/    # -> \(n.name):\(m.containerPort)") } }
         }
     }
 
