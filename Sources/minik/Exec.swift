@@ -1,5 +1,4 @@
 import ArgumentParser
-import CMinik
 import Foundation
 import MinikRuntime
 import MinikSpec
@@ -30,18 +29,14 @@ struct Exec: ParsableCommand {
         guard target.isRunning, Sandbox.isAlive(target.pid, startTime: target.startTime) else {
             throw CLIError("container \(target.name) is not running (\(target.reason ?? target.state.rawValue)); try again when it is")
         }
-        let base = "/proc/\(target.pid)"
-        let env = (try? String(contentsOfFile: "\(base)/environ", encoding: .utf8))?.split(separator: "\0").map(String.init) ?? []
-        var childEnv = env
-        if tty, let term = ProcessInfo.processInfo.environment["TERM"] { childEnv.append("TERM=\(term)") }
-        let path = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         // The command gets what the container's own processes get (kubectl exec does too).
         let cspec = state.spec.pods.first { $0.key == p.key }.flatMap { s in (s.initContainers + s.containers).first { $0.name == target.name } }
-        let confinement = Confinement(privileged: cspec?.privileged ?? false,
-                                      capabilities: Capabilities.mask(add: cspec?.capabilitiesAdd ?? [], drop: cspec?.capabilitiesDrop ?? []))
-        throw ExitCode(try runIn(namespaces: ["\(base)/ns/net", "\(base)/ns/uts", "\(base)/ns/ipc", "\(base)/ns/mnt"],
-                                 pidNamespace: "\(base)/ns/pid", searchPath: path, env: childEnv,
-                                 stdin: stdin || tty, confine: confinement, command: command))
+        let entry: ContainerEntry
+        do { entry = try ContainerEntry(pid: target.pid, container: cspec) } catch { throw CLIError("\(error)") }
+        var env = entry.env
+        if tty, let term = ProcessInfo.processInfo.environment["TERM"] { env.append("TERM=\(term)") }
+        throw ExitCode(try runIn(entry.namespaceFDs, pidNamespace: entry.pidNamespace, searchPath: entry.searchPath, env: env,
+                                 stdin: stdin || tty, confine: entry.confinement, command: command))
     }
 }
 
@@ -82,63 +77,37 @@ struct NodeExec: ParsableCommand {
         guard let n = state.nodes.first(where: { $0.name == node }) else {
             throw CLIError("node \"\(node)\" not found in cluster \(name) (nodes: \(state.nodes.map(\.name).joined(separator: ", ")))")
         }
-        throw ExitCode(try runIn(namespaces: [Naming.netnsPath(n.netns)], command: command))
+        throw ExitCode(try runIn(netns: Naming.netnsPath(n.netns), command: command))
     }
 }
 
-/// Runs command in a child that joins the given namespaces first (and is born in
-/// pidNamespace); returns its exit code (128 + signal when it was killed), as a shell would.
-/// With searchPath the command is looked up inside the joined mount namespace; without,
-/// on the host.
-struct Confinement {
-    var privileged: Bool
-    var capabilities: UInt64
+/// Runs a host command inside a network namespace (a node's, the external host's).
+func runIn(netns path: String, command: [String]) throws -> Int32 {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    return try runIn([fd], command: command)
 }
 
-func runIn(namespaces: [String], pidNamespace: String? = nil, searchPath: String? = nil, env: [String]? = nil,
+/// Runs command in a child that joins the namespaces `fds` first (and is born in
+/// pidNamespace), on this terminal; returns its exit code (128 + signal when it was
+/// killed), as a shell would. With searchPath the command is looked up inside the joined
+/// mount namespace; without, on the host.
+func runIn(_ fds: [Int32], pidNamespace: Int32 = -1, searchPath: String? = nil, env: [String]? = nil,
            stdin: Bool = true, confine: Confinement? = nil, command: [String]) throws -> Int32 {
-    var fds: [Int32] = []
-    defer { fds.forEach { close($0) } }
-    for p in namespaces + (pidNamespace.map { [$0] } ?? []) {
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw CLIError("cannot open \(p): \(String(cString: strerror(errno)))") }
-        fds.append(fd)
-    }
-    let path: String
-    if searchPath != nil {
-        path = command[0]
-    } else {
+    var path: String?
+    if searchPath == nil {
         guard let p = resolveExecutable(command[0]) else {
             throw CLIError("exec: \"\(command[0])\": executable file not found in $PATH")
         }
         path = p
     }
-    var attr = Sandbox.spawnAttributes()
-    attr.join_fds = (fds.count > 0 ? fds[0] : -1, fds.count > 1 ? fds[1] : -1, fds.count > 2 ? fds[2] : -1,
-                     fds.count > 3 && namespaces.count > 3 ? fds[3] : -1)
-    if pidNamespace != nil { attr.pid_ns_fd = fds[fds.count - 1] }
-    attr.stdin_fd = stdin ? 0 : -1
-    attr.stdout_fd = 1
-    attr.stderr_fd = 2
-    attr.new_session = 0
-    if let confine, !confine.privileged {
-        attr.confine = 1
-        attr.capabilities = confine.capabilities
-        attr.seccomp_filter = UnsafePointer(ContainerRunner.seccompFilter)
-    }
     let env = env ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
     // The terminal's ^C goes to the command; we only wait for it.
     signal(SIGINT, SIG_IGN)
     signal(SIGQUIT, SIG_IGN)
-    let pid: pid_t
-    if let searchPath {
-        pid = searchPath.withCString { sp in
-            attr.search_path = sp
-            return Sandbox.spawn(path: path, argv: command, env: env, attr: &attr)
-        }
-    } else {
-        pid = Sandbox.spawn(path: path, argv: command, env: env, attr: &attr)
-    }
+    let pid = Command.spawn(command, path: path, joining: fds, pidNamespace: pidNamespace, searchPath: searchPath, env: env,
+                            stdin: stdin ? 0 : -1, stdout: 1, stderr: 2, confine: confine)
     if pid == -ENOENT { throw CLIError("exec: \"\(command[0])\": executable file not found in $PATH") }
     if pid < 0 { throw CLIError("exec \(command[0]): \(String(cString: strerror(-pid)))") }
     var status: Int32 = 0

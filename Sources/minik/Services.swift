@@ -76,7 +76,7 @@ extension Get {
 
     static func readyAddresses(_ st: ServiceState) -> [String] {
         var seen = Set<String>()
-        return st.endpoints.filter { $0.ready || st.spec.publishNotReadyAddresses }.map(\.address).filter { seen.insert($0).inserted }
+        return st.endpoints.filter(st.isPublished).map(\.address).filter { seen.insert($0).inserted }
     }
 
     static func clusterIP(_ s: ServiceSpec) -> String {
@@ -133,7 +133,7 @@ func describeService(_ st: ServiceState, proxy: [ProxyNodeStatus]) -> String {
         line("TargetPort", "\(p.targetPort)/\(p.proto)")
         if let np = p.nodePort { line("NodePort", "\(name)  \(np)/\(p.proto)") }
         let eps = st.endpoints.filter { $0.portName == p.name && $0.proto == p.proto }
-        let ready = eps.filter { $0.ready || s.publishNotReadyAddresses }.map(\.address)
+        let ready = eps.filter(st.isPublished).map(\.address)
         line("Endpoints", ready.isEmpty ? "<none>" : ready.joined(separator: ","))
         for e in eps where !e.ready {
             line("  Not ready", "\(e.address) (\(e.pod) on \(e.node)): \(e.reason ?? "not ready")\(s.publishNotReadyAddresses ? " (published anyway: publishNotReadyAddresses)" : "")")
@@ -148,7 +148,7 @@ func describeService(_ st: ServiceState, proxy: [ProxyNodeStatus]) -> String {
     if s.hasNodePorts || !s.externalIPs.isEmpty { line("External Traffic Policy", "Cluster") }
     line("Internal Traffic Policy", "Cluster")
     if s.isProxied {
-        let chains = s.ports.map { ProxyRules.chainName("KUBE-SVC-", ($0.name.isEmpty ? "\(s.namespace)/\(s.name)" : "\(s.namespace)/\(s.name):\($0.name)") + $0.proto.lowercased()) }
+        let chains = EndpointsController.proxyPorts([st]).map(\.serviceChain)
         line("Proxy chains", chains.joined(separator: ", ") + " (minik node exec NODE -- iptables-save -t nat)")
     } else if s.headless {
         line("Proxy chains", "<none> (headless: no virtual IP, DNS returns the pods' addresses)")
@@ -235,7 +235,7 @@ struct KEndpoints: Encodable {
             let parts = e.pod.split(separator: "/")
             let a = Address(ip: e.ip.description, nodeName: e.node,
                             targetRef: ["kind": "Pod", "namespace": String(parts.first ?? ""), "name": String(parts.last ?? "")])
-            if e.ready || st.spec.publishNotReadyAddresses { groups[key]!.addresses = (groups[key]!.addresses ?? []) + [a] }
+            if st.isPublished(e) { groups[key]!.addresses = (groups[key]!.addresses ?? []) + [a] }
             else { groups[key]!.notReadyAddresses = (groups[key]!.notReadyAddresses ?? []) + [a] }
         }
         subsets = order.isEmpty ? nil : order.map { groups[$0]! }
@@ -260,6 +260,6 @@ struct ExternalExec: ParsableCommand {
         guard FileManager.default.fileExists(atPath: Naming.netnsPath(ns)) else {
             throw CLIError("cluster \(name) has no external host (\(ns)); was it made by an older minik?")
         }
-        throw ExitCode(try runIn(namespaces: [Naming.netnsPath(ns)], command: command))
+        throw ExitCode(try runIn(netns: Naming.netnsPath(ns), command: command))
     }
 }

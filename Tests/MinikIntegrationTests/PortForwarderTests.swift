@@ -166,13 +166,7 @@ struct PortForwarderTests {
         NetNamespace.releaseDirectoryIfIdle()
     }
 
-    static func address(_ port: Int) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = UInt16(port).bigEndian
-        a.sin_addr.s_addr = loopback.networkOrder
-        return a
-    }
+    static func address(_ port: Int) -> sockaddr_in { loopback.socketAddress(port: port) }
 
     static func bind(_ fd: Int32, port: Int) -> Bool {
         var a = address(port)

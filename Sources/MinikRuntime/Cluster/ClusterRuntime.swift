@@ -109,7 +109,6 @@ public final class ClusterRuntime: @unchecked Sendable {
         try publishPorts()
         let published = spec.nodes.flatMap { n in n.extraPortMappings.map { "127.0.0.1:\($0.hostPort)->\(n.name):\($0.containerPort)/\($0.proto)" } }
         progress("external host \(Naming.externalHostIP(spec.network.underlaySubnet)) on the underlay\(published.isEmpty ? "" : "; published \(published.joined(separator: ", "))") \(took())")
-        for s in spec.services { serviceCreated[s.key] = createdAt }
 
         if spec.disableDefaultCNI {
             for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
@@ -175,22 +174,22 @@ public final class ClusterRuntime: @unchecked Sendable {
         let planned = plan
         for node in nodes { node.ipam.flush() }
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 4, planned.count))
-        let failure = FirstError()
+        let failures = Collected<RuntimeError>()
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var i = w
-            while i < planned.count, !failure.isSet {
+            while i < planned.count, failures.isEmpty {
                 do {
                     try self.addPod(planned[i].0, address: planned[i].1)
                     if let limit = self.faultAfterPods, self.countPods() >= limit {
                         throw RuntimeError.state("injected fault after \(self.faultAfterPods!) pods (MINIK_FAULT)")
                     }
                 } catch {
-                    failure.set(error as! RuntimeError)
+                    failures.append(error as! RuntimeError)
                 }
                 i += workers
             }
         }
-        if let e = failure.error { throw e }
+        if let e = failures.items.first { throw e }
         // Keep the state in file order whatever order the threads finished in.
         let order = Dictionary(spec.pods.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { a, _ in a })
         lock.lock()
@@ -273,14 +272,6 @@ public final class ClusterRuntime: @unchecked Sendable {
         if !failures.isEmpty {
             throw .state("pods did not answer ping: \(failures.prefix(5).joined(separator: ", "))\(failures.count > 5 ? " and \(failures.count - 5) more" : "")")
         }
-    }
-
-    /// The first error of several threads.
-    final class FirstError: @unchecked Sendable {
-        private let lock = NSLock()
-        private(set) var error: RuntimeError?
-        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return error != nil }
-        func set(_ e: RuntimeError) { lock.lock(); if error == nil { error = e }; lock.unlock() }
     }
 
     /// The state as recorded in the state file.

@@ -77,7 +77,7 @@ public final class PortForwarder: @unchecked Sendable {
         var one: Int32 = 1
         // Not for UDP: there SO_REUSEADDR would let a second socket share the port.
         if tcp { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        var addr = Self.address(IPv4Address(127, 0, 0, 1), hostPort)
+        var addr = IPv4Address(127, 0, 0, 1).socketAddress(port: hostPort)
         var rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -123,14 +123,6 @@ public final class PortForwarder: @unchecked Sendable {
         }
         t.name = "minik-forward \(name)"
         t.start()
-    }
-
-    static func address(_ ip: IPv4Address, _ port: Int) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = UInt16(port).bigEndian
-        a.sin_addr.s_addr = ip.networkOrder
-        return a
     }
 
     private func isStopping(_ p: pollfd) -> Bool { p.revents != 0 }
@@ -183,27 +175,10 @@ public final class PortForwarder: @unchecked Sendable {
         relay(client, upstream)
     }
 
-    /// A non-blocking connect to targetIP:targetPort from a socket of the underlay; nil on
-    /// failure, timeout or stop.
+    /// A connection to targetIP:targetPort from the underlay; nil on failure, timeout or stop.
     private func connectUpstream() -> Int32? {
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-        guard let fd = try? underlay.socket(domain: AF_INET, type: type, protocol: 0) else { return nil }
-        var addr = Self.address(targetIP, targetPort)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if rc == 0 { return fd }
-        guard errno == EINPROGRESS else { close(fd); return nil }
-        var fds = [pollfd(fd: stopRead, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)]
-        var n: Int32
-        repeat { n = poll(&fds, 2, Self.connectTimeoutMs) } while n < 0 && errno == EINTR
-        var err: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        guard n > 0, !isStopping(fds[0]), getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0, err == 0 else {
-            close(fd)
-            return nil
-        }
+        guard case .connected(let fd) = underlay.connectTCP(to: targetIP, port: targetPort, timeoutMs: Self.connectTimeoutMs,
+                                                            abortFD: stopRead) else { return nil }
         return fd
     }
 
@@ -383,7 +358,7 @@ public final class PortForwarder: @unchecked Sendable {
     private func openUDPFlow() -> Int32? {
         let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
         guard let fd = try? underlay.socket(domain: AF_INET, type: type, protocol: 0) else { return nil }
-        var addr = Self.address(targetIP, targetPort)
+        var addr = targetIP.socketAddress(port: targetPort)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -44,9 +44,7 @@ public enum Reachability {
         packet[6] = UInt8(seq >> 8); packet[7] = UInt8(seq & 0xff)
         let c = checksum(packet)
         packet[2] = UInt8(c >> 8); packet[3] = UInt8(c & 0xff)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = target.networkOrder
+        var addr = target.socketAddress(port: 0)
         _ = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))

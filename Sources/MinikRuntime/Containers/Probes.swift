@@ -5,7 +5,6 @@
 // successThreshold / failureThreshold results in a row (and the service endpoints with
 // it); a liveness failure restarts the container. Each probe of each container attempt
 // runs on its own timer; a new attempt (new pid) ends the old attempt's probes.
-import CMinik
 import Foundation
 import MinikSpec
 
@@ -140,20 +139,10 @@ extension ClusterRuntime {
 public enum Probes {
     /// Runs argv inside the container (pid): exit 0 is success.
     static func exec(_ argv: [String], pid: Int32, container c: ContainerSpec, timeout: Double) -> ProbeResult {
-        let base = "/proc/\(pid)"
-        var fds: [Int32] = []
-        defer { fds.forEach { close($0) } }
-        for ns in ["net", "uts", "ipc", "mnt", "pid"] {
-            let fd = open("\(base)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
-            if fd < 0 { return .failure("container is gone") }
-            fds.append(fd)
-        }
-        let env = (try? String(contentsOfFile: "\(base)/environ", encoding: .utf8))?.split(separator: "\0").map(String.init) ?? []
-        let path = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        let confine: (UInt64, Bool)? = c.privileged ? nil : (Capabilities.mask(add: c.capabilitiesAdd, drop: c.capabilitiesDrop), true)
         do {
-            let r = try Command.run(argv, joining: Array(fds[0..<4]), pidNamespace: fds[4], searchPath: path, env: env,
-                                    timeout: timeout, confine: confine)
+            let entry = try ContainerEntry(pid: pid, container: c)
+            let r = try Command.run(argv, joining: entry.namespaceFDs, pidNamespace: entry.pidNamespace, searchPath: entry.searchPath,
+                                    env: entry.env, timeout: timeout, confine: entry.confinement)
             if r.timedOut { return .failure("command \(quoted(argv)) timed out after \(Int(timeout))s") }
             if r.exitCode == 0 { return .success }
             let out = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -167,36 +156,14 @@ public enum Probes {
 
     enum Connected { case success(Int32), failure(String) }
 
-    /// A TCP connection from the node's namespace to ip:port within the timeout.
+    /// A TCP connection from the node's namespace to ip:port within the timeout, or the
+    /// failure worded as kubelet's Go dialer words it.
     static func connect(node: NetNamespace, ip: IPv4Address, port: Int, timeout: Double) -> Connected {
-        let dial = "dial tcp \(ip):\(port)"
-        let fd: Int32
-        do { fd = try node.socket(domain: AF_INET, type: Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), protocol: 0) } catch {
-            return .failure("\(dial): \(error)")
+        switch node.connectTCP(to: ip, port: port, timeoutMs: Int32(timeout * 1000)) {
+        case .connected(let fd): return .success(fd)
+        case .failed(ETIMEDOUT): return .failure("dial tcp \(ip):\(port): i/o timeout")
+        case .failed(let e): return .failure("dial tcp \(ip):\(port): connect: \(String(cString: strerror(e)).lowercased())")
         }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = ip.networkOrder
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        if rc < 0 && errno != EINPROGRESS {
-            let e = errno
-            close(fd)
-            return .failure("\(dial): connect: \(String(cString: strerror(e)).lowercased())")
-        }
-        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        if poll(&p, 1, Int32(timeout * 1000)) <= 0 {
-            close(fd)
-            return .failure("\(dial): i/o timeout")
-        }
-        var err: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-        if err != 0 {
-            close(fd)
-            return .failure("\(dial): connect: \(String(cString: strerror(err)).lowercased())")
-        }
-        return .success(fd)
     }
 
     /// GET http://ip:port/path from the node; a status from 200 to 399 is success.

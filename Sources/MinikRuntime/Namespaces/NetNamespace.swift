@@ -6,6 +6,7 @@
 import CMinik
 import Foundation
 import MinikNetlink
+import MinikSpec
 
 public enum RuntimeError: Error, CustomStringConvertible {
     case system(String, errno: Int32)
@@ -20,6 +21,17 @@ public enum RuntimeError: Error, CustomStringConvertible {
         case .spec(let m): return m
         case .state(let m): return m
         }
+    }
+}
+
+extension IPv4Address {
+    /// The kernel's sockaddr_in for this address and a port.
+    public func socketAddress(port: Int) -> sockaddr_in {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = UInt16(port).bigEndian
+        a.sin_addr.s_addr = networkOrder
+        return a
     }
 }
 
@@ -154,6 +166,40 @@ public final class NetNamespace: @unchecked Sendable {
         let fd = minik_socket_in_netns(fd, domain, type, proto)
         if fd < 0 { throw .system("socket in \(name)", errno: -fd) }
         return fd
+    }
+
+    public enum Connection {
+        case connected(Int32)
+        /// The errno: ETIMEDOUT after the timeout, ECANCELED when abortFD became readable.
+        case failed(Int32)
+    }
+
+    /// A TCP connection from inside this namespace to ip:port, within timeoutMs; the fd is
+    /// non-blocking. abortFD (a stop pipe) ends the wait early when it becomes readable.
+    public func connectTCP(to ip: IPv4Address, port: Int, timeoutMs: Int32, abortFD: Int32 = -1) -> Connection {
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+        let fd: Int32
+        do { fd = try socket(domain: AF_INET, type: type, protocol: 0) } catch {
+            if case .system(_, let e) = error { return .failed(e) }
+            return .failed(EINVAL)
+        }
+        var addr = ip.socketAddress(port: port)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc == 0 { return .connected(fd) }
+        guard errno == EINPROGRESS else { let e = errno; close(fd); return .failed(e) }
+        var fds = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0), pollfd(fd: abortFD, events: Int16(POLLIN), revents: 0)]
+        var n: Int32
+        repeat { n = poll(&fds, abortFD >= 0 ? 2 : 1, timeoutMs) } while n < 0 && errno == EINTR
+        var err: Int32 = n == 0 ? ETIMEDOUT : (n < 0 ? errno : 0)
+        if n > 0 && fds[1].revents != 0 { err = ECANCELED }
+        if err == 0 {
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 { err = errno }
+        }
+        if err != 0 { close(fd); return .failed(err) }
+        return .connected(fd)
     }
 
     /// The namespace's inode: processes whose /proc/PID/ns/net points at it live in it.

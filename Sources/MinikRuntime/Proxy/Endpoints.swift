@@ -31,8 +31,11 @@ public struct ServiceState: Codable, Sendable {
     /// What traffic goes to: ready endpoints with a port (or not-ready ones as well when
     /// publishNotReadyAddresses).
     public func serving(_ port: ServicePort) -> [Endpoint] {
-        endpoints.filter { $0.portName == port.name && $0.proto == port.proto && $0.port != nil && ($0.ready || spec.publishNotReadyAddresses) }
+        endpoints.filter { $0.portName == port.name && $0.proto == port.proto && $0.port != nil && isPublished($0) }
     }
+
+    /// Listed as an address (not a notReadyAddress): ready, or publishNotReadyAddresses.
+    public func isPublished(_ e: Endpoint) -> Bool { e.ready || spec.publishNotReadyAddresses }
 }
 
 public enum EndpointsController {

@@ -9,8 +9,9 @@
 // service port, so the first packet of every connection walks a list as long as the
 // number of services. Here a dispatch chain that would hold more than `fanOut` rules is
 // split by the next 4 bits of the destination address (ports for KUBE-NODEPORTS) into
-// child chains (KUBE-SVCS-0A600000-16 = 10.96.0.0/16): a lookup walks at most 16 rules a
-// level and log16(N) levels. Small clusters (up to `fanOut` service ports) get exactly
+// child chains (KUBE-SVCS-0A600000-16 = 10.96.0.0/16): a split chain holds at most 16
+// rules (32 for node ports: TCP and UDP), a leaf at most `fanOut`, and a lookup passes
+// about log16(N) chains. Small clusters (up to `fanOut` service ports) get exactly
 // kube-proxy's flat chain.
 import MinikSpec
 
@@ -57,6 +58,8 @@ public struct ProxyServicePort: Sendable, Equatable {
     /// kube-proxy's ServicePortName: "ns/svc:port", or "ns/svc" for an unnamed port.
     public var portKey: String { portName.isEmpty ? "\(namespace)/\(service)" : "\(namespace)/\(service):\(portName)" }
     var p: String { proto.lowercased() }
+    /// Its KUBE-SVC-* chain.
+    public var serviceChain: String { ProxyRules.chainName("KUBE-SVC-", portKey + p) }
 }
 
 /// Chains of the nat and filter tables: name -> rules ("-A NAME ..." lines, in order).
@@ -74,7 +77,7 @@ public struct Ruleset: Sendable, Equatable {
     public static let hooks: [(table: String, chain: String, rule: String)] = [
         ("nat", "PREROUTING", "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
         ("nat", "OUTPUT", "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
-        ("nat", "POSTROUTING", "-m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING"),
+        postroutingJump,
         ("nat", "POSTROUTING", "-m addrtype ! --dst-type LOCAL -m comment --comment \"minik-masq-agent: pod traffic leaving the pod network is masqueraded\" -j MINIK-MASQ-AGENT"),
         ("filter", "INPUT", "-m conntrack --ctstate NEW -m comment --comment \"kubernetes externally visible service portals\" -j KUBE-EXTERNAL-SERVICES"),
         ("filter", "FORWARD", "-m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD"),
@@ -82,6 +85,9 @@ public struct Ruleset: Sendable, Equatable {
         ("filter", "FORWARD", "-m conntrack --ctstate NEW -m comment --comment \"kubernetes externally visible service portals\" -j KUBE-EXTERNAL-SERVICES"),
         ("filter", "OUTPUT", "-m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
     ]
+
+    /// The jump to KUBE-POSTROUTING; the proxy's check looks for it with the canary.
+    public static let postroutingJump = (table: "nat", chain: "POSTROUTING", rule: "-m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING")
 
     /// The chain whose emptiness or absence tells that someone flushed the tables.
     public static let canary = (table: "nat", chain: "KUBE-MARK-MASQ", rule: "-j MARK --or-mark 0x4000")
@@ -112,7 +118,7 @@ public enum ProxyRules {
         var f = Fragment()
         let key = sp.portKey
         let p = sp.p
-        let svc = chainName("KUBE-SVC-", key + p)
+        let svc = sp.serviceChain
         let ext = chainName("KUBE-EXT-", key + p)
         let dport = "-p \(p) -m comment --comment \"\(key) cluster IP\" -m \(p) --dport \(sp.port)"
         guard !sp.endpoints.isEmpty else {

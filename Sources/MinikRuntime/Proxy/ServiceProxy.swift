@@ -24,6 +24,7 @@ public final class ServiceProxy: @unchecked Sendable {
     private var status: [String: ProxyNodeStatus]
     private let restore: String
     private let save: String
+    private let iptables: String
     /// MINIK_PROXY_FANOUT: the dispatch chains' split point; a huge value gives kube-proxy's
     /// flat KUBE-SERVICES (the benchmarks compare both).
     private let fanOut: Int
@@ -33,11 +34,12 @@ public final class ServiceProxy: @unchecked Sendable {
         self.clusterCIDR = clusterCIDR
         fresh = Set(nodes.map(\.spec.name))
         status = Dictionary(uniqueKeysWithValues: nodes.map { ($0.spec.name, ProxyNodeStatus(node: $0.spec.name)) })
-        guard let r = Command.which("iptables-restore"), let s = Command.which("iptables-save") else {
-            throw .state("iptables-restore and iptables-save are needed for services (install the iptables package: make deps)")
+        guard let r = Command.which("iptables-restore"), let s = Command.which("iptables-save"), let i = Command.which("iptables") else {
+            throw .state("iptables, iptables-restore and iptables-save are needed for services (install the iptables package: make deps)")
         }
         restore = r
         save = s
+        iptables = i
         fanOut = ProcessInfo.processInfo.environment["MINIK_PROXY_FANOUT"].flatMap { Int($0) }.map { max($0, 16) } ?? ProxyRules.fanOut
     }
 
@@ -74,7 +76,7 @@ public final class ServiceProxy: @unchecked Sendable {
         lock.lock()
         for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
         lock.unlock()
-        let errors = ErrorList()
+        let errors = Collected<String>()
         DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
             if let e = self.sync(node: nodes[i], to: desired) { errors.append(e) }
         }
@@ -146,10 +148,9 @@ public final class ServiceProxy: @unchecked Sendable {
             let known = applied[node.spec.name] != nil
             lock.unlock()
             guard known else { broken.append(node.spec.name); continue }
-            let c = Ruleset.canary
-            let hook = Ruleset.hooks[2]
-            let ok = (try? run([Command.which("iptables") ?? "iptables", "-w", "5", "-t", c.table, "-C", c.chain] + Self.words(c.rule), in: node)) != nil
-                && (try? run([Command.which("iptables") ?? "iptables", "-w", "5", "-t", hook.table, "-C", hook.chain] + Self.words(hook.rule), in: node)) != nil
+            let ok = [Ruleset.canary, Ruleset.postroutingJump].allSatisfy { r in
+                (try? run([iptables, "-w", "5", "-t", r.table, "-C", r.chain] + Self.words(r.rule), in: node)) != nil
+            }
             if !ok {
                 lock.lock()
                 applied[node.spec.name] = nil
@@ -192,12 +193,15 @@ public final class ServiceProxy: @unchecked Sendable {
     }
 }
 
-final class ErrorList: @unchecked Sendable {
+/// What several threads report, collected (the first error of parallel work...).
+final class Collected<T>: @unchecked Sendable {
     private let lock = NSLock()
-    private(set) var items: [String] = []
-    func append(_ e: String) {
+    private var list: [T] = []
+    var items: [T] { lock.lock(); defer { lock.unlock() }; return list }
+    var isEmpty: Bool { items.isEmpty }
+    func append(_ item: T) {
         lock.lock()
-        items.append(e)
+        list.append(item)
         lock.unlock()
     }
 }

@@ -7,6 +7,7 @@
 // keeps the pids somebody is waiting on, and the reaper gives their statuses back here.
 import CMinik
 import Foundation
+import MinikSpec
 
 public enum Children {
     nonisolated(unsafe) private static var waiting: [pid_t: Int32?] = [:]
@@ -87,15 +88,83 @@ public struct CommandResult: Sendable {
     public var succeeded: Bool { exitCode == 0 && !timedOut }
 }
 
+/// What a command started inside a container gets instead of the supervisor's powers:
+/// the container's capabilities (a mask of capability numbers) and its seccomp filter.
+public struct Confinement: Sendable {
+    public var capabilities: UInt64
+    public var seccomp: Bool = true
+
+    /// A container's own confinement; nil for a privileged one (no confinement).
+    public init?(_ c: ContainerSpec?) {
+        if c?.privileged == true { return nil }
+        capabilities = Capabilities.mask(add: c?.capabilitiesAdd ?? [], drop: c?.capabilitiesDrop ?? [])
+    }
+}
+
+/// A running container as a place to run a command in: its namespaces (net, UTS, IPC,
+/// mount, and the PID one the command is born in), its environment and PATH, and the
+/// confinement its own processes have. `minik exec` and exec probes both enter this way.
+public final class ContainerEntry {
+    public let namespaceFDs: [Int32]
+    public let pidNamespace: Int32
+    public let env: [String]
+    public let searchPath: String
+    public let confinement: Confinement?
+
+    public init(pid: pid_t, container: ContainerSpec?) throws(RuntimeError) {
+        var fds: [Int32] = []
+        for ns in ["net", "uts", "ipc", "mnt", "pid"] {
+            let fd = open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
+            if fd < 0 {
+                let e = errno
+                fds.forEach { close($0) }
+                throw .system("open /proc/\(pid)/ns/\(ns)", errno: e)
+            }
+            fds.append(fd)
+        }
+        namespaceFDs = Array(fds[0..<4])
+        pidNamespace = fds[4]
+        env = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8))?.split(separator: "\0").map(String.init) ?? []
+        searchPath = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        confinement = Confinement(container)
+    }
+
+    deinit { (namespaceFDs + [pidNamespace]).forEach { close($0) } }
+}
+
 public enum Command {
-    /// Runs argv (a path, or a name looked up in searchPath) after joining the namespaces
-    /// (fds, at most 4) and, with pidNamespace, born in that PID namespace. `input` is
-    /// its stdin; stdout and stderr are collected together. Confinement as a container's.
+    /// Spawns `path` (default argv[0]: a path, or a name looked up in searchPath inside the
+    /// joined mount namespace) with argv after joining the namespaces `fds` (at most 4), born in pidNamespace when
+    /// one is given, with the given stdio (-1: /dev/null) and confinement. Returns the pid
+    /// or -errno. The one spawn path of commands in namespaces (CLI exec and the supervisor).
+    public static func spawn(_ argv: [String], path: String? = nil, joining fds: [Int32], pidNamespace: Int32 = -1, searchPath: String? = nil,
+                             env: [String], stdin: Int32 = -1, stdout: Int32 = -1, stderr: Int32 = -1,
+                             confine: Confinement? = nil) -> pid_t {
+        precondition(!argv.isEmpty && fds.count <= 4)
+        var attr = Sandbox.spawnAttributes()
+        attr.join_fds = (fds.count > 0 ? fds[0] : -1, fds.count > 1 ? fds[1] : -1, fds.count > 2 ? fds[2] : -1, fds.count > 3 ? fds[3] : -1)
+        attr.pid_ns_fd = pidNamespace
+        attr.stdin_fd = stdin
+        attr.stdout_fd = stdout
+        attr.stderr_fd = stderr
+        if let confine {
+            attr.confine = 1
+            attr.capabilities = confine.capabilities
+            attr.seccomp_filter = confine.seccomp ? UnsafePointer(ContainerRunner.seccompFilter) : nil
+        }
+        let path = path ?? argv[0]
+        guard let searchPath else { return Sandbox.spawn(path: path, argv: argv, env: env, attr: &attr) }
+        return searchPath.withCString { sp in
+            attr.search_path = sp
+            return Sandbox.spawn(path: path, argv: argv, env: env, attr: &attr)
+        }
+    }
+
+    /// Runs argv like `spawn` does; `input` is its stdin; stdout and stderr are collected
+    /// together. After `timeout` seconds the command is killed.
     public static func run(_ argv: [String], joining fds: [Int32] = [], pidNamespace: Int32 = -1,
                            searchPath: String? = nil, env: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-                           input: String? = nil, timeout: Double? = nil,
-                           confine: (capabilities: UInt64, seccomp: Bool)? = nil) throws(RuntimeError) -> CommandResult {
-        precondition(!argv.isEmpty && fds.count <= 4)
+                           input: String? = nil, timeout: Double? = nil, confine: Confinement? = nil) throws(RuntimeError) -> CommandResult {
         var stdinFD: Int32 = -1
         if let input {
             stdinFD = minik_memfd("minik-stdin")
@@ -115,25 +184,9 @@ public enum Command {
         // FD_CLOEXEC is set leaks nothing into concurrent spawns.)
         if pipe(&pipeFDs) < 0 { throw .system("pipe", errno: errno) }
         for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var attr = Sandbox.spawnAttributes()
-        attr.join_fds = (fds.count > 0 ? fds[0] : -1, fds.count > 1 ? fds[1] : -1, fds.count > 2 ? fds[2] : -1, fds.count > 3 ? fds[3] : -1)
-        attr.pid_ns_fd = pidNamespace
-        attr.stdin_fd = stdinFD
-        attr.stdout_fd = pipeFDs[1]
-        attr.stderr_fd = pipeFDs[1]
-        if let confine {
-            attr.confine = 1
-            attr.capabilities = confine.capabilities
-            attr.seccomp_filter = confine.seccomp ? UnsafePointer(ContainerRunner.seccompFilter) : nil
-        }
         let pid = Children.spawn {
-            if let searchPath {
-                return searchPath.withCString { sp in
-                    attr.search_path = sp
-                    return Sandbox.spawn(path: argv[0], argv: argv, env: env, attr: &attr)
-                }
-            }
-            return Sandbox.spawn(path: argv[0], argv: argv, env: env, attr: &attr)
+            spawn(argv, joining: fds, pidNamespace: pidNamespace, searchPath: searchPath, env: env,
+                  stdin: stdinFD, stdout: pipeFDs[1], stderr: pipeFDs[1], confine: confine)
         }
         close(pipeFDs[1])
         if pid < 0 {
@@ -146,7 +199,7 @@ public enum Command {
         close(pipeFDs[0])
         let (status, timedOut) = Children.wait(pid, deadline: deadline)
         let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return CommandResult(exitCode: code, output: output, timedOut: timedOut || (deadline.map { Date() > $0 } ?? false) && code != 0)
+        return CommandResult(exitCode: code, output: output, timedOut: timedOut)
     }
 
     /// Reads a pipe to EOF (or until the deadline), keeping at most 64 KiB.
