@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "minik", targets: ["minik"]),
+        .executable(name: "minik-dns", targets: ["minik-dns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,9 +24,21 @@ let package = Package(
         .target(name: "MinikSpec", dependencies: ["Yams"]),
         // Netlink: iproute2-named operations over libmnl. Knows nothing of clusters.
         .target(name: "MinikNetlink", dependencies: ["CMinik"]),
+        // DNS: the message codec, the cluster zone and its answers, the Kubernetes DNS
+        // schema. Pure Swift without Foundation (the DNS server links it statically).
+        .target(name: "MinikDNS"),
+        // Batched datagram I/O (recvmmsg/sendmmsg) and inotify for the DNS server.
+        .target(name: "CDNSIO"),
+        // The cluster DNS server, run as a pod; the Swift runtime is linked in so that its
+        // image needs only the C library.
+        .executableTarget(
+            name: "minik-dns",
+            dependencies: ["MinikDNS", "CDNSIO"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+        ),
         // Runtime: namespaces, sandboxes, the bridge CNI with host-local IPAM, the overlay,
         // the ordered build of a cluster and its teardown.
-        .target(name: "MinikRuntime", dependencies: ["CMinik", "MinikSpec", "MinikNetlink"]),
+        .target(name: "MinikRuntime", dependencies: ["CMinik", "MinikSpec", "MinikNetlink", "MinikDNS"]),
         // Supervisor: owns a running cluster and serves the CLI over a local socket.
         .target(name: "MinikSupervisor", dependencies: ["MinikRuntime", "MinikSpec"]),
         .executableTarget(
@@ -36,10 +49,10 @@ let package = Package(
                 "Yams",
             ]
         ),
-        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime"]),
+        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime", "MinikDNS"]),
         .testTarget(
             name: "MinikIntegrationTests",
-            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "MinikSupervisor", "CMinik"]
+            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "MinikSupervisor", "CMinik", "MinikDNS"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,138 @@
+// The file through which the supervisor hands the cluster's records to the DNS pods
+// (mounted read-only at /etc/minik-dns/zone, replaced atomically on every change).
+// One directive or record per line, fields separated by spaces, '#' starts a comment:
+//
+//   minik-dns-zone 1                      format version, first line
+//   domain cluster.local                  the cluster zone
+//   ttl 5                                 TTL of every record, and of negative answers
+//   serial 42                             the SOA serial (changes with the contents)
+//   upstream 10.96.100.53:53              where names outside the cluster go (0-3 lines)
+//   reverse 10.96.0.0/12                  ranges whose reverse names the zone answers
+//   namespace default                     namespaces (<ns>.pod.<zone> exists)
+//   A web.default.svc.cluster.local 10.96.0.5
+//   SRV _http._tcp.web.default.svc.cluster.local 0 100 80 web.default.svc.cluster.local
+//   CNAME db.default.svc.cluster.local db.example.test
+//   PTR 5.0.96.10.in-addr.arpa web.default.svc.cluster.local
+//   TXT dns-version.cluster.local 1.1.0
+//
+// It is plain text so that a user can read what the server serves.
+
+public struct ZoneFile: Equatable, Sendable {
+    public var domain: DNSName
+    public var ttl: UInt32 = 5
+    public var serial: UInt32 = 1
+    public var upstreams: [Upstream] = []
+    public var reverseRanges: [IPv4Range] = []
+    public var namespaces: [String] = []
+    /// Records without TTL or class (the file's TTL applies).
+    public var records: [(name: DNSName, data: RData)] = []
+
+    public static let header = "minik-dns-zone 1"
+
+    public init(domain: DNSName) { self.domain = domain }
+
+    public static func == (a: ZoneFile, b: ZoneFile) -> Bool { a.render() == b.render() }
+
+    public var zone: Zone {
+        Zone(domain: domain, ttl: ttl, serial: serial, upstreams: upstreams, reverseRanges: reverseRanges, namespaces: namespaces,
+             records: records.map { ResourceRecord(name: $0.name, type: ZoneFile.type(of: $0.data), ttl: ttl, data: $0.data) })
+    }
+
+    static func type(of d: RData) -> RRType {
+        switch d {
+        case .a: return .a
+        case .ns: return .ns
+        case .cname: return .cname
+        case .ptr: return .ptr
+        case .soa: return .soa
+        case .txt: return .txt
+        case .srv: return .srv
+        case .raw: return RRType(0)
+        }
+    }
+
+    public func render() -> String {
+        var out = "\(ZoneFile.header)\ndomain \(domain)\nttl \(ttl)\nserial \(serial)\n"
+        for u in upstreams { out += "upstream \(u.ip):\(u.port)\n" }
+        for r in reverseRanges { out += "reverse \(r)\n" }
+        for n in namespaces { out += "namespace \(n)\n" }
+        for (name, data) in records {
+            switch data {
+            case .a(let ip): out += "A \(name) \(ip)\n"
+            case .cname(let t): out += "CNAME \(name) \(t)\n"
+            case .ptr(let t): out += "PTR \(name) \(t)\n"
+            case .ns(let t): out += "NS \(name) \(t)\n"
+            case .srv(let p, let w, let port, let t): out += "SRV \(name) \(p) \(w) \(port) \(t)\n"
+            case .txt(let strings): out += "TXT \(name) \(strings.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " "))\n"
+            case .soa, .raw: continue
+            }
+        }
+        return out
+    }
+
+    /// Parses a zone file; an error names the line.
+    public static func parse(_ text: String) throws(DNSError) -> ZoneFile {
+        var file: ZoneFile?
+        var sawHeader = false
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard let first = f.first else { continue }
+            func fail(_ why: String) -> DNSError { DNSError("zone line \(i + 1): \(why)") }
+            func name(_ s: String) throws(DNSError) -> DNSName {
+                do { return try DNSName(s) } catch { throw fail(error.message) }
+            }
+            if !sawHeader {
+                guard f.joined(separator: " ") == ZoneFile.header else { throw fail("expected \"\(ZoneFile.header)\"") }
+                sawHeader = true
+                continue
+            }
+            if first == "domain" {
+                guard f.count == 2 else { throw fail("domain NAME") }
+                file = ZoneFile(domain: try name(f[1]))
+                continue
+            }
+            guard var z = file else { throw fail("\"domain\" must come before \(first)") }
+            switch first {
+            case "ttl":
+                guard f.count == 2, let v = UInt32(f[1]) else { throw fail("ttl SECONDS") }
+                z.ttl = v
+            case "serial":
+                guard f.count == 2, let v = UInt32(f[1]) else { throw fail("serial NUMBER") }
+                z.serial = v
+            case "upstream":
+                let parts = f.count == 2 ? f[1].split(separator: ":").map(String.init) : []
+                guard parts.count == 1 || parts.count == 2, let ip = IPv4(parts[0]),
+                      let port = parts.count == 2 ? UInt16(parts[1]) : 53, port > 0 else { throw fail("upstream IP[:PORT]") }
+                z.upstreams.append(Upstream(ip: ip, port: port))
+            case "reverse":
+                guard f.count == 2, let r = IPv4Range(f[1]) else { throw fail("reverse CIDR") }
+                z.reverseRanges.append(r)
+            case "namespace":
+                guard f.count == 2 else { throw fail("namespace NAME") }
+                z.namespaces.append(f[1])
+            case "A":
+                guard f.count == 3, let ip = IPv4(f[2]) else { throw fail("A NAME IPV4") }
+                z.records.append((try name(f[1]), .a(ip)))
+            case "CNAME", "PTR", "NS":
+                guard f.count == 3 else { throw fail("\(first) NAME TARGET") }
+                let target = try name(f[2])
+                z.records.append((try name(f[1]), first == "CNAME" ? .cname(target) : first == "PTR" ? .ptr(target) : .ns(target)))
+            case "SRV":
+                guard f.count == 6, let p = UInt16(f[2]), let w = UInt16(f[3]), let port = UInt16(f[4]) else {
+                    throw fail("SRV NAME PRIORITY WEIGHT PORT TARGET")
+                }
+                z.records.append((try name(f[1]), .srv(priority: p, weight: w, port: port, target: try name(f[5]))))
+            case "TXT":
+                guard f.count >= 3 else { throw fail("TXT NAME TEXT...") }
+                z.records.append((try name(f[1]), .txt(f[2...].map { Array($0.utf8.prefix(255)) })))
+            default:
+                throw fail("unknown directive \"\(first)\"")
+            }
+            file = z
+        }
+        guard sawHeader else { throw DNSError("zone: empty file") }
+        guard let file else { throw DNSError("zone: no domain line") }
+        return file
+    }
+}
