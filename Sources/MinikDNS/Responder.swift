@@ -19,8 +19,48 @@ public enum Outcome: Equatable, Sendable {
     case reply
     /// Ask an upstream: the query is well formed and not the cluster's.
     case forward
+    /// A cluster name whose CNAME leads out of the cluster (an ExternalName service): ask
+    /// an upstream for the target and answer with the chain followed by what it says, as
+    /// CoreDNS does, since stub resolvers do not follow a CNAME themselves.
+    case chase(Chase)
     /// Say nothing (a response, or fewer than 12 bytes).
     case drop
+}
+
+public struct Chase: Equatable, Sendable {
+    /// The client's query (ID, flags, question, EDNS).
+    public var query: Message
+    /// The CNAME records from the zone.
+    public var chain: [ResourceRecord]
+    /// The question to ask upstream: the last target, the client's type.
+    public var target: Question
+
+    /// The upstream's question as a query (RD set, EDNS if the client used it).
+    public func upstreamQuery(id: UInt16) -> [UInt8] {
+        var m = Message()
+        m.header.id = id
+        m.header.recursionDesired = true
+        m.questions = [target]
+        m.edns = query.edns.map { _ in EDNS(udpPayloadSize: UInt16(Responder.maxUDPSize)) }
+        return m.encode()
+    }
+
+    /// The client's answer: the chain, then the upstream's records (or SERVFAIL when there
+    /// is no usable reply), at most `limit` bytes.
+    public func answer(upstreamReply: [UInt8]?, limit: Int) -> [UInt8] {
+        var m = Message()
+        m.header = Header(id: query.header.id, flags: 0x8000 | 0x0080 | (query.header.flags & 0x0100))
+        m.questions = query.questions
+        m.edns = query.edns.map { _ in EDNS(udpPayloadSize: UInt16(Responder.maxUDPSize)) }
+        if let bytes = upstreamReply, let reply = try? Message(decoding: bytes), reply.questions.first == target {
+            m.header.rcode = reply.header.rcode
+            m.answers = chain + reply.answers
+            m.authority = reply.answers.isEmpty ? reply.authority : []
+        } else {
+            m.header.rcode = RCode.servFail.rawValue
+        }
+        return m.encode(limit: limit)
+    }
 }
 
 public final class Responder: Sendable {
@@ -178,6 +218,14 @@ public final class Responder: Sendable {
         case .refused:
             return withQuestion(q, query, rcode: 5, &out)
         case .answer(let rcode, let an, let ns, let ar):
+            if rcode == .noError, ns.isEmpty, !zone.upstreams.isEmpty, q.qtype != RRType.cname.rawValue,
+               case .cname(let target)? = an.last?.data, !zone.isAuthoritative(for: target) {
+                var query = Message()
+                query.header = Header(id: q.id, flags: q.flags)
+                query.questions = [question]
+                if q.edns { query.edns = EDNS(udpPayloadSize: UInt16(q.udpSize)) }
+                return .chase(Chase(query: query, chain: an, target: Question(name: target, type: question.type)))
+            }
             var m = Message()
             m.header = Header(id: q.id, flags: responseFlags(q, aa: true, rcode: rcode.rawValue))
             m.questions = [question]

@@ -6,6 +6,9 @@
 // answer in time, or REFUSED at once when there are none.
 //
 //   minik-dns [--zone FILE] [--listen ADDR] [--port N] [--threads N] [--timeout-ms N]
+//   minik-dns --domain example.test --record www.example.test=192.0.2.10 ...
+// The second form serves a fixed zone of A records given on the command line (a stand-in
+// upstream resolver inside a cluster, for labs and tests), without a file.
 import CDNSIO
 import Glibc
 import MinikDNS
@@ -17,6 +20,9 @@ struct Options {
     var port: UInt16 = 53
     var threads = max(1, min(Int(dnsio_cpus()), 4))
     var timeoutMillis = 2000
+    /// --domain/--record: a fixed zone instead of the file.
+    var domain: String?
+    var records: [(String, String)] = []
 }
 
 func log(_ s: String) {
@@ -51,8 +57,14 @@ func parseOptions() -> Options {
         case "--timeout-ms":
             guard let t = Int(value(a)), t > 0 else { fail("--timeout-ms: a positive number") }
             o.timeoutMillis = t
+        case "--domain": o.domain = value(a)
+        case "--record":
+            let v = value(a)
+            guard let eq = v.firstIndex(of: "=") else { fail("--record NAME=IPV4") }
+            o.records.append((String(v[..<eq]), String(v[v.index(after: eq)...])))
         case "-h", "--help":
             print("usage: minik-dns [--zone FILE] [--listen ADDR] [--port N] [--threads N] [--timeout-ms N]")
+            print("       minik-dns --domain NAME [--record NAME=IPV4]... [--listen ADDR] [--port N]")
             exit(0)
         default: fail("unknown argument \(a)")
         }
@@ -103,7 +115,21 @@ func readFile(_ path: String) -> String? {
     return String(decoding: out, as: UTF8.self)
 }
 
+func fixedZone(_ domain: String) {
+    var text = "\(ZoneFile.header)\ndomain \(domain)\n"
+    for (name, ip) in options.records { text += "A \(name) \(ip)\n" }
+    do {
+        let file = try ZoneFile.parse(text)
+        let responder = Responder(zone: file.zone)
+        current.withLock { $0 = responder }
+        log("serving the fixed zone \(file.domain): \(file.records.count) records")
+    } catch {
+        fail("--domain/--record: \(error.message)")
+    }
+}
+
 func loadZone() {
+    if let domain = options.domain { return fixedZone(domain) }
     let started = monotonicMillis()
     guard let text = readFile(options.zone) else {
         log("cannot read \(options.zone): \(String(cString: strerror(errno))); waiting for it")
@@ -161,6 +187,8 @@ final class Forwarder: @unchecked Sendable {
         var replyFD: Int32
         var query: [UInt8]
         var deadline: Int
+        /// An ExternalName's target being looked up: the answer is built from it.
+        var chase: Chase?
     }
 
     let fd: Int32
@@ -183,7 +211,7 @@ final class Forwarder: @unchecked Sendable {
     }
 
     /// Sends a client's query on to an upstream under a fresh ID.
-    func forward(_ query: [UInt8], upstreams: [Upstream], client: sockaddr_in, replyFD: Int32) {
+    func forward(_ query: [UInt8], upstreams: [Upstream], client: sockaddr_in, replyFD: Int32, chase: Chase? = nil) {
         guard !upstreams.isEmpty, query.count >= 12 else { return }
         let deadline = monotonicMillis() + options.timeoutMillis
         let original = UInt16(query[0]) << 8 | UInt16(query[1])
@@ -192,7 +220,7 @@ final class Forwarder: @unchecked Sendable {
             var id = s.next
             while s.pending[id] != nil { id = id &+ 1 }
             s.next = id &+ 1
-            s.pending[id] = Pending(originalID: original, client: client, replyFD: replyFD, query: query, deadline: deadline)
+            s.pending[id] = Pending(originalID: original, client: client, replyFD: replyFD, query: query, deadline: deadline, chase: chase)
             s.rotate += 1
             return (id, s.rotate)
         }
@@ -200,7 +228,7 @@ final class Forwarder: @unchecked Sendable {
             reply(servfail(query), to: client, fd: replyFD)
             return
         }
-        var out = query
+        var out = chase?.upstreamQuery(id: id) ?? query
         out[0] = UInt8(id >> 8)
         out[1] = UInt8(id & 0xff)
         var to = Forwarder.address(upstreams[index % upstreams.count])
@@ -227,6 +255,11 @@ final class Forwarder: @unchecked Sendable {
             if n >= 12 {
                 let id = UInt16(buf[0]) << 8 | UInt16(buf[1])
                 if let p = lock.withLock({ $0.pending.removeValue(forKey: id) }) {
+                    if let chase = p.chase {
+                        let limit = chase.query.edns.map { min(max(Int($0.udpPayloadSize), 512), Responder.maxUDPSize) } ?? 512
+                        reply(chase.answer(upstreamReply: Array(buf[0..<n]), limit: limit), to: p.client, fd: p.replyFD)
+                        continue
+                    }
                     var out = Array(buf[0..<n])
                     out[0] = UInt8(p.originalID >> 8)
                     out[1] = UInt8(p.originalID & 0xff)
@@ -361,6 +394,8 @@ func serveUDP(_ fd: Int32) {
                 count += 1
             case .forward:
                 forwarder.forward(Array(bufs[query]), upstreams: responder?.zone.upstreams ?? [], client: addrs[i], replyFD: fd)
+            case .chase(let chase):
+                forwarder.forward(Array(bufs[query]), upstreams: responder?.zone.upstreams ?? [], client: addrs[i], replyFD: fd, chase: chase)
             default:
                 continue
             }
@@ -384,6 +419,9 @@ func serveTCPConnection(_ c: Int32) {
         switch outcome {
         case .reply: break
         case .forward: out = forwardTCP(query, upstreams: responder.zone.upstreams)
+        case .chase(let chase):
+            let reply = forwardTCP(chase.upstreamQuery(id: 1), upstreams: responder.zone.upstreams)
+            out = chase.answer(upstreamReply: reply, limit: 65535)
         case .drop: return
         }
         if out.isEmpty || !writeAll(c, [UInt8(out.count >> 8), UInt8(out.count & 0xff)] + out) { return }
@@ -413,7 +451,7 @@ func serveTCP(_ listener: Int32) {
 
 signal(SIGPIPE, SIG_IGN)
 loadZone()
-watchZone()
+if options.domain == nil { watchZone() }
 let addr = options.listen.value.bigEndian
 var udp: [Int32] = []
 for _ in 0..<options.threads {
@@ -423,7 +461,7 @@ for _ in 0..<options.threads {
 }
 let tcp = dnsio_listen(Int32(SOCK_STREAM.rawValue), addr, options.port, 512)
 if tcp < 0 { fail("tcp \(options.listen):\(options.port): \(String(cString: strerror(-tcp)))") }
-log("serving \(options.zone) on \(options.listen):\(options.port) (udp with \(options.threads) threads, tcp)")
+log("serving \(options.domain ?? options.zone) on \(options.listen):\(options.port) (udp with \(options.threads) threads, tcp)")
 for fd in udp.dropFirst() { spawnThread { serveUDP(fd) } }
 spawnThread { serveTCP(tcp) }
 serveUDP(udp[0])
