@@ -11,7 +11,7 @@ EXAMPLE ?= examples/cluster.yaml
 # Debian packages: the C libraries minik links, the tools the tests and users run inside
 # namespaces, and a static C toolchain for the pause binary.
 DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev pkg-config \
-                iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps
+                iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps binutils
 
 .PHONY: all deps images build build-debug run install test unit-test bench down clean
 
@@ -26,10 +26,17 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Images (busybox, pause, netexec) are root filesystems built from images/*/recipe; the
+# Images (busybox, pause, netexec, minik-dns) are root filesystems built from images/*/recipe; the
 # pause image's static binary is also what every pod's sandbox runs.
 IMAGE_SOURCES := $(wildcard images/*/recipe images/*/image.json images/*/*.c images/build.sh)
-.build/images/.stamp: $(IMAGE_SOURCES)
+# The minik-dns image carries the DNS server, a release build of its own product.
+DNS_SERVER := $(RELEASE)/minik-dns
+DNS_SOURCES := Package.swift $(wildcard Sources/MinikDNS/*.swift Sources/minik-dns/*.swift Sources/CDNSIO/*.c Sources/CDNSIO/include/*.h)
+$(DNS_SERVER): $(DNS_SOURCES)
+	$(SWIFT) build -c release --product minik-dns
+	@touch $@
+
+.build/images/.stamp: $(IMAGE_SOURCES) $(DNS_SERVER)
 	images/build.sh .build/images
 	@touch $@
 

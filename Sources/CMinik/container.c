@@ -52,6 +52,22 @@ static int bind_file(const char *source, const char *target) {
     return mount(source, target, NULL, MS_BIND, NULL);
 }
 
+/* mkdir -p of a relative path, with syscalls only (the child shares our memory). */
+static int mkdir_p(const char *path) {
+    char buf[256];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char saved = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
+        buf[i] = saved;
+    }
+    return 0;
+}
+
 static int container_child(void *p) {
     struct cctx *c = p;
     const struct minik_container_attr *a = c->a;
@@ -93,6 +109,13 @@ static int container_child(void *p) {
     if (a->hosts && bind_file(a->hosts, "etc/hosts") < 0) FAIL("mount /etc/hosts");
     if (a->hostname && bind_file(a->hostname, "etc/hostname") < 0) FAIL("mount /etc/hostname");
     if (a->resolv && bind_file(a->resolv, "etc/resolv.conf") < 0) FAIL("mount /etc/resolv.conf");
+    if (a->dir_source && a->dir_target) {
+        /* dir_target is absolute; inside the new root it is relative to ".". */
+        const char *target = a->dir_target[0] == '/' ? a->dir_target + 1 : a->dir_target;
+        if (mkdir_p(target) < 0 || mount(a->dir_source, target, NULL, MS_BIND | MS_REC, NULL) < 0) FAIL("mount a cluster directory");
+        if (a->dir_readonly && mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+            FAIL("make a cluster directory read-only");
+    }
     /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. */
     if (syscall(SYS_pivot_root, ".", ".") < 0) FAIL("pivot_root");
     if (umount2(".", MNT_DETACH) < 0) FAIL("detach the old root");

@@ -163,7 +163,7 @@ public final class Zone: Sendable {
         var seen = Set<[UInt8]>()
         // Follow CNAMEs inside what the cluster answers for (at most 8), as RFC 1034 4.3.2
         // step 3a says; a CNAME out of it ends the answer (the client asks for the target).
-        for _ in 0..<8 {
+        for _ in 0...8 { // 8 CNAMEs, then the name they lead to
             let key = current.key
             guard seen.insert(key).inserted else { break }
             if records[key] == nil, let podIP = podAddress(current) {

@@ -87,6 +87,28 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     public var readinessProbe: Probe?
     /// livenessProbe: when it fails failureThreshold times the container is restarted.
     public var livenessProbe: Probe?
+    /// Directories of the cluster's state directory bind-mounted into the container. Only
+    /// minik's own system pods have them (the cluster DNS reads its zone from one); a
+    /// user's YAML cannot set this.
+    public var clusterDirMounts: [ClusterDirMount] = []
+
+    enum CodingKeys: String, CodingKey {
+        case name, image, command, args, env, ports, workingDir, privileged, capabilitiesAdd, capabilitiesDrop
+        case memoryLimit, source, readinessProbe, livenessProbe, clusterDirMounts
+    }
+}
+
+/// <cluster state dir>/<subpath> bind-mounted at mountPath in a container.
+public struct ClusterDirMount: Codable, Sendable, Equatable {
+    public var subpath: String
+    public var mountPath: String
+    public var readOnly: Bool
+
+    public init(subpath: String, mountPath: String, readOnly: Bool) {
+        self.subpath = subpath
+        self.mountPath = mountPath
+        self.readOnly = readOnly
+    }
 }
 
 /// A port by number or by the name a container gives it (IntOrString in Kubernetes).
@@ -235,8 +257,57 @@ public struct PodSpec: Codable, Sendable, Equatable {
     /// "Deployment/web" for pods made from a Deployment's template.
     public var owner: String?
     public var source: SourceLocation
+    /// How the pod's /etc/resolv.conf is made (ResolvConf.render).
+    public var dnsPolicy: DNSPolicy = .clusterFirst
+    /// spec.dnsConfig: merged on top of what the policy gives.
+    public var dnsConfig: PodDNSConfig?
 
     public var key: String { "\(namespace)/\(name)" }
+
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, labels, annotations, nodeName, requestedNodeName, nodeSelector, containers
+        case initContainers, restartPolicy, hostname, subdomain, shareProcessNamespace, owner, source
+        case dnsPolicy, dnsConfig
+    }
+}
+
+/// spec.dnsPolicy.
+public enum DNSPolicy: String, Codable, Sendable, CaseIterable {
+    /// The cluster DNS, with the namespace's search path (the default).
+    case clusterFirst = "ClusterFirst"
+    /// ClusterFirst for pods on the host network; minik pods never are, so ClusterFirst.
+    case clusterFirstWithHostNet = "ClusterFirstWithHostNet"
+    /// The node's resolver: in minik, MinikConfig dns.upstream.
+    case `default` = "Default"
+    /// Only what dnsConfig gives.
+    case none = "None"
+}
+
+/// spec.dnsConfig of a pod.
+public struct PodDNSConfig: Codable, Sendable, Equatable {
+    public var nameservers: [IPv4Address]
+    public var searches: [String]
+    public var options: [DNSOption]
+
+    public init(nameservers: [IPv4Address] = [], searches: [String] = [], options: [DNSOption] = []) {
+        self.nameservers = nameservers
+        self.searches = searches
+        self.options = options
+    }
+}
+
+/// A resolv.conf option: "ndots:2" is name ndots, value 2; "edns0" has no value.
+public struct DNSOption: Codable, Sendable, Equatable {
+    public var name: String
+    public var value: String?
+
+    public init(name: String, value: String? = nil) {
+        self.name = name
+        self.value = value
+    }
+
+    /// As resolv.conf writes it: name, or name:value.
+    public var text: String { value.map { $0.isEmpty ? name : "\(name):\($0)" } ?? name }
 }
 
 /// A Deployment: its pods are <name>-0 ... <name>-(replicas-1), each the template.
@@ -271,6 +342,56 @@ public struct NetworkSettings: Codable, Sendable, Equatable {
     public var podMTU: Int { backend == .vxlan ? mtu - NetworkSettings.vxlanOverhead : mtu }
 }
 
+/// An address cluster DNS forwards the names it does not own to.
+public struct DNSUpstream: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var ip: IPv4Address
+    public var port: Int
+
+    public init(ip: IPv4Address, port: Int = 53) {
+        self.ip = ip
+        self.port = port
+    }
+
+    public var description: String { port == 53 ? ip.description : "\(ip):\(port)" }
+}
+
+/// MinikConfig dns: the cluster DNS service (kube-system/kube-dns) and its pods.
+public struct DNSSettings: Codable, Sendable, Equatable {
+    public static let defaultClusterDomain = "cluster.local"
+
+    public var enabled: Bool
+    /// The names' suffix: <service>.<namespace>.svc.<clusterDomain>.
+    public var clusterDomain: String
+    /// Where names outside the cluster domain are forwarded; each lies inside one of the
+    /// cluster's subnets (minik sends no traffic outside its own namespaces).
+    public var upstreams: [DNSUpstream]
+    /// TTL of the answers, in seconds.
+    public var ttl: Int
+    /// Pods of the Deployment kube-system/minik-dns.
+    public var replicas: Int
+
+    public init(enabled: Bool = true, clusterDomain: String = DNSSettings.defaultClusterDomain,
+                upstreams: [DNSUpstream] = [], ttl: Int = 5, replicas: Int = 2) {
+        self.enabled = enabled
+        self.clusterDomain = clusterDomain
+        self.upstreams = upstreams
+        self.ttl = ttl
+        self.replicas = replicas
+    }
+
+    enum CodingKeys: String, CodingKey { case enabled, clusterDomain, upstreams, ttl, replicas }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DNSSettings()
+        enabled = try c.decode(.enabled, default: d.enabled)
+        clusterDomain = try c.decode(.clusterDomain, default: d.clusterDomain)
+        upstreams = try c.decode(.upstreams, default: d.upstreams)
+        ttl = try c.decode(.ttl, default: d.ttl)
+        replicas = try c.decode(.replicas, default: d.replicas)
+    }
+}
+
 public struct ClusterSpec: Codable, Sendable, Equatable {
     public var name: String
     public var nodes: [NodeSpec]
@@ -286,8 +407,19 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// First delay before a crashed container restarts; it doubles up to 30 s and resets
     /// after the container ran 60 s (kubelet's back-off, with a settable start).
     public var restartBackoffSeconds: Double = 1
+    /// Cluster DNS (MinikConfig dns). A state file written before minik had it decodes
+    /// with DNS disabled: that cluster was created without the DNS service and pods.
+    public var dns: DNSSettings = .init()
     /// Accepted-but-ignored fields and similar notes, each naming its place.
     public var warnings: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case name, nodes, podSubnet, serviceSubnet, disableDefaultCNI, kubeProxyMode, network, namespaces
+        case pods, deployments, services, restartBackoffSeconds, dns, warnings
+    }
+
+    /// The cluster DNS service's address (the serviceSubnet's tenth), nil when DNS is off.
+    public var dnsServiceIP: IPv4Address? { dns.enabled ? SpecLoader.dnsServiceIP(serviceSubnet) : nil }
 
     public func node(named name: String) -> NodeSpec? { nodes.first { $0.name == name } }
 
@@ -363,5 +495,78 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public func pods(selectedBy s: ServiceSpec) -> [PodSpec] {
         guard let sel = s.selector, !sel.isEmpty else { return [] }
         return pods.filter { p in p.namespace == s.namespace && sel.allSatisfy { p.labels[$0.key] == $0.value } }
+    }
+}
+
+
+// MARK: - decoding state written by older versions: fields added later take their defaults
+
+extension KeyedDecodingContainer {
+    func decode<T: Decodable>(_ key: Key, default value: @autoclosure () -> T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? value()
+    }
+}
+
+extension ContainerSpec {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        image = try c.decode(String.self, forKey: .image)
+        command = try c.decode(.command, default: [])
+        args = try c.decode(.args, default: [])
+        env = try c.decode(.env, default: [])
+        ports = try c.decode(.ports, default: [])
+        workingDir = try c.decodeIfPresent(String.self, forKey: .workingDir)
+        privileged = try c.decode(.privileged, default: false)
+        capabilitiesAdd = try c.decode(.capabilitiesAdd, default: [])
+        capabilitiesDrop = try c.decode(.capabilitiesDrop, default: [])
+        memoryLimit = try c.decodeIfPresent(Int64.self, forKey: .memoryLimit)
+        source = try c.decodeIfPresent(SourceLocation.self, forKey: .source)
+        readinessProbe = try c.decodeIfPresent(Probe.self, forKey: .readinessProbe)
+        livenessProbe = try c.decodeIfPresent(Probe.self, forKey: .livenessProbe)
+        clusterDirMounts = try c.decode(.clusterDirMounts, default: [])
+    }
+}
+
+extension PodSpec {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        namespace = try c.decode(String.self, forKey: .namespace)
+        name = try c.decode(String.self, forKey: .name)
+        labels = try c.decode(.labels, default: [:])
+        annotations = try c.decode(.annotations, default: [:])
+        nodeName = try c.decode(String.self, forKey: .nodeName)
+        requestedNodeName = try c.decodeIfPresent(String.self, forKey: .requestedNodeName)
+        nodeSelector = try c.decode(.nodeSelector, default: [:])
+        containers = try c.decode([ContainerSpec].self, forKey: .containers)
+        initContainers = try c.decode(.initContainers, default: [])
+        restartPolicy = try c.decode(.restartPolicy, default: "Always")
+        hostname = try c.decodeIfPresent(String.self, forKey: .hostname)
+        subdomain = try c.decodeIfPresent(String.self, forKey: .subdomain)
+        shareProcessNamespace = try c.decode(.shareProcessNamespace, default: false)
+        owner = try c.decodeIfPresent(String.self, forKey: .owner)
+        source = try c.decode(SourceLocation.self, forKey: .source)
+        dnsPolicy = try c.decode(.dnsPolicy, default: .clusterFirst)
+        dnsConfig = try c.decodeIfPresent(PodDNSConfig.self, forKey: .dnsConfig)
+    }
+}
+
+extension ClusterSpec {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        nodes = try c.decode([NodeSpec].self, forKey: .nodes)
+        podSubnet = try c.decode(IPv4CIDR.self, forKey: .podSubnet)
+        serviceSubnet = try c.decode(IPv4CIDR.self, forKey: .serviceSubnet)
+        disableDefaultCNI = try c.decode(.disableDefaultCNI, default: false)
+        kubeProxyMode = try c.decode(.kubeProxyMode, default: "iptables")
+        network = try c.decode(NetworkSettings.self, forKey: .network)
+        namespaces = try c.decode(.namespaces, default: ["default", "kube-system"])
+        pods = try c.decode(.pods, default: [])
+        deployments = try c.decode(.deployments, default: [])
+        services = try c.decode(.services, default: [])
+        restartBackoffSeconds = try c.decode(.restartBackoffSeconds, default: 1)
+        dns = try c.decode(.dns, default: DNSSettings(enabled: false))
+        warnings = try c.decode(.warnings, default: [])
     }
 }

@@ -118,6 +118,14 @@ struct Builder {
     var deployments: [DeploymentSpec] = []
     var services: [RawService] = []
     var serviceKeys = Set<String>()
+    /// MinikConfig dns, and where each upstream was written.
+    var dns = DNSSettings()
+    var upstreamsAt: [YNode] = []
+    /// Every dnsConfig nameserver of the documents' pods and templates, with its place
+    /// (checked against the subnets once they are known).
+    var nameserversAt: [(IPv4Address, YNode)] = []
+    /// Where each Deployment was written (its metadata).
+    var deploymentAt: [String: YNode] = [:]
     /// For `minik apply`: the running cluster the documents are applied to.
     var base: ClusterSpec?
 
@@ -271,7 +279,8 @@ struct Builder {
             return
         }
         configDoc = doc
-        guard let f = r.mapping(doc, "MinikConfig", known: ["kind", "apiVersion", "network", "restartBackoffSeconds"]) else { return }
+        guard let f = r.mapping(doc, "MinikConfig", known: ["kind", "apiVersion", "network", "restartBackoffSeconds", "dns"]) else { return }
+        if let dy = f["dns"] { dnsSettings(dy) }
         if let by = f["restartBackoffSeconds"] {
             if case .scalar(let sc) = by.node, let v = Double(sc.string), v >= 0, v <= 300 { restartBackoff = v } else {
                 r.fail(by, "restartBackoffSeconds must be a number of seconds from 0 to 300")
@@ -350,7 +359,8 @@ struct Builder {
             r.fail(doc, "spec is required (a Pod needs spec.containers)")
             return
         }
-        guard let (spec, nodeAt) = podSpec(sy, meta: meta, at: doc, owner: nil) else { return }
+        guard let (spec, nodeAt, nameservers) = podSpec(sy, meta: meta, at: doc, owner: nil) else { return }
+        nameserversAt += nameservers
         pods.append(RawPod(spec: spec, at: md, nodeNameAt: nodeAt))
     }
 
@@ -402,25 +412,29 @@ struct Builder {
             r.fail(md, DNS.labelProblem("\(meta.name)-\(max(replicas - 1, 0))", what: "pod name made from the Deployment"))
             return
         }
-        guard let (template, nodeAt) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)") else { return }
+        guard let (template, nodeAt, nameservers) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)") else { return }
         let d = DeploymentSpec(namespace: meta.namespace, name: meta.name, replicas: replicas, selector: selector, template: template)
         if deployments.contains(where: { $0.key == d.key }) {
             r.fail(md, "deployment \(d.key) is defined twice")
             return
         }
+        nameserversAt += nameservers
+        deploymentAt[d.key] = md
         deployments.append(d)
         for i in 0..<replicas {
             pods.append(RawPod(spec: d.pod(i), at: md, nodeNameAt: nodeAt))
         }
     }
 
-    func podSpec(_ y: YNode, meta: Meta, at doc: YNode, owner: String?) -> (PodSpec, YNode?)? {
+    /// A pod's spec (or a template's), where its nodeName was written, and its dnsConfig
+    /// nameservers with their places.
+    func podSpec(_ y: YNode, meta: Meta, at doc: YNode, owner: String?) -> (PodSpec, YNode?, [(IPv4Address, YNode)])? {
         let later = "not implemented by minik yet"
         guard let f = r.mapping(y, "Pod spec", known: [
             "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
-            "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
+            "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "dnsPolicy", "dnsConfig",
         ], ignored: [
-            "dnsPolicy": later, "dnsConfig": later, "securityContext": later,
+            "securityContext": later,
             "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
             "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
             "tolerations": later, "priorityClassName": later, "priority": later, "schedulerName": later,
@@ -455,12 +469,15 @@ struct Builder {
         let shareProcessNamespace = r.bool(f["shareProcessNamespace"]) ?? false
         let nodeNameY = f["nodeName"]
         let requested = r.string(nodeNameY)
-        let spec = PodSpec(
+        let (dnsPolicy, dnsConfig, nameservers) = podDNS(f)
+        var spec = PodSpec(
             namespace: meta.namespace, name: meta.name, labels: meta.labels, annotations: meta.annotations,
             nodeName: requested ?? "", requestedNodeName: requested, nodeSelector: r.stringMap(f["nodeSelector"]) ?? [:],
             containers: containers, initContainers: inits, restartPolicy: restart, hostname: hostname,
             subdomain: subdomain, shareProcessNamespace: shareProcessNamespace, owner: owner, source: r.location(doc))
-        return (spec, nodeNameY)
+        spec.dnsPolicy = dnsPolicy
+        spec.dnsConfig = dnsConfig
+        return (spec, nodeNameY, nameservers)
     }
 
     func containerList(_ y: YNode?, names: inout [String: YNode]) -> [ContainerSpec] {
@@ -576,9 +593,12 @@ struct Builder {
     // MARK: cluster-wide validation and placement
 
     /// apply: the running cluster's spec with these documents' pods, deployments and
-    /// namespaces added or replaced. A pod that does not change keeps its node.
-    func finishApply(_ base: ClusterSpec) -> ClusterSpec? {
+    /// namespaces added or replaced. A pod that does not change keeps its node. The
+    /// cluster DNS objects stay; documents may not replace them.
+    mutating func finishApply(_ base: ClusterSpec) -> ClusterSpec? {
         var out = base
+        refuseClusterDNSNames(enabled: base.dns.enabled)
+        checkNameservers(in: out)
         for d in deployments {
             out.deployments.removeAll { $0.key == d.key }
             out.deployments.append(d)
@@ -594,8 +614,9 @@ struct Builder {
         return out
     }
 
-    func finish() -> ClusterSpec? {
+    mutating func finish() -> ClusterSpec? {
         if let base { return finishApply(base) }
+        refuseClusterDNSNames(enabled: dns.enabled)
         let clusterAt = nameAt ?? clusterDoc
         if !DNS.isLabel(name) {
             r.fail(clusterAt, DNS.labelProblem(name, what: "cluster name"))
@@ -634,6 +655,7 @@ struct Builder {
                 r.fail(subnets[j].2, "\(subnets[j].0) \(subnets[j].1) overlaps \(subnets[i].0) \(subnets[i].1)")
             }
         }
+        checkDNSSettings(serviceSubnet: serviceSubnet, podSubnet: podSubnet, underlay: network.underlaySubnet, clusterAt: clusterAt)
         // Nodes, named as kind names them.
         var specs: [NodeSpec] = []
         var cp = 0, workers = 0
@@ -666,9 +688,20 @@ struct Builder {
         var out = ClusterSpec(name: name, nodes: specs, podSubnet: podSubnet, serviceSubnet: serviceSubnet,
                               disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
                               namespaces: namespaces, pods: [], deployments: deployments,
-                              restartBackoffSeconds: restartBackoff, warnings: [])
+                              restartBackoffSeconds: restartBackoff, dns: dns, warnings: [])
+        checkNameservers(in: out)
+        // The DNS pods are placed before the documents' pods, so that they always have
+        // their place on the control-plane, and listed after them with the DNS Service
+        // and Deployment (what the user wrote comes first).
+        let system = clusterDNSObjects(for: out)
+        out.pods = system?.pods ?? []
         placePods(into: &out)
         finishServices(into: &out)
+        if let system {
+            out.pods = Array(out.pods.dropFirst(system.pods.count)) + system.pods
+            out.deployments.append(system.deployment)
+            out.services.append(system.service)
+        }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         for s in out.services where !out.namespaces.contains(s.namespace) { out.namespaces.append(s.namespace) }
         out.warnings = r.warnings

@@ -326,7 +326,10 @@ extension Builder {
             if let ip = s.clusterIP {
                 if !out.serviceSubnet.contains(ip) {
                     r.fail(raw.clusterIPAt, "clusterIP \(ip) is outside the serviceSubnet \(out.serviceSubnet)")
-                } else if let why = SpecLoader.reservedServiceIP(ip, in: out.serviceSubnet), raw.clusterIPAt != nil {
+                } else if let why = SpecLoader.reservedServiceIP(ip, in: out.serviceSubnet), raw.clusterIPAt != nil,
+                          // The DNS address is kube-system/kube-dns's: minik's own, or the user's
+                          // when minik's cluster DNS is off (with it on, that name is refused).
+                          !(s.key == ClusterDNS.serviceKey && ip == SpecLoader.dnsServiceIP(out.serviceSubnet)) {
                     r.fail(raw.clusterIPAt, "clusterIP \(ip) cannot be used: \(why)")
                 } else if let owner = ips[ip], owner != s.key {
                     r.fail(raw.clusterIPAt, "clusterIP \(ip) is already taken by service \(owner)")

@@ -97,5 +97,11 @@ struct Validate: ParsableCommand {
         for s in spec.services {
             print("  service \(s.key)  \(s.type.rawValue)  \(Get.clusterIP(s))  \(Get.ports(s))")
         }
+        if let ip = spec.dnsServiceIP {
+            let upstream = spec.dns.upstreams.isEmpty ? "none (other names are REFUSED)" : spec.dns.upstreams.map(\.description).joined(separator: ", ")
+            print("  cluster DNS: zone \(spec.dns.clusterDomain) at \(ip), \(spec.dns.replicas) pods \(ClusterDNS.deploymentKey)-N, TTL \(spec.dns.ttl) s, upstream \(upstream)")
+        } else {
+            print("  cluster DNS: off")
+        }
     }
 }

@@ -41,7 +41,12 @@ struct Up: ParsableCommand {
             print("Cluster \"\(spec.name)\" is up. Try:")
             print("  minik get nodes -o wide")
             print("  minik get pods -A -o wide")
-            if let p = spec.pods.first { print("  minik exec \(p.namespace == "default" ? "" : "-n \(p.namespace) ")\(p.name) -- ip addr") }
+            if let p = spec.pods.first(where: { $0.namespace != ClusterDNS.namespace }) {
+                print("  minik exec \(p.namespace == "default" ? "" : "-n \(p.namespace) ")\(p.name) -- ip addr")
+                if let dns = spec.dnsServiceIP {
+                    print("  minik exec \(p.namespace == "default" ? "" : "-n \(p.namespace) ")\(p.name) -- nslookup kubernetes.default.svc.\(spec.dns.clusterDomain)    # cluster DNS at \(dns)")
+                }
+            }
             if !spec.services.isEmpty { print("  minik get svc -A; minik get endpoints -A") }
             for n in spec.nodes { for m in n.extraPortMappings where m.proto == "TCP" { print("  curl http://127.0.0.1:\(m.hostPort)/    # -> \(n.name):\(m.containerPort)") } }
         }

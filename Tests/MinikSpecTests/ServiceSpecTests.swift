@@ -91,7 +91,7 @@ struct ServiceSpecValidTests {
           nodePort: 30080
         """)
         let spec = try SpecLoader.parse(text, file: "c.yaml")
-        #expect(spec.services.count == 1)
+        #expect(spec.services.map(\.key) == ["default/web", "kube-system/kube-dns"])
         let s = try only(spec, "web")
         #expect(s.key == "default/web")
         #expect(s.type == .nodePort)
@@ -150,7 +150,7 @@ struct ServiceSpecValidTests {
         #expect(try only(after, "alpha").clusterIP == ip)
         #expect(try only(before, "alpha").clusterIP == ip)
         #expect(try only(after, "gamma", ns: "shop").clusterIP == only(before, "gamma", ns: "shop").clusterIP)
-        let ips = Set(after.services.compactMap(\.clusterIP))
+        let ips = Set(after.services.filter { $0.namespace != "kube-system" }.compactMap(\.clusterIP))
         #expect(ips.count == 3)
         // The namespace is part of the hash.
         let elsewhere = try SpecLoader.parse(clusterHeader + service("alpha", ns: "shop", "selector: {app: a}\nports: [{port: 80}]"), file: "c.yaml")
@@ -161,7 +161,7 @@ struct ServiceSpecValidTests {
     @Test func manyServicesGetDistinctUnreservedAddresses() throws {
         let text = clusterHeader + (0..<300).map { service("s\($0)", "ports: [{port: 80}]") }.joined()
         let spec = try SpecLoader.parse(text, file: "c.yaml")
-        let ips = spec.services.compactMap(\.clusterIP)
+        let ips = spec.services.filter { $0.namespace == "default" }.compactMap(\.clusterIP)
         #expect(ips.count == 300)
         #expect(Set(ips).count == 300)
         #expect(ips.allSatisfy { serviceSubnet.contains($0) && !isReserved($0, in: serviceSubnet) })
@@ -171,10 +171,12 @@ struct ServiceSpecValidTests {
         let header = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking: {serviceSubnet: 10.96.0.0/28}\n"
         let twelve = (0..<12).map { service("s\($0)", "ports: [{port: 80}]") }.joined()
         let spec = try SpecLoader.parse(header + twelve, file: "c.yaml")
-        // .0 network, .1 kubernetes API, .10 DNS, .15 broadcast: the other 12 are used.
+        // .0 network, .1 kubernetes API, .10 DNS (kube-system/kube-dns), .15 broadcast: the
+        // other 12 are used.
         let expected = Set([2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14].map { IPv4Address(10, 96, 0, UInt8($0)) })
-        #expect(Set(spec.services.compactMap(\.clusterIP)) == expected)
-        #expect(spec.services.count == 12)
+        #expect(Set(spec.services.filter { $0.namespace == "default" }.compactMap(\.clusterIP)) == expected)
+        #expect(spec.services.count == 13)
+        #expect(try only(spec, "kube-dns", ns: "kube-system").clusterIP == IPv4Address(10, 96, 0, 10))
         // A thirteenth has nowhere to go.
         let text = header + twelve + service("s12", "ports: [{port: 80}]")
         expectRejected(text, field: "metadata", line: line(of: "name: s12", in: text),
@@ -192,7 +194,7 @@ struct ServiceSpecValidTests {
         """)
         let many = (0..<60).map { service("np\($0)", "type: NodePort\nports: [{port: 80}]") }.joined()
         let spec = try SpecLoader.parse(clusterHeader + three + many, file: "c.yaml")
-        let all = spec.services.flatMap { $0.ports.map(\.nodePort) }
+        let all = spec.services.filter { $0.namespace == "default" }.flatMap { $0.ports.map(\.nodePort) }
         #expect(all.count == 63)
         let ports = all.compactMap { $0 }
         #expect(ports.count == 63)
@@ -562,7 +564,7 @@ struct ServiceApplyTests {
         let fresh = try only(SpecLoader.parse(clusterHeader + text, file: "c.yaml"), "web")
         #expect(fresh.clusterIP != IPv4Address("10.100.1.1"))
         let out = try SpecLoader.apply(text, file: "svc.yaml", to: base)
-        #expect(out.services.count == 1)
+        #expect(out.services.count == 2) // and kube-system/kube-dns
         let s = try only(out, "web")
         #expect(s.clusterIP == IPv4Address("10.100.1.1"))
         #expect(s.ports.map(\.nodePort) == [31234])
@@ -608,7 +610,7 @@ struct ServiceApplyTests {
     @Test func addingAServiceToARunningSpec() throws {
         let base = try running()
         let out = try SpecLoader.apply(service("api", ns: "shop", "type: NodePort\nselector: {app: api}\nports: [{port: 8080}]"), file: "svc.yaml", to: base)
-        #expect(out.services.count == 2)
+        #expect(out.services.count == 3) // and kube-system/kube-dns
         #expect(try only(out, "web") == only(base, "web"))
         let api = try only(out, "api", ns: "shop")
         let ip = try #require(api.clusterIP)
@@ -637,7 +639,7 @@ struct ServiceApplyTests {
     @Test func removingAService() throws {
         let base = try SpecLoader.apply(service("api", "ports: [{port: 80}]"), file: "svc.yaml", to: try running())
         let out = try base.removing(service: "web", namespace: "default")
-        #expect(out.services.map(\.key) == ["default/api"])
+        #expect(out.services.map(\.key) == ["kube-system/kube-dns", "default/api"])
         #expect(out.pods == base.pods)
         #expect(throws: SpecError.self) { try base.removing(service: "web", namespace: "shop") }
         do {

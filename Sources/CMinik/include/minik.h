@@ -106,6 +106,8 @@ struct minik_container_attr {
     const char *merged;          /* where the overlay is mounted (becomes /) */
     const char *overlay_options; /* "lowerdir=...,upperdir=...,workdir=..." */
     const char *hosts, *hostname, *resolv; /* files bind-mounted on /etc/..., or NULL */
+    const char *dir_source, *dir_target; /* a host directory bind-mounted at dir_target, or NULL */
+    int dir_readonly;
     const char *workdir;         /* chdir after pivot_root, or NULL */
     const char *search_path;     /* PATH for a command without '/' */
     unsigned long long capabilities; /* bit n set: keep capability n in the bounding set */

@@ -40,6 +40,9 @@ public final class ClusterRuntime: @unchecked Sendable {
     let proxyWake = NSCondition()
     var proxyPending = false
     var serviceCreated: [String: Date] = [:]
+    /// The zone last written for cluster DNS (serial 0), and its serial.
+    var dnsZoneBody: String?
+    var dnsSerial: UInt32 = 0
     var external: NetNamespace?
     var externalUplink: Int32 = 0
     var forwarders: [PortForwarder] = []
@@ -114,6 +117,11 @@ public final class ClusterRuntime: @unchecked Sendable {
             for p in spec.pods { pods.append(pendingPod(p, message: "disableDefaultCNI: no pod network")) }
             progress("disableDefaultCNI is set: \(pods.count) pods stay Pending")
         } else {
+            if spec.dns.enabled {
+                // The zone exists before the DNS pods start; it gains endpoints as pods run.
+                if let e = publishDNS() { throw .state(e) }
+                progress("cluster DNS: kube-system/kube-dns at \(SpecLoader.dnsServiceIP(spec.serviceSubnet)), zone \(spec.dns.clusterDomain) \(took())")
+            }
             try addPods(spec.pods)
             progress("pods running: \(pods.count) \(took())")
             try checkReachability()
@@ -124,8 +132,9 @@ public final class ClusterRuntime: @unchecked Sendable {
                 if let e = errors.first { throw .state("service proxy: \(e)") }
                 let st = proxy?.statuses.first
                 progress("service proxy: \(spec.services.count) services, \(st?.rules ?? 0) rules in every node \(took())")
-                startProxyLoop()
             }
+            publishDNS()
+            startProxyLoop()
         }
         try state().save()
         let ms = Int(Date().timeIntervalSince(started) * 1000)
@@ -242,7 +251,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         defer { podNS.closeNetlink() }
         try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
                                 address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
-        try ContainerRunner.preparePod(cluster: spec.name, pod: p, ip: ip)
+        try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)
         lock.lock()
         if let i = pods.lastIndex(where: { $0.key == p.key }) {
             pods[i].phase = .running

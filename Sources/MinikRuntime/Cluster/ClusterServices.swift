@@ -35,11 +35,11 @@ extension ClusterRuntime {
         return errors
     }
 
-    /// The proxy's loop: syncs when something changed (after a 20 ms pause that batches
+    /// The services loop: publishes the DNS zone and syncs the proxy when something changed (after a 20 ms pause that batches
     /// bursts, like kube-proxy's minSyncPeriod), and checks the nodes' tables every
     /// ServiceProxy.checkInterval seconds, re-syncing a node whose rules were flushed.
     func startProxyLoop() {
-        guard proxy != nil else { return }
+        guard proxy != nil || spec.dns.enabled else { return }
         let t = Thread { [self] in
             var lastCheck = Date()
             while true {
@@ -55,6 +55,7 @@ extension ClusterRuntime {
                     proxyWake.lock()
                     proxyPending = false
                     proxyWake.unlock()
+                    if let e = publishDNS() { FileHandle.standardError.write(Data("\(e)\n".utf8)) }
                     syncServices()
                 }
                 if Date().timeIntervalSince(lastCheck) >= ServiceProxy.checkInterval {

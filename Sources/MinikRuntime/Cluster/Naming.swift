@@ -12,6 +12,8 @@ public enum Naming {
     public static func stateFile(_ cluster: String) -> String { "\(clusterDir(cluster))/state.json" }
     public static func socketPath(_ cluster: String) -> String { "\(clusterDir(cluster))/supervisor.sock" }
     public static func logFile(_ cluster: String) -> String { "\(clusterDir(cluster))/supervisor.log" }
+    /// The cluster DNS zone file's directory, mounted into the DNS pods.
+    public static func dnsDir(_ cluster: String) -> String { "\(clusterDir(cluster))/dns" }
     public static func ipamDir(_ cluster: String, node: String) -> String { "\(clusterDir(cluster))/ipam/\(node)" }
 
     /// Every namespace of a cluster starts with this; `down` removes whatever does.

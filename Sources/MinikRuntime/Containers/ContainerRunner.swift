@@ -54,24 +54,25 @@ public enum ContainerRunner {
         "\(logDir(cluster, namespace: namespace, pod: pod, container: container))/\(attempt).log"
     }
 
-    /// Writes the pod's /etc files, as kubelet does (resolv.conf comes with cluster DNS).
-    public static func preparePod(cluster: String, pod: PodSpec, ip: IPv4Address) throws(RuntimeError) {
-        let dir = podDir(cluster, pod)
+    /// Writes the pod's /etc files, as kubelet does: hosts (with the pod's FQDN when it has
+    /// a hostname and subdomain), hostname, and resolv.conf for its dnsPolicy.
+    public static func preparePod(cluster: ClusterSpec, pod: PodSpec, ip: IPv4Address) throws(RuntimeError) {
+        let dir = podDir(cluster.name, pod)
         let host = pod.hostname ?? pod.name
+        // kubelet: "<ip> <hostname>.<subdomain>.<ns>.svc.<domain> <hostname>" with a subdomain.
+        let names = pod.subdomain.map { "\(host).\($0).\(pod.namespace).svc.\(cluster.dns.clusterDomain)\t\(host)" } ?? host
         let hosts = """
         # Kubernetes-managed hosts file (minik).
         127.0.0.1\tlocalhost
         ::1\tlocalhost ip6-localhost ip6-loopback
-        \(ip)\t\(host)
+        \(ip)\t\(names)
 
         """
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try hosts.write(toFile: "\(dir)/hosts", atomically: true, encoding: .utf8)
             try "\(host)\n".write(toFile: "\(dir)/hostname", atomically: true, encoding: .utf8)
-            if !FileManager.default.fileExists(atPath: "\(dir)/resolv.conf") {
-                try "".write(toFile: "\(dir)/resolv.conf", atomically: true, encoding: .utf8)
-            }
+            try ResolvConf.render(pod: pod, cluster: cluster).write(toFile: "\(dir)/resolv.conf", atomically: true, encoding: .utf8)
         } catch {
             throw .state("pod \(pod.key): cannot write its files in \(dir): \(error)")
         }
@@ -128,8 +129,12 @@ public enum ContainerRunner {
         let overlay = "lowerdir=\(image.rootfs),upperdir=\(upper),workdir=\(work)"
         let workdir = c.workingDir ?? image.config.workingDir ?? "/"
         let capabilities = c.privileged ? UInt64.max : Capabilities.mask(add: c.capabilitiesAdd, drop: c.capabilitiesDrop)
+        // A directory of the cluster's state (the DNS pods' zone), mounted as a volume.
+        let dirMount = c.clusterDirMounts.first
+        let dirSource = dirMount.map { "\(Naming.clusterDir(cluster))/\($0.subpath)" } ?? ""
         var step: UnsafePointer<CChar>?
-        let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath]) { s in
+        let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath,
+                                       dirSource, dirMount?.mountPath ?? ""]) { s in
             var attr = minik_container_attr()
             attr.join_fds = (nsFDs[0], nsFDs[1], nsFDs[2], -1)
             attr.base_mnt_fd = Self.baseMountNamespace
@@ -141,6 +146,9 @@ public enum ContainerRunner {
             attr.resolv = s[4]
             attr.workdir = s[5]
             attr.search_path = s[6]
+            attr.dir_source = dirMount == nil ? nil : s[7]
+            attr.dir_target = dirMount == nil ? nil : s[8]
+            attr.dir_readonly = dirMount?.readOnly == false ? 0 : 1
             attr.capabilities = capabilities
             attr.privileged = c.privileged ? 1 : 0
             attr.seccomp_filter = UnsafePointer(seccompFilter)
