@@ -12,6 +12,7 @@
 //   <d>.<c>.<b>.<a>.in-addr.arpa       PTR    ClusterIPs, headless endpoints, every pod
 //   kubernetes.default.svc.<zone>      A      the first service address (the API service)
 //   dns-version.<zone>                 TXT    "1.1.0"
+//   ns.dns.<zone>                      A      the DNS service (the SOA's and NS's name server)
 //   a-b-c-d.<ns>.pod.<zone>            A      answered by the server for any address
 
 public enum ClusterRecords {
@@ -82,11 +83,14 @@ public enum ClusterRecords {
         public var podRange: IPv4Range
         /// The kubernetes.default service address (the first of the service range).
         public var apiServiceIP: IPv4
+        /// The cluster DNS service's address: ns.dns.<zone>, the zone's name server.
+        public var dnsServiceIP: IPv4?
         public var namespaces: [String]
         public var services: [Service]
         public var pods: [Pod]
         public init(domain: String, ttl: UInt32, upstreams: [Upstream], serviceRange: IPv4Range, podRange: IPv4Range,
-                    apiServiceIP: IPv4, namespaces: [String], services: [Service], pods: [Pod]) {
+                    apiServiceIP: IPv4, dnsServiceIP: IPv4? = nil, namespaces: [String], services: [Service], pods: [Pod]) {
+            self.dnsServiceIP = dnsServiceIP
             self.domain = domain
             self.ttl = ttl
             self.upstreams = upstreams
@@ -118,6 +122,7 @@ public enum ClusterRecords {
         }
 
         add(domain.prepending("dns-version"), .txt([Array(schemaVersion.utf8)]))
+        if let ip = input.dnsServiceIP { add(domain.prepending("dns").prepending("ns"), .a(ip)) }
         let api = svcZone.prepending("default").prepending("kubernetes")
         if !input.services.contains(where: { $0.namespace == "default" && $0.name == "kubernetes" }) {
             add(api, .a(input.apiServiceIP))

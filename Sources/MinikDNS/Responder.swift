@@ -54,6 +54,7 @@ public struct Chase: Equatable, Sendable {
         m.edns = query.edns.map { _ in EDNS(udpPayloadSize: UInt16(Responder.maxUDPSize)) }
         if let bytes = upstreamReply, let reply = try? Message(decoding: bytes), reply.questions.first == target {
             m.header.rcode = reply.header.rcode
+            m.header.truncated = reply.header.truncated // the client retries over TCP
             m.answers = chain + reply.answers
             m.authority = reply.answers.isEmpty ? reply.authority : []
         } else {
@@ -76,7 +77,9 @@ public final class Responder: Sendable {
 
     struct CompiledName: Sendable {
         var types: [(UInt16, Compiled)]
-        var nodata: Compiled
+        /// NODATA; nil for names in the cluster zone, whose NODATA is written on the spot
+        /// (the zone's SOA pointing into the question), which halves the encoding work.
+        var nodata: Compiled?
     }
 
     let compiled: [[UInt8]: CompiledName]
@@ -98,7 +101,9 @@ public final class Responder: Sendable {
             var seen: [RRType] = []
             for rr in rrs where !seen.contains(rr.type) { seen.append(rr.type) }
             let types = seen.compactMap { t in Responder.compile(zone, name, t).map { (t.rawValue, $0) } }
-            guard let nodata = Responder.compile(zone, name, RRType(65280)) else { continue }
+            let inZone = zone.isInZone(name)
+            let nodata = inZone ? nil : Responder.compile(zone, name, RRType(65280))
+            if !inZone && nodata == nil { continue }
             out[key] = CompiledName(types: types, nodata: nodata)
         }
         compiled = out
@@ -190,8 +195,11 @@ public final class Responder: Sendable {
 
         // Fast: names and types the zone holds.
         if q.qtype != RRType.any.rawValue, let entry = compiled[key] {
-            let c = entry.types.first { $0.0 == q.qtype }?.1 ?? entry.nodata
-            return write(q, query, c, limit: limit, &out)
+            if let c = entry.types.first(where: { $0.0 == q.qtype })?.1 ?? entry.nodata {
+                return write(q, query, c, limit: limit, &out)
+            }
+            // NODATA in the cluster zone: its apex is the question's last labels.
+            return negative(q, query, rcode: 0, apexOffset: q.labelOffsets[q.labelOffsets.count - domainLabels], limit: limit, &out)
         }
         // Fast: names in the zone that do not exist (and empty non-terminals).
         let labels = q.labelOffsets.count
@@ -304,7 +312,7 @@ public final class Responder: Sendable {
         return .reply
     }
 
-    /// NXDOMAIN (or NODATA) with the zone's SOA, its names pointing into the question.
+    /// NXDOMAIN or NODATA with the zone's SOA, its names pointing into the question.
     private func negative(_ q: Query, _ query: UnsafeRawBufferPointer, rcode: UInt8, apexOffset: Int, limit: Int, _ out: inout [UInt8]) -> Outcome {
         header(q, flags: responseFlags(q, aa: true, rcode: rcode), qd: 1, an: 0, ns: 1, ar: q.edns ? 1 : 0, &out)
         out.append(contentsOf: query[12..<q.questionEnd])

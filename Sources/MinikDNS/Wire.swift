@@ -74,6 +74,32 @@ public struct DNSName: Hashable, Sendable, CustomStringConvertible {
         if wireLength > DNSName.maxWireLength { throw DNSError("name longer than 255 bytes: \"\(text)\"") }
     }
 
+    /// The same from the text's bytes (the zone file's fast path).
+    public init(text: ArraySlice<UInt8>) throws(DNSError) {
+        var t = text
+        if t.last == 46 { t = t.dropLast() }
+        var out: [[UInt8]] = []
+        var wire = 1
+        var start = t.startIndex
+        if !t.isEmpty {
+            var i = t.startIndex
+            while true {
+                if i == t.endIndex || t[i] == 46 {
+                    let count = i - start
+                    if count == 0 { throw DNSError("empty label in \"\(String(decoding: text, as: UTF8.self))\"") }
+                    if count > 63 { throw DNSError("label longer than 63 bytes in \"\(String(decoding: text, as: UTF8.self))\"") }
+                    out.append(Array(t[start..<i]))
+                    wire += 1 + count
+                    if i == t.endIndex { break }
+                    start = i + 1
+                }
+                i += 1
+            }
+        }
+        if wire > DNSName.maxWireLength { throw DNSError("name longer than 255 bytes: \"\(String(decoding: text, as: UTF8.self))\"") }
+        labels = out
+    }
+
     public var wireLength: Int { labels.reduce(1) { $0 + 1 + $1.count } }
 
     /// The name in lower case, as wire bytes: what zones are indexed by.
@@ -151,6 +177,29 @@ public struct IPv4: Hashable, Comparable, Sendable, CustomStringConvertible {
             v = v << 8 | UInt32(o)
         }
         value = v
+    }
+
+    /// Dotted-quad from bytes.
+    public init?(text: ArraySlice<UInt8>) {
+        var v: UInt32 = 0, octet: UInt32 = 0, digits = 0, dots = 0
+        for b in text {
+            if b == 46 {
+                guard digits > 0 else { return nil }
+                v = v << 8 | octet
+                octet = 0
+                digits = 0
+                dots += 1
+            } else if b >= 48 && b <= 57 {
+                if digits > 0 && octet == 0 { return nil } // no leading zeros
+                octet = octet * 10 + UInt32(b - 48)
+                digits += 1
+                guard octet <= 255, digits <= 3 else { return nil }
+            } else {
+                return nil
+            }
+        }
+        guard dots == 3, digits > 0 else { return nil }
+        value = v << 8 | octet
     }
 
     public var octets: [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)] }
@@ -452,8 +501,10 @@ struct WireReader {
 /// Encodes messages; names are compressed against the suffixes already written.
 public struct WireWriter {
     public var bytes: [UInt8] = []
-    /// Lower-case wire bytes of a name suffix -> where it was written.
-    var suffixes: [[UInt8]: Int] = [:]
+    /// Names written (lower-case wire bytes) and where each of their labels written in
+    /// full starts: a suffix of a later name that equals one of them becomes a pointer.
+    /// A message has few names, so a scan beats hashing every suffix.
+    var written: [(key: [UInt8], starts: [(keyOffset: Int, at: Int)])] = []
 
     public init() { bytes.reserveCapacity(512) }
 
@@ -461,29 +512,34 @@ public struct WireWriter {
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v >> 8)); bytes.append(UInt8(v & 0xff)) }
     mutating func u32(_ v: UInt32) { u16(UInt16(v >> 16)); u16(UInt16(v & 0xffff)) }
 
-    /// Records that `name` was written at `offset` (its suffixes too), for compression.
-    mutating func remember(_ name: DNSName, at offset: Int) {
-        var pos = offset
-        for i in 0..<name.labels.count {
-            guard pos < 0x4000 else { return }
-            let key = name.dropping(i).key
-            if suffixes[key] == nil { suffixes[key] = pos }
-            pos += 1 + name.labels[i].count
+    /// Where a name equal to key[from...] was written, or nil.
+    func find(_ key: [UInt8], from: Int) -> Int? {
+        let length = key.count - from
+        for w in written {
+            for s in w.starts where w.key.count - s.keyOffset == length {
+                if w.key[s.keyOffset...].elementsEqual(key[from...]) { return s.at }
+            }
         }
+        return nil
     }
 
     mutating func name(_ name: DNSName, compress: Bool = true) {
-        for i in 0..<name.labels.count {
-            let rest = name.dropping(i)
-            if compress, let at = suffixes[rest.key] {
+        let key = name.key
+        var starts: [(keyOffset: Int, at: Int)] = []
+        var keyOffset = 0
+        for label in name.labels {
+            if compress, let at = find(key, from: keyOffset) {
                 u16(0xc000 | UInt16(at))
+                written.append((key, starts))
                 return
             }
-            if compress && bytes.count < 0x4000 && suffixes[rest.key] == nil { suffixes[rest.key] = bytes.count }
-            u8(UInt8(name.labels[i].count))
-            bytes.append(contentsOf: name.labels[i])
+            if bytes.count < 0x4000 { starts.append((keyOffset, bytes.count)) }
+            u8(UInt8(label.count))
+            bytes.append(contentsOf: label)
+            keyOffset += 1 + label.count
         }
         u8(0)
+        if compress && !starts.isEmpty { written.append((key, starts)) }
     }
 
     public mutating func record(_ rr: ResourceRecord) {

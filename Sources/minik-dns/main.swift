@@ -137,7 +137,11 @@ func loadZone() {
     }
     do {
         let file = try ZoneFile.parse(text)
-        let responder = Responder(zone: file.zone)
+        let parsed = monotonicMillis()
+        let zone = file.zone
+        let indexed = monotonicMillis()
+        let responder = Responder(zone: zone)
+        log("zone: parsed in \(parsed - started) ms, indexed in \(indexed - parsed) ms, answers encoded in \(monotonicMillis() - indexed) ms")
         let previous = current.withLock { old -> Responder? in
             let p = old
             old = responder

@@ -32,7 +32,8 @@ extension ClusterRuntime {
             domain: spec.dns.clusterDomain, ttl: UInt32(spec.dns.ttl),
             upstreams: spec.dns.upstreams.map { Upstream(ip: ip($0.ip), port: UInt16($0.port)) },
             serviceRange: range(spec.serviceSubnet), podRange: range(spec.podSubnet),
-            apiServiceIP: ip(spec.serviceSubnet.address(1)), namespaces: spec.namespaces, services: records,
+            apiServiceIP: ip(spec.serviceSubnet.address(1)), dnsServiceIP: spec.dnsServiceIP.map(ip),
+            namespaces: spec.namespaces, services: records,
             pods: pods.compactMap { p in p.ip.map { ClusterRecords.Pod(namespace: p.namespace, name: p.name, ip: ip($0)) } })
     }
 
