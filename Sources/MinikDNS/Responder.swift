@@ -207,7 +207,10 @@ public final class Responder: Sendable {
             let apexOffset = labels == domainLabels ? 12 : q.labelOffsets[labels - domainLabels]
             // The suffix matched as bytes; it is the zone only if it starts on a label.
             if query[apexOffset] == domainKey[0] && q.questionEnd - 4 - apexOffset == domainKey.count {
-                let mayBePod = labels == podZoneLabels + 2
+                // a-b-c-d.<ns>.pod.<zone>: the third label is "pod".
+                let third = labels == podZoneLabels + 2 ? q.labelOffsets[2] : 0
+                let mayBePod = third > 0 && query[third] == 3 && lowerASCII(query[third + 1]) == 112
+                    && lowerASCII(query[third + 2]) == 111 && lowerASCII(query[third + 3]) == 100
                 if !mayBePod && !zone.existing.contains(key) && zone.records[key] == nil {
                     return negative(q, query, rcode: 3, apexOffset: apexOffset, limit: limit, &out)
                 }
