@@ -116,7 +116,21 @@ public enum ClusterRecords {
         z.namespaces = input.namespaces.sorted()
         let svcZone = domain.prepending("svc")
         var ptrDone = Set<IPv4>()
-        func add(_ name: DNSName, _ data: RData) { z.records.append((name, data)) }
+        // A name over 255 bytes (a long domain with long names) cannot be served: left out,
+        // so that it does not make the whole zone unreadable.
+        func add(_ name: DNSName, _ data: RData) {
+            var target: DNSName?
+            switch data {
+            case .cname(let t), .ptr(let t), .ns(let t): target = t
+            case .srv(_, _, _, let t): target = t
+            default: target = nil
+            }
+            guard name.wireLength <= DNSName.maxWireLength, (target?.wireLength ?? 0) <= DNSName.maxWireLength else {
+                z.skipped += 1
+                return
+            }
+            z.records.append((name, data))
+        }
         func ptr(_ ip: IPv4, _ target: DNSName) {
             if ptrDone.insert(ip).inserted { add(ip.reverseName, .ptr(target)) }
         }

@@ -81,10 +81,15 @@ public final class Zone: Sendable {
         soa = ResourceRecord(name: domain, type: .soa, ttl: ttl, data: .soa(
             mname: domain.prepending("dns").prepending("ns"), rname: domain.prepending("hostmaster"), serial: serial,
             refresh: 7200, retry: 1800, expire: 86400, minimum: ttl))
-        let apexRecords = [
-            soa,
-            ResourceRecord(name: domain, type: .ns, ttl: ttl, data: .ns(domain.prepending("dns").prepending("ns"))),
-        ]
+        let nameServer = domain.prepending("dns").prepending("ns")
+        var apexRecords = [soa, ResourceRecord(name: domain, type: .ns, ttl: ttl, data: .ns(nameServer))]
+        // The reverse zones' apexes (10.in-addr.arpa...) have theirs too: negative answers
+        // below them carry that SOA.
+        for r in reverseRanges where r.prefix >= 8 {
+            var s = soa
+            s.name = r.reverseZone
+            apexRecords += [s, ResourceRecord(name: r.reverseZone, type: .ns, ttl: ttl, data: .ns(nameServer))]
+        }
         var byName: [[UInt8]: [ResourceRecord]] = [:]
         var exists = Set<[UInt8]>()
         for rr in apexRecords + list {
@@ -131,9 +136,11 @@ public final class Zone: Sendable {
         }
     }
 
-    /// a-b-c-d.<ns>.pod.<zone> -> a.b.c.d
+    /// a-b-c-d.<ns>.pod.<zone> -> a.b.c.d, in a namespace that exists (as CoreDNS checks:
+    /// <ns>.pod.<zone> must not be NXDOMAIN with a name below it, RFC 8020).
     func podAddress(_ name: DNSName) -> IPv4? {
         guard name.labels.count == podZone.labels.count + 2, name.isSubdomain(of: podZone) else { return nil }
+        guard namespaces.contains(DNSName(labels: [name.labels[1]]).key) else { return nil }
         guard let text = String(validating: name.labels[0], as: UTF8.self) else { return nil }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }

@@ -26,6 +26,8 @@ public struct ZoneFile: Equatable, Sendable {
     public var namespaces: [String] = []
     /// Records without TTL or class (the file's TTL applies).
     public var records: [(name: DNSName, data: RData)] = []
+    /// Records left out when the zone was made (names over 255 bytes); not in the file.
+    public var skipped = 0
 
     public static let header = "minik-dns-zone 1"
 
@@ -109,7 +111,9 @@ public struct ZoneFile: Equatable, Sendable {
             }
             if first.elementsEqual("domain".utf8) {
                 guard fields.count == 2 else { throw fail("domain NAME") }
-                file = ZoneFile(domain: try name(fields[1]))
+                let domain = try name(fields[1])
+                if domain.labels.isEmpty { throw fail("the domain cannot be the root") }
+                file = ZoneFile(domain: domain)
                 continue
             }
             guard file != nil else { throw fail("\"domain\" must come before \(String(decoding: first, as: UTF8.self))") }

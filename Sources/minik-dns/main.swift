@@ -83,22 +83,30 @@ final class ThreadBody {
     init(_ run: @escaping () -> Void) { self.run = run }
 }
 
-func spawnThread(_ body: @escaping () -> Void) {
+/// Starts a detached thread; false if the system has none to give.
+@discardableResult
+func spawnThread(_ body: @escaping () -> Void) -> Bool {
     var t = pthread_t()
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    let box = Unmanaged.passRetained(ThreadBody(body))
     let rc = pthread_create(&t, nil, { p in
         let b = Unmanaged<ThreadBody>.fromOpaque(p!).takeRetainedValue()
         b.run()
         return nil
-    }, box)
-    if rc != 0 { fail("pthread_create: \(String(cString: strerror(rc)))") }
+    }, box.toOpaque())
+    if rc != 0 {
+        box.release()
+        log("pthread_create: \(String(cString: strerror(rc)))")
+        return false
+    }
     pthread_detach(t)
+    return true
 }
 
 // MARK: - the zone
 
 let options = parseOptions()
 let current = Mutex<Responder?>(nil)
+let loadedText = Mutex<String?>(nil)
 
 func readFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -135,6 +143,9 @@ func loadZone() {
         log("cannot read \(options.zone): \(String(cString: strerror(errno))); waiting for it")
         return
     }
+    // One replacement of the file can raise more than one event: the same text is not
+    // loaded again.
+    if loadedText.withLock({ $0 == text }) { return }
     do {
         let file = try ZoneFile.parse(text)
         let parsed = monotonicMillis()
@@ -147,6 +158,7 @@ func loadZone() {
             old = responder
             return p
         }
+        loadedText.withLock { $0 = text }
         let verb = previous == nil ? "loaded" : "reloaded"
         log("zone \(file.domain) \(verb): serial \(file.serial), \(file.records.count) records, \(file.upstreams.count) upstreams, in \(monotonicMillis() - started) ms")
     } catch {
@@ -169,7 +181,7 @@ func watchZone() {
         log("cannot watch \(dir): \(String(cString: strerror(-fd))); the zone will not follow changes")
         return
     }
-    spawnThread {
+    let watching = spawnThread {
         while true {
             let rc = dnsio_watch_read(fd, file)
             if rc < 0 && rc != -EINTR {
@@ -179,31 +191,42 @@ func watchZone() {
             if rc == 1 { loadZone() }
         }
     }
+    if !watching { fail("cannot start the zone watcher") }
 }
 
 // MARK: - forwarding
 
-/// Queries in flight to an upstream, by the ID we gave them.
+/// Queries in flight to an upstream, by the ID we gave them. IDs are random, and a reply
+/// is taken only from the upstream asked and only for the question asked (RFC 5452).
+/// An upstream that does not answer within the timeout is replaced by the next one, once
+/// per upstream; then the client gets SERVFAIL.
 final class Forwarder: @unchecked Sendable {
     struct Pending {
         var originalID: UInt16
         var client: sockaddr_in
         var replyFD: Int32
+        /// The client's query.
         var query: [UInt8]
+        /// What went upstream (our ID in it), and to which.
+        var sent: [UInt8]
+        var upstreams: [Upstream]
+        var tries: Int
+        var upstream: Int
         var deadline: Int
         /// An ExternalName's target being looked up: the answer is built from it.
         var chase: Chase?
     }
 
     let fd: Int32
-    let lock = Mutex<(next: UInt16, pending: [UInt16: Pending], rotate: Int)>((1, [:], 0))
+    let lock = Mutex<(pending: [UInt16: Pending], rotate: Int)>(([:], 0))
+    static let maxPending = 4096
 
     init() {
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if s < 0 { fail("upstream socket: \(String(cString: strerror(errno)))") }
         fd = s
-        _ = dnsio_rcvtimeo(fd, 100)
-        spawnThread { [self] in receive() }
+        _ = dnsio_rcvtimeo(fd, 50)
+        if !spawnThread({ [self] in receive() }) { fail("cannot start the forwarder's thread") }
     }
 
     static func address(_ u: Upstream) -> sockaddr_in {
@@ -214,36 +237,42 @@ final class Forwarder: @unchecked Sendable {
         return sa
     }
 
-    /// Sends a client's query on to an upstream under a fresh ID.
+    /// Sends a client's query on to an upstream under a fresh random ID.
     func forward(_ query: [UInt8], upstreams: [Upstream], client: sockaddr_in, replyFD: Int32, chase: Chase? = nil) {
         guard !upstreams.isEmpty, query.count >= 12 else { return }
-        let deadline = monotonicMillis() + options.timeoutMillis
         let original = UInt16(query[0]) << 8 | UInt16(query[1])
-        let (id, index) = lock.withLock { s -> (UInt16?, Int) in
-            if s.pending.count >= 4096 { return (nil, 0) }
-            var id = s.next
-            while s.pending[id] != nil { id = id &+ 1 }
-            s.next = id &+ 1
-            s.pending[id] = Pending(originalID: original, client: client, replyFD: replyFD, query: query, deadline: deadline, chase: chase)
+        var rng = SystemRandomNumberGenerator()
+        let p = lock.withLock { s -> Pending? in
+            if s.pending.count >= Forwarder.maxPending { return nil }
+            var id = UInt16.random(in: 0...UInt16.max, using: &rng)
+            while s.pending[id] != nil { id = UInt16.random(in: 0...UInt16.max, using: &rng) }
             s.rotate += 1
-            return (id, s.rotate)
+            var sent = chase?.upstreamQuery(id: id) ?? query
+            sent[0] = UInt8(id >> 8)
+            sent[1] = UInt8(id & 0xff)
+            let p = Pending(originalID: original, client: client, replyFD: replyFD, query: query, sent: sent, upstreams: upstreams,
+                            tries: 1, upstream: s.rotate % upstreams.count, deadline: monotonicMillis() + options.timeoutMillis, chase: chase)
+            s.pending[id] = p
+            return p
         }
-        guard let id else {
+        guard let p else {
             reply(servfail(query), to: client, fd: replyFD)
             return
         }
-        var out = chase?.upstreamQuery(id: id) ?? query
-        out[0] = UInt8(id >> 8)
-        out[1] = UInt8(id & 0xff)
-        var to = Forwarder.address(upstreams[index % upstreams.count])
-        _ = out.withUnsafeBytes { b in
-            withUnsafePointer(to: &to) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        send(p)
+    }
+
+    private func send(_ p: Pending) {
+        var to = Forwarder.address(p.upstreams[p.upstream])
+        _ = p.sent.withUnsafeBytes { b in
+            withUnsafePointer(to: &to) { ptr in
+                ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
         }
     }
 
     func reply(_ bytes: [UInt8], to client: sockaddr_in, fd replyFD: Int32) {
+        guard !bytes.isEmpty else { return }
         var to = client
         _ = bytes.withUnsafeBytes { b in
             withUnsafePointer(to: &to) { p in
@@ -252,39 +281,92 @@ final class Forwarder: @unchecked Sendable {
         }
     }
 
+    /// The question section of a message (name in lower case, type, class), or nil.
+    static func question(_ m: ArraySlice<UInt8>) -> [UInt8]? {
+        var p = m.startIndex + 12
+        var out: [UInt8] = []
+        while p < m.endIndex {
+            let len = Int(m[p])
+            if len == 0 {
+                guard p + 5 <= m.endIndex else { return nil }
+                out.append(0)
+                out += m[(p + 1)..<(p + 5)]
+                return out
+            }
+            guard len <= 63, p + 1 + len < m.endIndex else { return nil }
+            out.append(UInt8(len))
+            for b in m[(p + 1)...(p + len)] { out.append(b >= 65 && b <= 90 ? b | 0x20 : b) }
+            p += 1 + len
+        }
+        return nil
+    }
+
     private func receive() {
         var buf = [UInt8](repeating: 0, count: 65536)
+        var lastSweep = monotonicMillis()
         while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n >= 12 {
-                let id = UInt16(buf[0]) << 8 | UInt16(buf[1])
-                if let p = lock.withLock({ $0.pending.removeValue(forKey: id) }) {
-                    if let chase = p.chase {
-                        let limit = chase.query.edns.map { min(max(Int($0.udpPayloadSize), 512), Responder.maxUDPSize) } ?? 512
-                        reply(chase.answer(upstreamReply: Array(buf[0..<n]), limit: limit), to: p.client, fd: p.replyFD)
-                        continue
-                    }
-                    var out = Array(buf[0..<n])
-                    out[0] = UInt8(p.originalID >> 8)
-                    out[1] = UInt8(p.originalID & 0xff)
-                    reply(out, to: p.client, fd: p.replyFD)
+            var from = sockaddr_in()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = buf.withUnsafeMutableBytes { b in
+                withUnsafeMutablePointer(to: &from) { f in
+                    f.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &fromLength) }
                 }
             }
-            // Expired: SERVFAIL, so a client never waits on a silent upstream.
-            let now = monotonicMillis()
-            let expired = lock.withLock { s -> [Pending] in
-                let gone = s.pending.filter { $0.value.deadline <= now }
-                for k in gone.keys { s.pending.removeValue(forKey: k) }
-                return Array(gone.values)
+            if n >= 12 && buf[2] & 0x80 != 0 {
+                let id = UInt16(buf[0]) << 8 | UInt16(buf[1])
+                let reply = buf[0..<n]
+                let question = Forwarder.question(reply)
+                let p = lock.withLock { s -> Pending? in
+                    guard let p = s.pending[id] else { return nil }
+                    let asked = Forwarder.address(p.upstreams[p.upstream])
+                    guard from.sin_addr.s_addr == asked.sin_addr.s_addr, from.sin_port == asked.sin_port,
+                          question != nil, question == Forwarder.question(p.sent[...]) else { return nil }
+                    return s.pending.removeValue(forKey: id)
+                }
+                if let p {
+                    if let chase = p.chase {
+                        let limit = chase.query.edns.map { min(max(Int($0.udpPayloadSize), 512), Responder.maxUDPSize) } ?? 512
+                        self.reply(chase.answer(upstreamReply: Array(reply), limit: limit), to: p.client, fd: p.replyFD)
+                    } else {
+                        var out = Array(reply)
+                        out[0] = UInt8(p.originalID >> 8)
+                        out[1] = UInt8(p.originalID & 0xff)
+                        self.reply(out, to: p.client, fd: p.replyFD)
+                    }
+                }
             }
-            for p in expired { reply(servfail(p.query), to: p.client, fd: p.replyFD) }
+            // Every 50 ms: the next upstream for queries that timed out, SERVFAIL when every
+            // upstream was tried, so a client never waits on a silent upstream.
+            let now = monotonicMillis()
+            if now - lastSweep < 50 { continue }
+            lastSweep = now
+            let (retry, failed) = lock.withLock { s -> ([Pending], [Pending]) in
+                var retry: [Pending] = [], failed: [Pending] = []
+                for (id, p) in s.pending where p.deadline <= now {
+                    if p.tries < p.upstreams.count {
+                        var next = p
+                        next.tries += 1
+                        next.upstream = (p.upstream + 1) % p.upstreams.count
+                        next.deadline = now + options.timeoutMillis
+                        s.pending[id] = next
+                        retry.append(next)
+                    } else {
+                        s.pending.removeValue(forKey: id)
+                        failed.append(p)
+                    }
+                }
+                return (retry, failed)
+            }
+            for p in retry { send(p) }
+            for p in failed { reply(servfail(p.query), to: p.client, fd: p.replyFD) }
         }
     }
 }
 
 /// SERVFAIL for a query: its header and question.
 func servfail(_ query: [UInt8]) -> [UInt8] {
-    guard query.count >= 12 else { return [] }
+    // Never answer a response (two servers would bounce packets), nor other opcodes.
+    guard query.count >= 12, query[2] & 0x80 == 0, (query[2] >> 3) & 0xf == 0 else { return [] }
     var end = 12
     while end < query.count, query[end] != 0, query[end] & 0xc0 == 0 { end += 1 + Int(query[end]) }
     end = min(query.count, end + 5)
@@ -414,7 +496,10 @@ func serveUDP(_ fd: Int32) {
 
 func serveTCPConnection(_ c: Int32) {
     defer { close(c) }
+    // A client that neither sends nor reads for 10 s loses its connection (and thread).
     _ = dnsio_rcvtimeo(c, 10_000)
+    var tv = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     var out: [UInt8] = []
     var key: [UInt8] = []
     while let query = readFrame(c) {
@@ -446,16 +531,21 @@ func serveTCP(_ listener: Int32) {
             continue
         }
         activeTCP.add(1, ordering: .relaxed)
-        spawnThread {
+        let started = spawnThread {
             serveTCPConnection(c)
             activeTCP.subtract(1, ordering: .relaxed)
+        }
+        if !started {
+            activeTCP.subtract(1, ordering: .relaxed)
+            close(c)
         }
     }
 }
 
 signal(SIGPIPE, SIG_IGN)
-loadZone()
+// Watch first, then load: a replacement in between is not missed.
 if options.domain == nil { watchZone() }
+loadZone()
 let addr = options.listen.value.bigEndian
 var udp: [Int32] = []
 for _ in 0..<options.threads {
@@ -466,6 +556,6 @@ for _ in 0..<options.threads {
 let tcp = dnsio_listen(Int32(SOCK_STREAM.rawValue), addr, options.port, 512)
 if tcp < 0 { fail("tcp \(options.listen):\(options.port): \(String(cString: strerror(-tcp)))") }
 log("serving \(options.domain ?? options.zone) on \(options.listen):\(options.port) (udp with \(options.threads) threads, tcp)")
-for fd in udp.dropFirst() { spawnThread { serveUDP(fd) } }
-spawnThread { serveTCP(tcp) }
+for fd in udp.dropFirst() where !spawnThread({ serveUDP(fd) }) { fail("cannot start the UDP threads") }
+if !spawnThread({ serveTCP(tcp) }) { fail("cannot start the TCP thread") }
 serveUDP(udp[0])

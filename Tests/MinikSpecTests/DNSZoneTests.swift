@@ -503,7 +503,7 @@ struct DNSResponderProtocolTests {
 
     @Test func podNames() throws {
         for (n, address) in [("10-244-1-20.default.pod.cluster.local", "10.244.1.20"), ("1-2-3-4.kube-system.pod.cluster.local", "1.2.3.4"),
-                             ("10-244-9-9.DEFAULT.pod.cluster.local", "10.244.9.9"), ("255-255-255-255.any.pod.cluster.local", "255.255.255.255")] {
+                             ("10-244-9-9.DEFAULT.pod.cluster.local", "10.244.9.9"), ("255-255-255-255.default.pod.cluster.local", "255.255.255.255")] {
             for t in [Transport.udp, .tcp] {
                 let m = try F.reply(F.query(n, .a), t)
                 #expect(m.rcode == 0 && m.answers == [F.rr(n, .a, .a(F.ip(address)))], "\(n)")
@@ -514,7 +514,9 @@ struct DNSResponderProtocolTests {
         }
         for n in ["1-2-3.default.pod.cluster.local", "300-1-1-1.default.pod.cluster.local", "01-2-3-4.default.pod.cluster.local",
                   "a-b-c-d.default.pod.cluster.local", "1-2-3-4-5.default.pod.cluster.local", "1--3-4.default.pod.cluster.local",
-                  "x.1-2-3-4.default.pod.cluster.local", "nons.pod.cluster.local"] {
+                  "x.1-2-3-4.default.pod.cluster.local", "nons.pod.cluster.local",
+                  // a namespace that does not exist (its pod.<zone> name is NXDOMAIN too, RFC 8020)
+                  "10-244-1-20.nons.pod.cluster.local"] {
             let m = try F.reply(F.query(n, .a))
             #expect(m.rcode == 3, "\(n)")
             #expect(m.authority == [F.soa()], "\(n)")

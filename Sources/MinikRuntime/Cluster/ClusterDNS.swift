@@ -61,8 +61,14 @@ extension ClusterRuntime {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try file.render().write(toFile: "\(dir)/zone", atomically: true, encoding: .utf8)
         } catch {
+            dnsStale = true
             return "dns: cannot write \(dir)/zone: \(error)"
         }
+        dnsStale = false
+        if file.skipped > 0 && file.skipped != dnsSkipped {
+            FileHandle.standardError.write(Data("dns: \(file.skipped) records left out: their names are longer than 255 bytes\n".utf8))
+        }
+        dnsSkipped = file.skipped
         dnsSerial += 1
         dnsZoneBody = body
         return nil

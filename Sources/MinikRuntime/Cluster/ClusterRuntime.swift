@@ -43,6 +43,9 @@ public final class ClusterRuntime: @unchecked Sendable {
     /// The zone last written for cluster DNS (serial 0), and its serial.
     var dnsZoneBody: String?
     var dnsSerial: UInt32 = 0
+    /// The last write of the zone failed: the services loop tries again.
+    var dnsStale = false
+    var dnsSkipped = 0
     var external: NetNamespace?
     var externalUplink: Int32 = 0
     var forwarders: [PortForwarder] = []

@@ -58,6 +58,9 @@ extension ClusterRuntime {
                     if let e = publishDNS() { FileHandle.standardError.write(Data("\(e)\n".utf8)) }
                     syncServices()
                 }
+                if dnsStale, Date().timeIntervalSince(lastCheck) >= ServiceProxy.checkInterval {
+                    publishDNS() // a zone that could not be written is tried again
+                }
                 if Date().timeIntervalSince(lastCheck) >= ServiceProxy.checkInterval {
                     lastCheck = Date()
                     if let broken = proxy?.check(), !broken.isEmpty {
