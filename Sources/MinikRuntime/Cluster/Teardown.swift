@@ -6,7 +6,8 @@
 //      inode matches a pin) and every recorded sandbox pid, and SIGKILL them;
 //   2. unmount and unlink every pin; the kernel frees the namespaces and their links in
 //      one batch (tens of ms for hundreds of veths, against seconds one by one);
-//   3. remove /run/minik/<cluster>.
+//   3. kill what is left in the cluster's cgroups (a container started meanwhile), remove
+//      them, and remove /run/minik/<cluster>.
 // Nothing here fails halfway: each step is best effort and "already gone" is fine.
 import Foundation
 
@@ -43,6 +44,14 @@ public enum Teardown {
             if !left.isEmpty { usleep(1000) }
         }
         for n in names { try? NetNamespace.remove(n) }
+        // A container started while this ran (a restart falling due) is in no namespace we
+        // could still find, but it is in the cluster's cgroups.
+        for _ in 0..<100 {
+            let stragglers = Cgroups.processes(cluster: cluster).filter { $0 != me }
+            if stragglers.isEmpty { break }
+            for pid in stragglers { kill(pid, SIGKILL) }
+            usleep(10_000)
+        }
         Cgroups.remove(cluster: cluster)
         if !keepStateDir {
             try? FileManager.default.removeItem(atPath: Naming.clusterDir(cluster))

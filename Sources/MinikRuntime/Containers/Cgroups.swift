@@ -55,6 +55,21 @@ public enum Cgroups {
         return 0
     }
 
+    /// Every process in a cluster's cgroups: each container joins its own before execve,
+    /// so this finds one that was started while the cluster was being torn down, after
+    /// its namespace stopped being findable.
+    public static func processes(cluster: String) -> [Int32] {
+        var out: [Int32] = []
+        for controller in ["pids", "memory"] {
+            let base = dir(controller, cluster: cluster)
+            for leaf in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
+                guard let text = try? String(contentsOfFile: "\(base)/\(leaf)/cgroup.procs", encoding: .utf8) else { continue }
+                out += text.split(separator: "\n").compactMap { Int32($0) }
+            }
+        }
+        return out
+    }
+
     /// Removes every cgroup of a cluster (its processes must be gone).
     public static func remove(cluster: String) {
         for controller in ["memory", "pids"] {
