@@ -31,7 +31,7 @@ deps:
 IMAGE_SOURCES := $(wildcard images/*/recipe images/*/image.json images/*/*.c images/build.sh)
 # The minik-dns image carries the DNS server, a release build of its own product.
 DNS_SERVER := $(RELEASE)/minik-dns
-DNS_SOURCES := Package.swift $(wildcard Sources/MinikDNS/*.swift Sources/minik-dns/*.swift Sources/CDNSIO/*.c Sources/CDNSIO/include/*.h)
+DNS_SOURCES := Package.swift $(wildcard Sources/MinikAddressing/*.swift Sources/MinikDNS/*.swift Sources/minik-dns/*.swift Sources/CDNSIO/*.c Sources/CDNSIO/include/*.h)
 $(DNS_SERVER): $(DNS_SOURCES)
 	$(SWIFT) build -c release --product minik-dns
 	@touch $@

@@ -21,12 +21,15 @@ let package = Package(
         ),
         // Spec: the user's YAML (kind Cluster, minik settings, Pods, Deployments) decoded,
         // defaulted and validated into the internal model. Pure.
-        .target(name: "MinikSpec", dependencies: ["Yams"]),
+        // IPv4 addresses and prefixes: value types without Foundation, for every layer and
+        // the DNS server.
+        .target(name: "MinikAddressing"),
+        .target(name: "MinikSpec", dependencies: ["Yams", "MinikAddressing"]),
         // Netlink: iproute2-named operations over libmnl. Knows nothing of clusters.
         .target(name: "MinikNetlink", dependencies: ["CMinik"]),
         // DNS: the message codec, the cluster zone and its answers, the Kubernetes DNS
         // schema. Pure Swift without Foundation (the DNS server links it statically).
-        .target(name: "MinikDNS"),
+        .target(name: "MinikDNS", dependencies: ["MinikAddressing"]),
         // Batched datagram I/O (recvmmsg/sendmmsg) and inotify for the DNS server.
         .target(name: "CDNSIO"),
         // The cluster DNS server, run as a pod; the Swift runtime is linked in so that its

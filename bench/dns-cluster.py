@@ -13,12 +13,15 @@ Environment: SERVICES (default 1000), SECONDS (dnsperf run, default 10), UPDATES
 """
 import os, random, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MINIK = os.environ.get("MINIK", os.path.join(ROOT, ".build/release/minik"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import services as svcbench  # the same cluster (a Deployment "be" of 2 netexec pods) and Service documents
+
+ROOT = svcbench.ROOT
+MINIK = svcbench.MINIK
 SERVICES = int(os.environ.get("SERVICES", "1000"))
 SECONDS = int(os.environ.get("SECONDS", "10"))
 UPDATES = int(os.environ.get("UPDATES", "20"))
-NAME = "bdns"
+NAME = svcbench.NAME
 NODE_NS = f"minik-{NAME}.{NAME}-worker"
 
 
@@ -29,15 +32,9 @@ def run(args, check=True, **kw):
     return r
 
 
-def service(name):
-    return f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  selector: {{app: be}}
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
-"""
+def service(i):
+    """Service s<i> with a port named http (so it has an SRV record)."""
+    return svcbench.service(i, port_name="http")
 
 
 def dig(name, qtype="A"):
@@ -49,22 +46,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run as root")
     run([MINIK, "down", "--name", NAME], check=False)
-    spec = f"""kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-name: {NAME}
-nodes: [{{role: control-plane}}, {{role: worker}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: be}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: be}}}}
-  template:
-    metadata: {{labels: {{app: be}}}}
-    spec:
-      containers: [{{name: c, image: netexec, ports: [{{containerPort: 8080}}]}}]
-""" + "".join(service(f"svc-{i}") for i in range(SERVICES))
+    spec = svcbench.CLUSTER + "".join(service(i) for i in range(SERVICES))
     tmp = tempfile.mkdtemp(prefix="minik-bench-dns-")
     path = os.path.join(tmp, "cluster.yaml")
     with open(path, "w") as f:
@@ -72,7 +54,7 @@ spec:
     try:
         run([MINIK, "up", "-q", path])
         for _ in range(100):
-            if dig(f"svc-{SERVICES - 1}.default.svc.cluster.local") and dig("kube-dns.kube-system.svc.cluster.local"):
+            if dig(f"s{SERVICES - 1}.default.svc.cluster.local") and dig("kube-dns.kube-system.svc.cluster.local"):
                 break
             time.sleep(0.1)
         else:
@@ -84,11 +66,11 @@ spec:
             i = rnd.randrange(SERVICES)
             x = rnd.random()
             if x < 0.7:
-                lines.append(f"svc-{i}.default.svc.cluster.local A")
+                lines.append(f"s{i}.default.svc.cluster.local A")
             elif x < 0.8:
-                lines.append(f"_http._tcp.svc-{i}.default.svc.cluster.local SRV")
+                lines.append(f"_http._tcp.s{i}.default.svc.cluster.local SRV")
             else:
-                lines.append(f"svc-{i}.default.svc.cluster.local.svc.cluster.local A")
+                lines.append(f"s{i}.default.svc.cluster.local.svc.cluster.local A")
         qfile = os.path.join(tmp, "queries")
         with open(qfile, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -110,10 +92,10 @@ spec:
         print(f"\n## Update latency ({UPDATES} services applied, then deleted, one at a time)\n")
         after_apply, after_start, gone = [], [], []
         for k in range(UPDATES):
-            name = f"late-{k}"
+            name = f"slate-{k}"
             sp = os.path.join(tmp, f"{name}.yaml")
             with open(sp, "w") as f:
-                f.write(service(name))
+                f.write(service(f"late-{k}"))
             fqdn = f"{name}.default.svc.cluster.local"
             t0 = time.monotonic()
             run([MINIK, "apply", "-f", sp])

@@ -46,14 +46,15 @@ spec:
 """
 
 
-def service(i, port=80):
+def service(i, port=80, port_name=None):
+    named = f"name: {port_name}, " if port_name else ""
     return f"""---
 apiVersion: v1
 kind: Service
 metadata: {{name: s{i}}}
 spec:
   selector: {{app: be}}
-  ports: [{{port: {port}, targetPort: 8080}}]
+  ports: [{{{named}port: {port}, targetPort: 8080}}]
 """
 
 

@@ -30,11 +30,11 @@ public enum ClusterRecords {
     }
 
     public struct Endpoint: Sendable {
-        public var ip: IPv4
+        public var ip: IPv4Address
         /// The pod's hostname when its subdomain names this service.
         public var hostname: String?
         public var ready: Bool
-        public init(ip: IPv4, hostname: String?, ready: Bool) {
+        public init(ip: IPv4Address, hostname: String?, ready: Bool) {
             self.ip = ip
             self.hostname = hostname
             self.ready = ready
@@ -44,14 +44,14 @@ public enum ClusterRecords {
     public struct Service: Sendable {
         public var namespace: String
         public var name: String
-        public var clusterIP: IPv4?
+        public var clusterIP: IPv4Address?
         public var headless: Bool
         public var externalName: String?
         public var ports: [Port]
         public var endpoints: [Endpoint]
         /// publishNotReadyAddresses: not-ready endpoints get records too.
         public var publishNotReady: Bool
-        public init(namespace: String, name: String, clusterIP: IPv4?, headless: Bool, externalName: String?, ports: [Port],
+        public init(namespace: String, name: String, clusterIP: IPv4Address?, headless: Bool, externalName: String?, ports: [Port],
                     endpoints: [Endpoint], publishNotReady: Bool = false) {
             self.namespace = namespace
             self.name = name
@@ -67,8 +67,8 @@ public enum ClusterRecords {
     public struct Pod: Sendable {
         public var namespace: String
         public var name: String
-        public var ip: IPv4
-        public init(namespace: String, name: String, ip: IPv4) {
+        public var ip: IPv4Address
+        public init(namespace: String, name: String, ip: IPv4Address) {
             self.namespace = namespace
             self.name = name
             self.ip = ip
@@ -79,17 +79,17 @@ public enum ClusterRecords {
         public var domain: String
         public var ttl: UInt32
         public var upstreams: [Upstream]
-        public var serviceRange: IPv4Range
-        public var podRange: IPv4Range
+        public var serviceRange: IPv4CIDR
+        public var podRange: IPv4CIDR
         /// The kubernetes.default service address (the first of the service range).
-        public var apiServiceIP: IPv4
+        public var apiServiceIP: IPv4Address
         /// The cluster DNS service's address: ns.dns.<zone>, the zone's name server.
-        public var dnsServiceIP: IPv4?
+        public var dnsServiceIP: IPv4Address?
         public var namespaces: [String]
         public var services: [Service]
         public var pods: [Pod]
-        public init(domain: String, ttl: UInt32, upstreams: [Upstream], serviceRange: IPv4Range, podRange: IPv4Range,
-                    apiServiceIP: IPv4, dnsServiceIP: IPv4? = nil, namespaces: [String], services: [Service], pods: [Pod]) {
+        public init(domain: String, ttl: UInt32, upstreams: [Upstream], serviceRange: IPv4CIDR, podRange: IPv4CIDR,
+                    apiServiceIP: IPv4Address, dnsServiceIP: IPv4Address? = nil, namespaces: [String], services: [Service], pods: [Pod]) {
             self.dnsServiceIP = dnsServiceIP
             self.domain = domain
             self.ttl = ttl
@@ -103,7 +103,7 @@ public enum ClusterRecords {
         }
     }
 
-    static func dashed(_ ip: IPv4) -> String { ip.octets.map { String($0) }.joined(separator: "-") }
+    static func dashed(_ ip: IPv4Address) -> String { ip.octets.map { String($0) }.joined(separator: "-") }
 
     /// The zone file for a cluster. Records come out in a stable order (services by
     /// namespace and name), so an unchanged cluster renders the same bytes.
@@ -115,7 +115,7 @@ public enum ClusterRecords {
         z.reverseRanges = [input.serviceRange, input.podRange]
         z.namespaces = input.namespaces.sorted()
         let svcZone = domain.prepending("svc")
-        var ptrDone = Set<IPv4>()
+        var ptrDone = Set<IPv4Address>()
         // A name over 255 bytes (a long domain with long names) cannot be served: left out,
         // so that it does not make the whole zone unreadable.
         func add(_ name: DNSName, _ data: RData) {
@@ -131,7 +131,7 @@ public enum ClusterRecords {
             }
             z.records.append((name, data))
         }
-        func ptr(_ ip: IPv4, _ target: DNSName) {
+        func ptr(_ ip: IPv4Address, _ target: DNSName) {
             if ptrDone.insert(ip).inserted { add(ip.reverseName, .ptr(target)) }
         }
 
@@ -160,7 +160,7 @@ public enum ClusterRecords {
                 continue
             }
             // Headless: one record per ready endpoint address.
-            var seen = Set<IPv4>()
+            var seen = Set<IPv4Address>()
             let eps = s.endpoints.filter { ($0.ready || s.publishNotReady) && seen.insert($0.ip).inserted }
             let hosts = eps.map { e in name.prepending(e.hostname ?? dashed(e.ip)) }
             for e in eps { add(name, .a(e.ip)) }

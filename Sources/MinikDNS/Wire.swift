@@ -4,6 +4,7 @@
 // an earlier offset, so no packet can make it read out of bounds or loop. Encoding
 // compresses names against every name already written (RFC 1035 4.1.4).
 // Pure Swift without Foundation: the DNS server links this module statically.
+@_exported import MinikAddressing
 
 public struct DNSError: Error, Equatable, CustomStringConvertible {
     public var message: String
@@ -162,23 +163,8 @@ func sameLabel(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     return true
 }
 
-/// An IPv4 address as DNS carries it (A records, PTR names).
-public struct IPv4: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var value: UInt32
-    public init(_ value: UInt32) { self.value = value }
-
-    public init?(_ text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var v: UInt32 = 0
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let o = UInt8(p) else { return nil }
-            if p.count > 1 && p.first == "0" { return nil }
-            v = v << 8 | UInt32(o)
-        }
-        value = v
-    }
-
+/// IPv4 addresses as DNS carries them (A records, PTR names).
+extension IPv4Address {
     /// Dotted-quad from bytes.
     public init?(text: ArraySlice<UInt8>) {
         var v: UInt32 = 0, octet: UInt32 = 0, digits = 0, dots = 0
@@ -199,12 +185,8 @@ public struct IPv4: Hashable, Comparable, Sendable, CustomStringConvertible {
             }
         }
         guard dots == 3, digits > 0 else { return nil }
-        value = v << 8 | octet
+        self.init(v << 8 | octet)
     }
-
-    public var octets: [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)] }
-    public var description: String { octets.map { String($0) }.joined(separator: ".") }
-    public static func < (a: IPv4, b: IPv4) -> Bool { a.value < b.value }
 
     /// d.c.b.a.in-addr.arpa
     public var reverseName: DNSName {
@@ -213,7 +195,7 @@ public struct IPv4: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 public enum RData: Hashable, Sendable {
-    case a(IPv4)
+    case a(IPv4Address)
     case ns(DNSName)
     case cname(DNSName)
     case ptr(DNSName)
@@ -475,7 +457,7 @@ struct WireReader {
         switch type {
         case .a:
             guard length == 4 else { throw DNSError("A record with \(length) bytes of data") }
-            data = .a(IPv4(try u32()))
+            data = .a(IPv4Address(try u32()))
         case .ns: data = .ns(try name())
         case .cname: data = .cname(try name())
         case .ptr: data = .ptr(try name())

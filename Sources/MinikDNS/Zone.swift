@@ -7,32 +7,23 @@
 // CoreDNS's "pods insecure" mode answers them).
 
 public struct Upstream: Hashable, Sendable, CustomStringConvertible {
-    public var ip: IPv4
+    public var ip: IPv4Address
     public var port: UInt16
-    public init(ip: IPv4, port: UInt16 = 53) {
+    public init(ip: IPv4Address, port: UInt16 = 53) {
         self.ip = ip
         self.port = port
     }
     public var description: String { port == 53 ? ip.description : "\(ip):\(port)" }
 }
 
-/// An IPv4 range the cluster owns, answered from the zone (reverse lookups).
-public struct IPv4Range: Hashable, Sendable, CustomStringConvertible {
-    public var network: IPv4
-    public var prefix: Int
-    public init(network: IPv4, prefix: Int) {
-        self.network = IPv4(prefix == 0 ? 0 : network.value & (UInt32.max << (32 - prefix)))
-        self.prefix = prefix
-    }
+/// Ranges the cluster owns, answered from the zone (reverse lookups).
+extension IPv4CIDR {
+    /// "10.96.0.0/12"; host bits are cleared (the zone file's `reverse` lines).
     public init?(_ text: String) {
         let parts = text.split(separator: "/")
-        guard parts.count == 2, let ip = IPv4(String(parts[0])), let p = Int(parts[1]), (0...32).contains(p) else { return nil }
+        guard parts.count == 2, let ip = IPv4Address(String(parts[0])), let p = Int(parts[1]), (0...32).contains(p) else { return nil }
         self.init(network: ip, prefix: p)
     }
-    public func contains(_ ip: IPv4) -> Bool {
-        prefix == 0 || ip.value & (UInt32.max << (32 - prefix)) == network.value
-    }
-    public var description: String { "\(network)/\(prefix)" }
 
     /// The reverse zone on an octet boundary that holds the range (10.96.0.0/12:
     /// 10.in-addr.arpa), the owner of the SOA in its negative answers.
@@ -56,7 +47,7 @@ public final class Zone: Sendable {
     public let domain: DNSName
     public let ttl: UInt32
     public let upstreams: [Upstream]
-    public let reverseRanges: [IPv4Range]
+    public let reverseRanges: [IPv4CIDR]
     /// Namespaces: <ns>.pod.<zone> exists for each.
     public let namespaces: Set<[UInt8]>
     /// Records by the key of their name.
@@ -68,7 +59,7 @@ public final class Zone: Sendable {
     let podZone: DNSName
     static let inAddrArpa = try! DNSName("in-addr.arpa")
 
-    public init(domain: DNSName, ttl: UInt32, serial: UInt32 = 1, upstreams: [Upstream] = [], reverseRanges: [IPv4Range] = [],
+    public init(domain: DNSName, ttl: UInt32, serial: UInt32 = 1, upstreams: [Upstream] = [], reverseRanges: [IPv4CIDR] = [],
                 namespaces: [String] = [], records list: [ResourceRecord]) {
         let domain = domain.lowercased()
         self.domain = domain
@@ -118,7 +109,7 @@ public final class Zone: Sendable {
         return reverseRange(of: name) != nil
     }
 
-    func reverseRange(of name: DNSName) -> IPv4Range? {
+    func reverseRange(of name: DNSName) -> IPv4CIDR? {
         guard name.isSubdomain(of: Zone.inAddrArpa) else { return nil }
         let octets = name.labels.count - 2
         guard octets >= 1, octets <= 4 else { return nil }
@@ -130,7 +121,7 @@ public final class Zone: Sendable {
         }
         // The name covers value/(8*octets); it is ours when a range holds all of it, or
         // (for a partial name) when it holds some of a range.
-        let covered = IPv4Range(network: IPv4(value), prefix: octets * 8)
+        let covered = IPv4CIDR(network: IPv4Address(value), prefix: octets * 8)
         return reverseRanges.first { r in
             r.prefix <= covered.prefix ? r.contains(covered.network) : covered.contains(r.network)
         }
@@ -138,13 +129,13 @@ public final class Zone: Sendable {
 
     /// a-b-c-d.<ns>.pod.<zone> -> a.b.c.d, in a namespace that exists (as CoreDNS checks:
     /// <ns>.pod.<zone> must not be NXDOMAIN with a name below it, RFC 8020).
-    func podAddress(_ name: DNSName) -> IPv4? {
+    func podAddress(_ name: DNSName) -> IPv4Address? {
         guard name.labels.count == podZone.labels.count + 2, name.isSubdomain(of: podZone) else { return nil }
         guard namespaces.contains(DNSName(labels: [name.labels[1]]).key) else { return nil }
         guard let text = String(validating: name.labels[0], as: UTF8.self) else { return nil }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
-        return IPv4(parts.joined(separator: "."))
+        return IPv4Address(parts.joined(separator: "."))
     }
 
     public func resolve(_ q: Question) -> Resolution {

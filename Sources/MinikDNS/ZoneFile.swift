@@ -22,7 +22,7 @@ public struct ZoneFile: Equatable, Sendable {
     public var ttl: UInt32 = 5
     public var serial: UInt32 = 1
     public var upstreams: [Upstream] = []
-    public var reverseRanges: [IPv4Range] = []
+    public var reverseRanges: [IPv4CIDR] = []
     public var namespaces: [String] = []
     /// Records without TTL or class (the file's TTL applies).
     public var records: [(name: DNSName, data: RData)] = []
@@ -119,7 +119,7 @@ public struct ZoneFile: Equatable, Sendable {
             guard file != nil else { throw fail("\"domain\" must come before \(String(decoding: first, as: UTF8.self))") }
             // The common records straight from bytes; changed in place (a copy of the
             // file per line would make loading quadratic).
-            if first.elementsEqual("A".utf8) && fields.count == 3, let ip = IPv4(text: fields[2]) {
+            if first.elementsEqual("A".utf8) && fields.count == 3, let ip = IPv4Address(text: fields[2]) {
                 file!.records.append((try name(fields[1]), .a(ip)))
             } else if first.elementsEqual("PTR".utf8) && fields.count == 3 {
                 file!.records.append((try name(fields[1]), .ptr(try name(fields[2]))))
@@ -151,17 +151,17 @@ public struct ZoneFile: Equatable, Sendable {
                 z.serial = v
             case "upstream":
                 let parts = f.count == 2 ? f[1].split(separator: ":").map(String.init) : []
-                guard parts.count == 1 || parts.count == 2, let ip = IPv4(parts[0]),
+                guard parts.count == 1 || parts.count == 2, let ip = IPv4Address(parts[0]),
                       let port = parts.count == 2 ? UInt16(parts[1]) : 53, port > 0 else { throw fail("upstream IP[:PORT]") }
                 z.upstreams.append(Upstream(ip: ip, port: port))
             case "reverse":
-                guard f.count == 2, let r = IPv4Range(f[1]) else { throw fail("reverse CIDR") }
+                guard f.count == 2, let r = IPv4CIDR(f[1]) else { throw fail("reverse CIDR") }
                 z.reverseRanges.append(r)
             case "namespace":
                 guard f.count == 2 else { throw fail("namespace NAME") }
                 z.namespaces.append(f[1])
             case "A":
-                guard f.count == 3, let ip = IPv4(f[2]) else { throw fail("A NAME IPV4") }
+                guard f.count == 3, let ip = IPv4Address(f[2]) else { throw fail("A NAME IPV4") }
                 z.records.append((try name(f[1]), .a(ip)))
             case "CNAME", "PTR", "NS":
                 guard f.count == 3 else { throw fail("\(first) NAME TARGET") }

@@ -16,7 +16,7 @@ import Synchronization
 
 struct Options {
     var zone = "/etc/minik-dns/zone"
-    var listen = IPv4(0)
+    var listen = IPv4Address(0)
     var port: UInt16 = 53
     var threads = max(1, min(Int(dnsio_cpus()), 4))
     var timeoutMillis = 2000
@@ -46,7 +46,7 @@ func parseOptions() -> Options {
         switch a {
         case "--zone": o.zone = value(a)
         case "--listen":
-            guard let ip = IPv4(value(a)) else { fail("--listen: not an IPv4 address") }
+            guard let ip = IPv4Address(value(a)) else { fail("--listen: not an IPv4 address") }
             o.listen = ip
         case "--port":
             guard let p = UInt16(value(a)), p > 0 else { fail("--port: not a port") }
@@ -281,24 +281,9 @@ final class Forwarder: @unchecked Sendable {
         }
     }
 
-    /// The question section of a message (name in lower case, type, class), or nil.
+    /// The question section of a message, ASCII letters in lower case (to compare), or nil.
     static func question(_ m: ArraySlice<UInt8>) -> [UInt8]? {
-        var p = m.startIndex + 12
-        var out: [UInt8] = []
-        while p < m.endIndex {
-            let len = Int(m[p])
-            if len == 0 {
-                guard p + 5 <= m.endIndex else { return nil }
-                out.append(0)
-                out += m[(p + 1)..<(p + 5)]
-                return out
-            }
-            guard len <= 63, p + 1 + len < m.endIndex else { return nil }
-            out.append(UInt8(len))
-            for b in m[(p + 1)...(p + len)] { out.append(b >= 65 && b <= 90 ? b | 0x20 : b) }
-            p += 1 + len
-        }
-        return nil
+        questionEnd(m).map { end in m[(m.startIndex + 12)..<end].map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 } }
     }
 
     private func receive() {
@@ -367,15 +352,25 @@ final class Forwarder: @unchecked Sendable {
 func servfail(_ query: [UInt8]) -> [UInt8] {
     // Never answer a response (two servers would bounce packets), nor other opcodes.
     guard query.count >= 12, query[2] & 0x80 == 0, (query[2] >> 3) & 0xf == 0 else { return [] }
-    var end = 12
-    while end < query.count, query[end] != 0, query[end] & 0xc0 == 0 { end += 1 + Int(query[end]) }
-    end = min(query.count, end + 5)
-    var out = Array(query[0..<end])
+    let end = questionEnd(query[...])
+    var out = Array(query[0..<(end ?? 12)])
     out[2] = 0x80 | (query[2] & 0x79)
     out[3] = 0x80 | 2
-    out[4] = 0; out[5] = 1
+    out[4] = 0; out[5] = end == nil ? 0 : 1
     for i in 6..<12 { out[i] = 0 }
     return out
+}
+
+/// Where the (single, uncompressed) question of a message ends, or nil.
+func questionEnd(_ m: ArraySlice<UInt8>) -> Int? {
+    var p = m.startIndex + 12
+    while p < m.endIndex {
+        let len = Int(m[p])
+        if len == 0 { return p + 5 <= m.endIndex ? p + 5 : nil }
+        guard len <= 63 else { return nil }
+        p += 1 + len
+    }
+    return nil
 }
 
 /// A TCP exchange with an upstream, for a client that asked over TCP.

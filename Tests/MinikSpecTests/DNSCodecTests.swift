@@ -131,15 +131,15 @@ struct DNSWireCodecTests {
         #expect(RRType.ptr.description == "PTR" && RRType(99).description == "TYPE99")
         #expect(F.ip("10.96.0.1").value == 0x0a60_0001 && F.ip("10.96.0.1").description == "10.96.0.1")
         for bad in ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.1.1.1", "1..2.3", "a.b.c.d", "1.2.3.4 ", "-1.2.3.4", "+1.2.3.4"] {
-            #expect(IPv4(bad) == nil, "\(bad)")
+            #expect(IPv4Address(bad) == nil, "\(bad)")
         }
         #expect(F.ip("10.96.0.1").reverseName == F.name("1.0.96.10.in-addr.arpa"))
-        let r = IPv4Range("10.97.3.4/12")!
+        let r = IPv4CIDR("10.97.3.4/12")!
         #expect(r.network == F.ip("10.96.0.0") && r.description == "10.96.0.0/12" && r.reverseZone == F.name("10.in-addr.arpa"))
         #expect(r.contains(F.ip("10.111.255.255")) && !r.contains(F.ip("10.112.0.0")) && !r.contains(F.ip("10.95.255.255")))
-        #expect(IPv4Range("10.244.0.0/16")!.reverseZone == F.name("244.10.in-addr.arpa"))
-        #expect(IPv4Range("0.0.0.0/0")!.contains(F.ip("255.255.255.255")) && IPv4Range("1.2.3.4/32")!.contains(F.ip("1.2.3.4")))
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0/8", "10.0.0.0/8/8"] { #expect(IPv4Range(bad) == nil, "\(bad)") }
+        #expect(IPv4CIDR("10.244.0.0/16")!.reverseZone == F.name("244.10.in-addr.arpa"))
+        #expect(IPv4CIDR("0.0.0.0/0")!.contains(F.ip("255.255.255.255")) && IPv4CIDR("1.2.3.4/32")!.contains(F.ip("1.2.3.4")))
+        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0/8", "10.0.0.0/8/8"] { #expect(IPv4CIDR(bad) == nil, "\(bad)") }
     }
 }
 
@@ -246,7 +246,7 @@ struct DNSWireCompressionTests {
         for _ in 0..<3 {
             m.answers.append(ResourceRecord(name: F.name("late.zz"), type: .cname, ttl: 1, data: .cname(F.name("other.late.zz"))))
         }
-        m.answers.append(ResourceRecord(name: F.name("x.big.test"), type: .a, ttl: 1, data: .a(IPv4(1))))
+        m.answers.append(ResourceRecord(name: F.name("x.big.test"), type: .a, ttl: 1, data: .a(IPv4Address(1))))
         let bytes = m.encode()
         #expect(bytes.count > 0x4000)
         #expect(try Message(decoding: bytes) == m)
@@ -265,9 +265,9 @@ struct DNSWireCompressionTests {
         m.header.id = 77
         m.header.response = true
         m.questions = [Question(name: F.name("big.default.svc.cluster.local"), type: .a)]
-        m.answers = (1...100).map { ResourceRecord(name: F.name("big.default.svc.cluster.local"), type: .a, ttl: 5, data: .a(IPv4(UInt32($0)))) }
+        m.answers = (1...100).map { ResourceRecord(name: F.name("big.default.svc.cluster.local"), type: .a, ttl: 5, data: .a(IPv4Address(UInt32($0)))) }
         m.authority = [F.soa()]
-        m.additional = [F.rr("x.cluster.local", .a, .a(IPv4(1)))]
+        m.additional = [F.rr("x.cluster.local", .a, .a(IPv4Address(1)))]
         m.edns = EDNS(udpPayloadSize: 1232)
         let full = m.encode()
         #expect(full.count > 1600)

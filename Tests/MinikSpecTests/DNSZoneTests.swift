@@ -13,7 +13,7 @@ enum DNSFixture {
         do { return try DNSName(s) } catch { fatalError("bad test name \(s): \(error)") }
     }
 
-    static func ip(_ s: String) -> IPv4 { IPv4(s)! }
+    static func ip(_ s: String) -> IPv4Address { IPv4Address(s)! }
 
     static func port(_ name: String, _ proto: String, _ port: Int) -> ClusterRecords.Port {
         ClusterRecords.Port(name: name, proto: proto, port: port)
@@ -55,8 +55,8 @@ enum DNSFixture {
 
     static func input(domain: String = "cluster.local", upstreams: [Upstream] = [],
                       services: [ClusterRecords.Service] = DNSFixture.services) -> ClusterRecords.Input {
-        ClusterRecords.Input(domain: domain, ttl: 5, upstreams: upstreams, serviceRange: IPv4Range("10.96.0.0/12")!,
-                             podRange: IPv4Range("10.244.0.0/16")!, apiServiceIP: ip("10.96.0.1"),
+        ClusterRecords.Input(domain: domain, ttl: 5, upstreams: upstreams, serviceRange: IPv4CIDR("10.96.0.0/12")!,
+                             podRange: IPv4CIDR("10.244.0.0/16")!, apiServiceIP: ip("10.96.0.1"),
                              namespaces: ["default", "kube-system"], services: services, pods: pods)
     }
 
@@ -570,7 +570,7 @@ struct DNSResponderProtocolTests {
         }
         // Over the limit: truncated.
         var many = reply
-        many.answers = (1...100).map { ResourceRecord(name: F.name("example.com"), type: .a, ttl: 300, data: .a(IPv4(UInt32($0)))) }
+        many.answers = (1...100).map { ResourceRecord(name: F.name("example.com"), type: .a, ttl: 300, data: .a(IPv4Address(UInt32($0)))) }
         let big = chase.answer(upstreamReply: many.encode(), limit: 512)
         #expect(big.count <= 512)
         #expect(try Message(decoding: big).header.truncated)
@@ -862,7 +862,7 @@ struct DNSZoneFileTests {
         let z = try ZoneFile.parse(text)
         #expect(z.domain == F.name("cluster.local") && z.ttl == 5 && z.serial == 42)
         #expect(z.upstreams == [Upstream(ip: F.ip("10.96.100.53"))])
-        #expect(z.reverseRanges == [IPv4Range("10.96.0.0/12")!] && z.namespaces == ["default"])
+        #expect(z.reverseRanges == [IPv4CIDR("10.96.0.0/12")!] && z.namespaces == ["default"])
         #expect(z.records.map(\.data) == [.a(F.ip("10.96.0.5")), .srv(priority: 0, weight: 100, port: 80, target: F.name("web" + svc)),
                                           .cname(F.name("db.example.test")), .ptr(F.name("web" + svc)), .txt([Array("1.1.0".utf8)])])
         #expect(try ZoneFile.parse("minik-dns-zone 1\ndomain k8s.test\nupstream 1.1.1.1").upstreams == [Upstream(ip: F.ip("1.1.1.1"))])

@@ -1,21 +1,11 @@
 // Services and probes in the spec (SpecServices.swift, Model.swift): decoding, defaults,
 // ClusterIP and node port allocation, every rejected input with its place, apply, and
-// the container probes. Reuses clusterHeader, pod() and problems() from SpecTests.swift.
+// the container probes. Shared helpers are in SpecTests.swift.
 import Foundation
 import MinikSpec
 import Testing
 
-// MARK: - helpers (private: other test files have their own)
-
-private func indent(_ text: String, _ by: Int) -> String {
-    let pad = String(repeating: " ", count: by)
-    return text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : pad + $0 }.joined(separator: "\n")
-}
-
-/// A Service document; `body` is its spec, written without indentation.
-private func service(_ name: String, ns: String = "default", _ body: String) -> String {
-    "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: \(name)\n  namespace: \(ns)\nspec:\n\(indent(body, 2))\n"
-}
+// MARK: - helpers (indent, service, line(of:), expectRejected: SpecTests.swift)
 
 /// A pod with labels and ports on its one container "server".
 private func labelledPod(_ name: String, ns: String = "default", labels: String = "{app: web}",
@@ -37,32 +27,6 @@ private func labelledPod(_ name: String, ns: String = "default", labels: String 
 /// A pod "p" whose containers are `containers` (a YAML list, written without indentation).
 private func probePod(_ containers: String) -> String {
     "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n\(indent(containers, 2))\n"
-}
-
-/// 1-based number of the first line containing `needle` (after the first line containing
-/// `marker`, when given).
-private func line(of needle: String, after marker: String? = nil, in text: String) -> Int {
-    let lines = text.components(separatedBy: "\n")
-    var start = 0
-    if let marker, let m = lines.firstIndex(where: { $0.contains(marker) }) { start = m + 1 }
-    return lines[start...].firstIndex { $0.contains(needle) }.map { $0 + 1 } ?? -1
-}
-
-/// The spec is rejected with `count` problems, one of which says `phrase` and names
-/// cluster.yaml:`line` and `field`.
-private func expectRejected(_ text: String, field: String, line: Int, saying phrase: String, count: Int = 1,
-                            sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-    let p = problems(text)
-    #expect(p.count == count, "problems: \(p)", sourceLocation: sourceLocation)
-    guard let hit = p.first(where: { $0.message.contains(phrase) }) else {
-        Issue.record("no problem says \"\(phrase)\": \(p)", sourceLocation: sourceLocation)
-        return
-    }
-    #expect(line > 0, "the test's needle was not found", sourceLocation: sourceLocation)
-    let d = SpecError([hit]).description
-    #expect(d.hasPrefix("cluster.yaml:\(line):"), "\(d)", sourceLocation: sourceLocation)
-    #expect(d.contains(": \(field): "), "\(d)", sourceLocation: sourceLocation)
-    #expect(hit.location?.field == field, "\(d)", sourceLocation: sourceLocation)
 }
 
 private func only(_ spec: ClusterSpec, _ name: String, ns: String = "default",

@@ -30,6 +30,51 @@ func pod(_ name: String, ns: String? = nil, node: String? = nil) -> String {
     """
 }
 
+/// `text` indented by `by` spaces (empty lines stay empty), to nest a body in a document.
+func indent(_ text: String, _ by: Int) -> String {
+    let pad = String(repeating: " ", count: by)
+    return text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : pad + $0 }.joined(separator: "\n")
+}
+
+/// A Service document; `body` is its spec, written without indentation.
+func service(_ name: String, ns: String = "default", _ body: String) -> String {
+    "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: \(name)\n  namespace: \(ns)\nspec:\n\(indent(body, 2))\n"
+}
+
+/// 1-based number of the first line containing `needle` (after the first line containing
+/// `marker`, when given).
+func line(of needle: String, after marker: String? = nil, in text: String) -> Int {
+    let lines = text.components(separatedBy: "\n")
+    var start = 0
+    if let marker, let m = lines.firstIndex(where: { $0.contains(marker) }) { start = m + 1 }
+    return lines[start...].firstIndex { $0.contains(needle) }.map { $0 + 1 } ?? -1
+}
+
+/// The spec (or, with `base`, an apply to that cluster) is rejected with `count` problems,
+/// one of which says `phrase` and names `file`:`line` and `field`.
+func expectRejected(_ text: String, field: String, line: Int, saying phrase: String, count: Int = 1,
+                    base: ClusterSpec? = nil, file: String = "cluster.yaml",
+                    sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+    let p: [SpecProblem]
+    do {
+        if let base { _ = try SpecLoader.apply(text, file: file, to: base) } else { _ = try SpecLoader.parse(text, file: file) }
+        Issue.record("expected the spec to be rejected", sourceLocation: sourceLocation)
+        return
+    } catch {
+        p = error.problems
+    }
+    #expect(p.count == count, "problems: \(p)", sourceLocation: sourceLocation)
+    guard let hit = p.first(where: { $0.message.contains(phrase) }) else {
+        Issue.record("no problem says \"\(phrase)\": \(p)", sourceLocation: sourceLocation)
+        return
+    }
+    #expect(line > 0, "the test's needle was not found", sourceLocation: sourceLocation)
+    let d = SpecError([hit]).description
+    #expect(d.hasPrefix("\(file):\(line):"), "\(d)", sourceLocation: sourceLocation)
+    if !field.isEmpty { #expect(d.contains(": \(field): "), "\(d)", sourceLocation: sourceLocation) }
+    #expect(hit.location?.field == field, "\(d)", sourceLocation: sourceLocation)
+}
+
 /// Parses text that must be rejected; returns every problem.
 func problems(_ text: String) -> [SpecProblem] {
     do {

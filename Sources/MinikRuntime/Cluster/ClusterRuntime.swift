@@ -136,8 +136,7 @@ public final class ClusterRuntime: @unchecked Sendable {
                 let st = proxy?.statuses.first
                 progress("service proxy: \(spec.services.count) services, \(st?.rules ?? 0) rules in every node \(took())")
             }
-            publishDNS()
-            startProxyLoop()
+            startProxyLoop() // its first turn publishes the zone with the pods' endpoints
         }
         try state().save()
         let ms = Int(Date().timeIntervalSince(started) * 1000)

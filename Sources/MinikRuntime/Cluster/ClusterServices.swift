@@ -16,21 +16,32 @@ extension ClusterRuntime {
     }
 
     /// Services with their endpoints as of now.
-    public func serviceStates() -> [ServiceState] {
+    public func serviceStates() -> [ServiceState] { servicesSnapshot().services }
+
+    /// The spec, the pods and the services' endpoints at one moment: what the proxy rules
+    /// and the DNS zone are both made from (computed once per sync of the loop).
+    struct ServicesSnapshot {
+        var spec: ClusterSpec
+        var pods: [PodState]
+        var services: [ServiceState]
+    }
+
+    func servicesSnapshot() -> ServicesSnapshot {
         lock.lock()
         defer { lock.unlock() }
         let byKey = Dictionary(pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-        return _spec.services.map { s in
+        let services = _spec.services.map { s in
             ServiceState(spec: s, endpoints: EndpointsController.endpoints(of: s, spec: _spec, pods: byKey),
                          createdAt: serviceCreated[s.key] ?? createdAt)
         }
+        return ServicesSnapshot(spec: _spec, pods: pods, services: services)
     }
 
-    /// One sync of every node, now. Returns the errors.
+    /// One sync of every node, now (from `services`, or the current ones). Returns the errors.
     @discardableResult
-    func syncServices() -> [String] {
+    func syncServices(_ services: [ServiceState]? = nil) -> [String] {
         guard let proxy else { return [] }
-        let errors = proxy.sync(EndpointsController.proxyPorts(serviceStates()))
+        let errors = proxy.sync(EndpointsController.proxyPorts(services ?? serviceStates()))
         for e in errors { FileHandle.standardError.write(Data("proxy: \(e)\n".utf8)) }
         return errors
     }
@@ -55,8 +66,9 @@ extension ClusterRuntime {
                     proxyWake.lock()
                     proxyPending = false
                     proxyWake.unlock()
-                    if let e = publishDNS() { FileHandle.standardError.write(Data("\(e)\n".utf8)) }
-                    syncServices()
+                    let snapshot = servicesSnapshot()
+                    if let e = publishDNS(snapshot) { FileHandle.standardError.write(Data("\(e)\n".utf8)) }
+                    syncServices(snapshot.services)
                 }
                 if dnsStale, Date().timeIntervalSince(lastCheck) >= ServiceProxy.checkInterval {
                     publishDNS() // a zone that could not be written is tried again
