@@ -68,10 +68,44 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
+/* Docker's defaults (moby oci/defaults.go, applied by runc): kernel settings read-only,
+ * kernel memory, keys and timers hidden. A container's root could otherwise write
+ * /proc/sys/kernel/core_pattern ("|/prog" runs prog as host root on any crash) or
+ * /proc/sysrq-trigger. Paths are relative to the new root, before pivot_root. */
+static const char *const readonly_paths[] = {
+    "proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger",
+};
+static const char *const masked_paths[] = {
+    "proc/acpi", "proc/asound", "proc/interrupts", "proc/kcore", "proc/keys", "proc/latency_stats",
+    "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi", "sys/firmware",
+    "sys/devices/virtual/powercap",
+};
+
+static int mask_kernel_paths(void) {
+    const unsigned long locked = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    for (unsigned i = 0; i < sizeof readonly_paths / sizeof readonly_paths[0]; i++) {
+        const char *p = readonly_paths[i];
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            if (errno == ENOENT) continue;
+            return -1;
+        }
+        if (mount(p, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | locked, NULL) < 0) return -1;
+    }
+    for (unsigned i = 0; i < sizeof masked_paths / sizeof masked_paths[0]; i++) {
+        const char *p = masked_paths[i];
+        struct stat st;
+        if (stat(p, &st) < 0) continue; /* not on this kernel */
+        int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY | locked, "mode=555")
+                                     : mount("dev/null", p, NULL, MS_BIND, NULL);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
 static int container_child(void *p) {
     struct cctx *c = p;
     const struct minik_container_attr *a = c->a;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         /* "0" is the writer itself: the limits hold from the first instruction on. */
         if (a->cgroup_fds[i] >= 0 && write(a->cgroup_fds[i], "0", 1) != 1) FAIL("join the container's cgroup");
     }
@@ -105,6 +139,7 @@ static int container_child(void *p) {
     mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
     mkdir("sys", 0555);
     mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL); /* best effort */
+    if (!a->privileged && mask_kernel_paths() < 0) FAIL("mask /proc and /sys paths");
     mkdir("etc", 0755);
     if (a->hosts && bind_file(a->hosts, "etc/hosts") < 0) FAIL("mount /etc/hosts");
     if (a->hostname && bind_file(a->hostname, "etc/hostname") < 0) FAIL("mount /etc/hostname");
@@ -231,13 +266,30 @@ int minik_container_base_mntns(const char *netns_dir, int *fd) {
 
 /* ---- seccomp ------------------------------------------------------------------------ */
 
-int minik_seccomp_build(const char *const *denied, int count, int errno_value, struct sock_fprog *out) {
+/* The namespace flags of clone(2): CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER,
+ * NEWPID, NEWNET (CLONE_NEWTIME exists only for clone3 and unshare, both denied). */
+static const unsigned long long clone_ns_flags[] = {
+    0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000,
+};
+
+int minik_seccomp_build(const char *const *denied, int count, int errno_value, int restrict_clone,
+                        struct sock_fprog *out) {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx) return -ENOMEM;
     for (int i = 0; i < count; i++) {
         int nr = seccomp_syscall_resolve_name(denied[i]);
         if (nr == __NR_SCMP_ERROR) continue; /* not on this architecture */
         int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(errno_value), nr, 0, NULL);
+        if (rc < 0) { seccomp_release(ctx); return rc; }
+    }
+    if (restrict_clone) {
+        /* One rule per flag: a filter compares masked values for equality only. */
+        for (unsigned i = 0; i < sizeof clone_ns_flags / sizeof clone_ns_flags[0]; i++) {
+            struct scmp_arg_cmp cmp = {0, SCMP_CMP_MASKED_EQ, clone_ns_flags[i], clone_ns_flags[i]};
+            int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &cmp);
+            if (rc < 0) { seccomp_release(ctx); return rc; }
+        }
+        int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0, NULL);
         if (rc < 0) { seccomp_release(ctx); return rc; }
     }
     int fd = memfd_create("minik-seccomp", MFD_CLOEXEC);

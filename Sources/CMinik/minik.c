@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
 #include <linux/seccomp.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -179,8 +182,8 @@ struct sysctl_job {
 
 static int sysctl_job(void *p) {
     struct sysctl_job *job = p;
-    if (setns(job->ns_fd, CLONE_NEWNET) < 0) return -errno;
-    /* /proc/sys/net reflects the namespace of the thread that opens the file. */
+    if (setns(job->ns_fd, 0) < 0) return -errno;
+    /* /proc/sys/net (and kernel/shm_*) reflect the namespace of the thread that opens the file. */
     int fd = open(job->path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     size_t len = strlen(job->value);
@@ -210,6 +213,10 @@ static int spawn_child(void *p) {
     struct spawn_ctx *c = p;
     const struct minik_spawn_attr *a = c->attr;
     /* Only syscalls from here to execve: the child shares the parent's memory. */
+    for (int i = 0; i < 3; i++) {
+        /* "0" is the writer itself: a command in a container is under its limits too. */
+        if (a->cgroup_fds[i] >= 0 && write(a->cgroup_fds[i], "0", 1) != 1) goto fail;
+    }
     for (int i = 0; i < 4; i++) {
         if (a->join_fds[i] >= 0 && setns(a->join_fds[i], 0) < 0) goto fail;
     }
@@ -231,6 +238,7 @@ static int spawn_child(void *p) {
             goto fail;
         }
     }
+    if (a->new_session && a->tty && ioctl(0, TIOCSCTTY, 0) < 0) goto fail;
     syscall(SYS_close_range, 3U, ~0U, 0U);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
@@ -326,4 +334,42 @@ unsigned long long minik_proc_starttime(pid_t pid) {
 int minik_memfd(const char *name) {
     int fd = memfd_create(name, MFD_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+/* ---- pseudo-terminals for exec -t --------------------------------------------------- */
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+int minik_pty_open(const char *ptmx_path, unsigned short rows, unsigned short cols, int *master, int *slave) {
+    int m = open(ptmx_path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (m < 0) return -errno;
+    struct stat st;
+    /* The path is the container's: insist on a pty multiplexer (5:2) before using it. */
+    if (fstat(m, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+        close(m);
+        return -ENOTTY;
+    }
+    int unlock = 0;
+    if (ioctl(m, TIOCSPTLCK, &unlock) < 0) { int e = errno; close(m); return -e; }
+    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) { int e = errno; close(m); return -e; }
+    if (rows > 0 && cols > 0) minik_pty_resize(m, rows, cols);
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
+int minik_tty_size(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -errno;
+    *rows = ws.ws_row;
+    *cols = ws.ws_col;
+    return 0;
+}
+
+int minik_pty_resize(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize ws = {rows, cols, 0, 0};
+    return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
 }

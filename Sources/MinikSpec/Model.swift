@@ -261,13 +261,15 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var dnsPolicy: DNSPolicy = .clusterFirst
     /// spec.dnsConfig: merged on top of what the policy gives.
     public var dnsConfig: PodDNSConfig?
+    /// spec.securityContext.sysctls: written into the pod's namespaces before it runs.
+    public var sysctls: [Sysctl] = []
 
     public var key: String { "\(namespace)/\(name)" }
 
     enum CodingKeys: String, CodingKey {
         case namespace, name, labels, annotations, nodeName, requestedNodeName, nodeSelector, containers
         case initContainers, restartPolicy, hostname, subdomain, shareProcessNamespace, owner, source
-        case dnsPolicy, dnsConfig
+        case dnsPolicy, dnsConfig, sysctls
     }
 }
 

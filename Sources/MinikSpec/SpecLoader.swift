@@ -432,9 +432,8 @@ struct Builder {
         let later = "not implemented by minik yet"
         guard let f = r.mapping(y, "Pod spec", known: [
             "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
-            "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "dnsPolicy", "dnsConfig",
+            "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "dnsPolicy", "dnsConfig", "securityContext",
         ], ignored: [
-            "securityContext": later,
             "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
             "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
             "tolerations": later, "priorityClassName": later, "priority": later, "schedulerName": later,
@@ -477,6 +476,7 @@ struct Builder {
             subdomain: subdomain, shareProcessNamespace: shareProcessNamespace, owner: owner, source: r.location(doc))
         spec.dnsPolicy = dnsPolicy
         spec.dnsConfig = dnsConfig
+        spec.sysctls = podSecurityContext(f["securityContext"])
         return (spec, nodeNameY, nameservers)
     }
 

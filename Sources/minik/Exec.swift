@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMinik
 import Foundation
 import MinikRuntime
 import MinikSpec
@@ -9,7 +10,7 @@ struct Exec: ParsableCommand {
     @Option(name: .shortAndLong, help: "Namespace of the pod.") var namespace: String = "default"
     @Option(name: .shortAndLong, help: "The container (default: the first running one).") var container: String?
     @Flag(name: [.customShort("i"), .customLong("stdin")], help: "Pass stdin to the command.") var stdin = false
-    @Flag(name: .shortAndLong, help: "The command gets this terminal (use with -i for a shell).") var tty = false
+    @Flag(name: .shortAndLong, help: "Give the command a terminal of its own in the container, fed from this one (use with -i for a shell).") var tty = false
     @OptionGroup var cluster: ClusterOption
     @Argument(help: "The pod.") var pod: String
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
@@ -34,9 +35,23 @@ struct Exec: ParsableCommand {
         let entry: ContainerEntry
         do { entry = try ContainerEntry(pid: target.pid, container: cspec) } catch { throw CLIError("\(error)") }
         var env = entry.env
-        if tty, let term = ProcessInfo.processInfo.environment["TERM"] { env.append("TERM=\(term)") }
-        throw ExitCode(try runIn(entry.namespaceFDs, pidNamespace: entry.pidNamespace, searchPath: entry.searchPath, env: env,
-                                 stdin: stdin || tty, confine: entry.confinement, command: command))
+        var useTTY = tty
+        var rows: UInt16 = 0, cols: UInt16 = 0
+        if tty && isatty(0) == 0 {
+            printErr("Unable to use a TTY - input is not a terminal or the right kind of file")
+            useTTY = false
+        }
+        if useTTY {
+            _ = minik_tty_size(0, &rows, &cols)
+            if let term = ProcessInfo.processInfo.environment["TERM"] { env.append("TERM=\(term)") }
+        }
+        let process: ContainerExec
+        do {
+            process = try ContainerExec(command, in: entry, env: env, stdin: stdin || useTTY, tty: useTTY, rows: rows, cols: cols)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        throw ExitCode(ExecStreams.pump(process))
     }
 }
 
@@ -89,25 +104,19 @@ func runIn(netns path: String, command: [String]) throws -> Int32 {
     return try runIn([fd], command: command)
 }
 
-/// Runs command in a child that joins the namespaces `fds` first (and is born in
-/// pidNamespace), on this terminal; returns its exit code (128 + signal when it was
-/// killed), as a shell would. With searchPath the command is looked up inside the joined
-/// mount namespace; without, on the host.
-func runIn(_ fds: [Int32], pidNamespace: Int32 = -1, searchPath: String? = nil, env: [String]? = nil,
-           stdin: Bool = true, confine: Confinement? = nil, command: [String]) throws -> Int32 {
-    var path: String?
-    if searchPath == nil {
-        guard let p = resolveExecutable(command[0]) else {
-            throw CLIError("exec: \"\(command[0])\": executable file not found in $PATH")
-        }
-        path = p
+/// Runs a host command (the user's own tools: ip, tcpdump, dig...) in a child that joins
+/// the namespaces `fds` first, on this terminal, like `ip netns exec`; returns its exit
+/// code (128 + signal when it was killed), as a shell would. Never used for a container:
+/// code in a container never gets this terminal (ContainerExec).
+func runIn(_ fds: [Int32], command: [String]) throws -> Int32 {
+    guard let path = resolveExecutable(command[0]) else {
+        throw CLIError("exec: \"\(command[0])\": executable file not found in $PATH")
     }
-    let env = env ?? ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+    let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
     // The terminal's ^C goes to the command; we only wait for it.
     signal(SIGINT, SIG_IGN)
     signal(SIGQUIT, SIG_IGN)
-    let pid = Command.spawn(command, path: path, joining: fds, pidNamespace: pidNamespace, searchPath: searchPath, env: env,
-                            stdin: stdin ? 0 : -1, stdout: 1, stderr: 2, confine: confine)
+    let pid = Command.spawn(command, path: path, joining: fds, env: env, stdin: 0, stdout: 1, stderr: 2)
     if pid == -ENOENT { throw CLIError("exec: \"\(command[0])\": executable file not found in $PATH") }
     if pid < 0 { throw CLIError("exec \(command[0]): \(String(cString: strerror(-pid)))") }
     var status: Int32 = 0

@@ -73,7 +73,7 @@ int minik_netns_unpin(const char *pin_path);
 /* Open a socket inside the network namespace ns_fd. Returns the fd or -errno. */
 int minik_socket_in_netns(int ns_fd, int domain, int type, int protocol);
 
-/* Write value to a /proc/sys file inside the network namespace ns_fd. */
+/* Write value to a /proc/sys file inside the namespace ns_fd (network, or IPC). */
 int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value);
 
 /* Process spawning. */
@@ -89,6 +89,8 @@ struct minik_spawn_attr {
     int confine;              /* apply capabilities, no_new_privs and seccomp_filter */
     unsigned long long capabilities; /* with confine: bit n set keeps capability n */
     const struct sock_fprog *seccomp_filter; /* with confine: or NULL */
+    int tty;                  /* with new_session: stdin is a terminal to make the controlling one */
+    int cgroup_fds[3];        /* cgroup.procs files the child joins first; -1 unused */
 };
 
 /* Spawn path with argv/envp. Returns the pid, or -errno of the failing step in the child
@@ -115,7 +117,7 @@ struct minik_container_attr {
     const struct sock_fprog *seccomp_filter; /* or NULL */
     int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
     int tty;                     /* stdin is a terminal to make the controlling one */
-    int cgroup_fds[2];           /* cgroup.procs files the child joins before execve; -1 unused */
+    int cgroup_fds[3];           /* cgroup.procs files the child joins before execve; -1 unused */
 };
 
 /* Starts a container; returns its pid, or -errno with *failed_step naming what failed
@@ -128,8 +130,22 @@ pid_t minik_spawn_container(const struct minik_container_attr *attr, char *const
 int minik_container_base_mntns(const char *netns_dir, int *fd);
 
 /* A seccomp filter that allows everything but the listed syscalls, which fail with
- * errno_value. out->filter is malloc'ed. Returns 0 or a negative errno. */
-int minik_seccomp_build(const char *const *denied, int count, int errno_value, struct sock_fprog *out);
+ * errno_value. With restrict_clone, as Docker's default profile without CAP_SYS_ADMIN:
+ * clone with any namespace flag fails with EPERM and clone3 with ENOSYS (so the C
+ * library falls back to clone, whose flags a filter can see). out->filter is malloc'ed.
+ * Returns 0 or a negative errno. */
+int minik_seccomp_build(const char *const *denied, int count, int errno_value, int restrict_clone,
+                        struct sock_fprog *out);
+
+/* A new pseudo-terminal in the devpts instance whose ptmx is ptmx_path (a container's
+ * /dev/pts/ptmx seen through /proc/PID/root): *master and *slave are O_CLOEXEC fds, the
+ * slave opened through the master (TIOCGPTPEER), never by a path the container could
+ * swap. rows/cols > 0 set the window size. Returns 0 or -errno. */
+int minik_pty_open(const char *ptmx_path, unsigned short rows, unsigned short cols, int *master, int *slave);
+
+/* The terminal's window size (TIOCGWINSZ) into *rows/*cols; set it with minik_pty_resize. */
+int minik_tty_size(int fd, unsigned short *rows, unsigned short *cols);
+int minik_pty_resize(int fd, unsigned short rows, unsigned short cols);
 
 /* An anonymous in-memory file (O_CLOEXEC), e.g. a child's stdin. Returns the fd or -errno. */
 int minik_memfd(const char *name);

@@ -253,6 +253,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         defer { podNS.closeNetlink() }
         try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
                                 address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
+        do { try Sandbox.applySysctls(p.sysctls, pid: pid) } catch { throw .state("pod \(p.key): \(error)") }
         try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)
         lock.lock()
         if let i = pods.lastIndex(where: { $0.key == p.key }) {

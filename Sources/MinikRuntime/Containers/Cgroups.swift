@@ -1,10 +1,14 @@
-// Resource limits through the host's cgroups (v1 here: memory and pids controllers at
-// /sys/fs/cgroup/<controller>). Each container gets /sys/fs/cgroup/<controller>/minik/
-// <cluster>/<ns>_<pod>_<container>, with memory.limit_in_bytes from resources.limits.memory
-// and pids.max (every container: a fork bomb in a lab must not take the host down). The
-// container's child joins them by writing "0" (itself) to cgroup.procs before execve, so
-// no process runs unlimited. Where a controller is missing, that limit is skipped and the
-// pod says so in its events. down removes the whole minik/<cluster> tree.
+// Resource limits through the host's cgroups (v1 here: memory, pids and devices
+// controllers at /sys/fs/cgroup/<controller>). Each container gets /sys/fs/cgroup/
+// <controller>/minik/<cluster>/<ns>_<pod>_<container>, with memory.limit_in_bytes from
+// resources.limits.memory, pids.max (every container: a fork bomb in a lab must not take
+// the host down) and, unless privileged, Docker's default device list: null, zero, full,
+// random, urandom, tty, ptmx and the pts terminals, nothing else, not even mknod (CAP_MKNOD
+// stays, as in Docker, but a node made of any other device can neither be made nor
+// opened). The container's child joins them by writing "0" (itself) to cgroup.procs
+// before execve, so no process runs unlimited; `minik exec` and exec probes join the same
+// cgroups. Where a controller is missing, that limit is skipped and the pod says so in its
+// events. down removes the whole minik/<cluster> tree.
 import Foundation
 import MinikSpec
 
@@ -13,6 +17,16 @@ public enum Cgroups {
     public static let pidsMax = 1024
 
     public static func dir(_ controller: String, cluster: String) -> String { "\(root)/\(controller)/minik/\(cluster)" }
+
+    /// Every controller minik puts a container in.
+    static let controllers = ["pids", "memory", "devices"]
+
+    /// Docker's default device rules (moby oci/devices_linux.go, without its mknod
+    /// wildcards): the character devices a container's /dev holds.
+    public static let allowedDevices = [
+        "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", // null zero full random urandom
+        "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",                          // tty ptmx pts/*
+    ]
 
     static func available(_ controller: String) -> Bool {
         FileManager.default.fileExists(atPath: "\(root)/\(controller)/cgroup.procs")
@@ -24,9 +38,14 @@ public enum Cgroups {
         var fds: [Int32] = []
         var notes: [String] = []
         let leaf = "\(pod.namespace)_\(pod.name)_\(c.name)"
-        var limits: [(String, String, String)] = [("pids", "pids.max", "\(pidsMax)")]
-        if let bytes = c.memoryLimit { limits.append(("memory", "memory.limit_in_bytes", "\(bytes)")) }
-        for (controller, file, value) in limits {
+        var limits: [(String, String, [String])] = [("pids", "pids.max", ["\(pidsMax)"])]
+        if let bytes = c.memoryLimit { limits.append(("memory", "memory.limit_in_bytes", ["\(bytes)"])) }
+        if !c.privileged {
+            limits.append(("devices", "devices.deny", ["a"]))
+            limits.append(("devices", "devices.allow", allowedDevices))
+        }
+        var joined = Set<String>()
+        for (controller, file, values) in limits {
             guard available(controller) else {
                 notes.append("the host has no \(controller) cgroup controller: \(file) not applied")
                 continue
@@ -34,15 +53,48 @@ public enum Cgroups {
             let path = "\(dir(controller, cluster: cluster))/\(leaf)"
             do {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                try value.write(toFile: "\(path)/\(file)", atomically: false, encoding: .utf8)
             } catch {
                 notes.append("\(controller) limit not applied: \(error.localizedDescription)")
                 continue
             }
+            // One rule per write: the kernel parses a write as one value.
+            if let failed = values.first(where: { !write($0, to: "\(path)/\(file)") }) {
+                notes.append("\(controller) limit not applied: \(file) refused \"\(failed)\": \(String(cString: strerror(errno)))")
+                continue
+            }
+            guard joined.insert(controller).inserted else { continue }
             let fd = open("\(path)/cgroup.procs", O_WRONLY | O_CLOEXEC)
             if fd >= 0 { fds.append(fd) } else { notes.append("cannot join the \(controller) cgroup") }
         }
         return (fds, notes)
+    }
+
+    static func write(_ value: String, to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return value.withCString { Foundation.write(fd, $0, strlen($0)) } == value.utf8.count
+    }
+
+    /// Three cgroup.procs fds for CMinik's spawn attributes (-1 unused).
+    public static func triple(_ fds: [Int32]) -> (Int32, Int32, Int32) {
+        (fds.count > 0 ? fds[0] : -1, fds.count > 1 ? fds[1] : -1, fds.count > 2 ? fds[2] : -1)
+    }
+
+    /// cgroup.procs fds of a running container's own cgroups (those under minik/, from
+    /// /proc/PID/cgroup), for a command that joins them.
+    public static func joinFDs(ofProcess pid: Int32) -> [Int32] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return [] }
+        var fds: [Int32] = []
+        for line in text.split(separator: "\n") {
+            // "12:pids:/minik/<cluster>/<leaf>"
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, controllers.contains(String(parts[1])), parts[2].hasPrefix("/minik/"),
+                  !parts[2].contains("..") else { continue }
+            let fd = open("\(root)/\(parts[1])\(parts[2])/cgroup.procs", O_WRONLY | O_CLOEXEC)
+            if fd >= 0 && fds.count < 3 { fds.append(fd) } else if fd >= 0 { close(fd) }
+        }
+        return fds
     }
 
     /// How many times the kernel's OOM killer acted in the container's memory cgroup.
@@ -60,7 +112,7 @@ public enum Cgroups {
     /// its namespace stopped being findable.
     public static func processes(cluster: String) -> [Int32] {
         var out: [Int32] = []
-        for controller in ["pids", "memory"] {
+        for controller in controllers {
             let base = dir(controller, cluster: cluster)
             for leaf in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
                 guard let text = try? String(contentsOfFile: "\(base)/\(leaf)/cgroup.procs", encoding: .utf8) else { continue }
@@ -72,7 +124,7 @@ public enum Cgroups {
 
     /// Removes every cgroup of a cluster (its processes must be gone).
     public static func remove(cluster: String) {
-        for controller in ["memory", "pids"] {
+        for controller in controllers {
             let base = dir(controller, cluster: cluster)
             let leaves = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
             for leaf in leaves {
@@ -88,7 +140,7 @@ public enum Cgroups {
 
     /// Removes one pod's cgroups.
     public static func remove(cluster: String, pod: PodState) {
-        for controller in ["memory", "pids"] {
+        for controller in controllers {
             for c in pod.containers { rmdirRetrying("\(dir(controller, cluster: cluster))/\(pod.namespace)_\(pod.name)_\(c.name)") }
         }
     }

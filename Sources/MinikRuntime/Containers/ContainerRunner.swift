@@ -3,37 +3,13 @@
 // (a restarted container starts from the image again, as in Kubernetes), a log file per
 // attempt (logs/<ns>_<pod>/<container>/<attempt>.log, as kubelet keeps them), and the
 // process itself through CMinik's container spawn: pod namespaces joined, own mount and
-// PID namespaces, overlayfs root, Docker's default capabilities and a RuntimeDefault-like
-// seccomp filter unless privileged.
+// PID namespaces, overlayfs root, masked /proc paths, Docker's default devices cgroup,
+// capabilities and seccomp profile (Confinement) unless privileged.
 import CMinik
 import Foundation
 import MinikSpec
 
 public enum ContainerRunner {
-    /// Syscalls a container may not make (EPERM), in the spirit of Docker's default
-    /// profile: mounts, namespaces, kernel modules, kexec, reboot, BPF, keyrings, clock,
-    /// swap, accounting, raw I/O ports, perf and userfaultfd.
-    public static let deniedSyscalls = [
-        "mount", "umount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
-        "fspick", "mount_setattr", "unshare", "setns", "kexec_load", "kexec_file_load", "init_module",
-        "finit_module", "delete_module", "create_module", "reboot", "bpf", "add_key", "request_key", "keyctl",
-        "clock_settime", "clock_adjtime", "settimeofday", "adjtimex", "stime", "swapon", "swapoff", "acct",
-        "iopl", "ioperm", "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
-        "lookup_dcookie", "quotactl", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "vm86", "vm86old",
-        "get_kernel_syms", "query_module", "syslog",
-    ]
-
-    /// Built once; CMinik's child only reads it.
-    nonisolated(unsafe) public static let seccompFilter: UnsafeMutablePointer<sock_fprog>? = {
-        let prog = UnsafeMutablePointer<sock_fprog>.allocate(capacity: 1)
-        let names = deniedSyscalls.map { strdup($0) }
-        defer { names.forEach { free($0) } }
-        let rc = names.map { UnsafePointer($0) }.withUnsafeBufferPointer { buf in
-            minik_seccomp_build(buf.baseAddress, Int32(buf.count), EPERM, prog)
-        }
-        return rc == 0 ? prog : nil
-    }()
-
     /// The mount namespace containers are copied from: ours, minus /run/netns and its
     /// pins (a new mount namespace copies every mount: with hundreds of pods that copy
     /// was most of a container's start time). -1 when it could not be made.
@@ -128,7 +104,7 @@ public enum ContainerRunner {
         let podDir = Self.podDir(cluster, pod)
         let overlay = "lowerdir=\(image.rootfs),upperdir=\(upper),workdir=\(work)"
         let workdir = c.workingDir ?? image.config.workingDir ?? "/"
-        let capabilities = c.privileged ? UInt64.max : Capabilities.mask(add: c.capabilitiesAdd, drop: c.capabilitiesDrop)
+        let confinement = Confinement(c)
         // A directory of the cluster's state (the DNS pods' zone), mounted as a volume.
         let dirMount = c.clusterDirMounts.first
         let dirSource = dirMount.map { "\(Naming.clusterDir(cluster))/\($0.subpath)" } ?? ""
@@ -149,14 +125,14 @@ public enum ContainerRunner {
             attr.dir_source = dirMount == nil ? nil : s[7]
             attr.dir_target = dirMount == nil ? nil : s[8]
             attr.dir_readonly = dirMount?.readOnly == false ? 0 : 1
-            attr.capabilities = capabilities
-            attr.privileged = c.privileged ? 1 : 0
-            attr.seccomp_filter = UnsafePointer(seccompFilter)
+            attr.capabilities = confinement?.capabilities ?? UInt64.max
+            attr.privileged = confinement == nil ? 1 : 0
+            attr.seccomp_filter = confinement?.filter
             attr.stdin_fd = -1
             attr.stdout_fd = log
             attr.stderr_fd = log
             attr.tty = 0
-            attr.cgroup_fds = (cgroupFDs.count > 0 ? cgroupFDs[0] : -1, cgroupFDs.count > 1 ? cgroupFDs[1] : -1)
+            attr.cgroup_fds = Cgroups.triple(cgroupFDs)
             let cArgv = argv.map { strdup($0) } + [nil]
             let cEnv = env.map { strdup($0) } + [nil]
             defer { cArgv.forEach { free($0) }; cEnv.forEach { free($0) } }

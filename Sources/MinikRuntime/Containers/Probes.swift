@@ -141,8 +141,7 @@ public enum Probes {
     static func exec(_ argv: [String], pid: Int32, container c: ContainerSpec, timeout: Double) -> ProbeResult {
         do {
             let entry = try ContainerEntry(pid: pid, container: c)
-            let r = try Command.run(argv, joining: entry.namespaceFDs, pidNamespace: entry.pidNamespace, searchPath: entry.searchPath,
-                                    env: entry.env, timeout: timeout, confine: entry.confinement)
+            let r = try Command.run(argv, in: entry, timeout: timeout)
             if r.timedOut { return .failure("command \(quoted(argv)) timed out after \(Int(timeout))s") }
             if r.exitCode == 0 { return .success }
             let out = r.output.trimmingCharacters(in: .whitespacesAndNewlines)

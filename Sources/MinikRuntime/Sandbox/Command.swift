@@ -88,25 +88,16 @@ public struct CommandResult: Sendable {
     public var succeeded: Bool { exitCode == 0 && !timedOut }
 }
 
-/// What a command started inside a container gets instead of the supervisor's powers:
-/// the container's capabilities (a mask of capability numbers) and its seccomp filter.
-public struct Confinement: Sendable {
-    public var capabilities: UInt64
-    public var seccomp: Bool = true
-
-    /// A container's own confinement; nil for a privileged one (no confinement).
-    public init?(_ c: ContainerSpec?) {
-        if c?.privileged == true { return nil }
-        capabilities = Capabilities.mask(add: c?.capabilitiesAdd ?? [], drop: c?.capabilitiesDrop ?? [])
-    }
-}
-
 /// A running container as a place to run a command in: its namespaces (net, UTS, IPC,
-/// mount, and the PID one the command is born in), its environment and PATH, and the
-/// confinement its own processes have. `minik exec` and exec probes both enter this way.
+/// mount, and the PID one the command is born in), its cgroups (so the command counts
+/// against the container's memory and pids limits and gets its devices rules), its
+/// environment and PATH, and the confinement its own processes have. `minik exec` and
+/// exec probes both enter this way.
 public final class ContainerEntry {
+    public let pid: pid_t
     public let namespaceFDs: [Int32]
     public let pidNamespace: Int32
+    public let cgroupFDs: [Int32]
     public let env: [String]
     public let searchPath: String
     public let confinement: Confinement?
@@ -122,14 +113,26 @@ public final class ContainerEntry {
             }
             fds.append(fd)
         }
+        self.pid = pid
         namespaceFDs = Array(fds[0..<4])
         pidNamespace = fds[4]
+        cgroupFDs = Cgroups.joinFDs(ofProcess: pid)
         env = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8))?.split(separator: "\0").map(String.init) ?? []
         searchPath = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         confinement = Confinement(container)
     }
 
-    deinit { (namespaceFDs + [pidNamespace]).forEach { close($0) } }
+    deinit { (namespaceFDs + [pidNamespace] + cgroupFDs).forEach { close($0) } }
+
+    /// Spawns argv inside the container in a session of its own (never the caller's), with
+    /// the given stdio; `tty`: stdin is a terminal of the container's that becomes its
+    /// controlling one. Returns the pid or -errno.
+    public func spawn(_ argv: [String], env: [String]? = nil, stdin: Int32 = -1, stdout: Int32 = -1, stderr: Int32 = -1,
+                      tty: Bool = false) -> pid_t {
+        Command.spawn(argv, joining: namespaceFDs, pidNamespace: pidNamespace, searchPath: searchPath, env: env ?? self.env,
+                      stdin: stdin, stdout: stdout, stderr: stderr, confine: confinement, cgroups: cgroupFDs,
+                      newSession: true, tty: tty)
+    }
 }
 
 public enum Command {
@@ -139,9 +142,12 @@ public enum Command {
     /// or -errno. The one spawn path of commands in namespaces (CLI exec and the supervisor).
     public static func spawn(_ argv: [String], path: String? = nil, joining fds: [Int32], pidNamespace: Int32 = -1, searchPath: String? = nil,
                              env: [String], stdin: Int32 = -1, stdout: Int32 = -1, stderr: Int32 = -1,
-                             confine: Confinement? = nil) -> pid_t {
-        precondition(!argv.isEmpty && fds.count <= 4)
+                             confine: Confinement? = nil, cgroups: [Int32] = [], newSession: Bool = false, tty: Bool = false) -> pid_t {
+        precondition(!argv.isEmpty && fds.count <= 4 && cgroups.count <= 3)
         var attr = Sandbox.spawnAttributes()
+        attr.cgroup_fds = Cgroups.triple(cgroups)
+        attr.new_session = newSession ? 1 : 0
+        attr.tty = tty ? 1 : 0
         attr.join_fds = (fds.count > 0 ? fds[0] : -1, fds.count > 1 ? fds[1] : -1, fds.count > 2 ? fds[2] : -1, fds.count > 3 ? fds[3] : -1)
         attr.pid_ns_fd = pidNamespace
         attr.stdin_fd = stdin
@@ -150,7 +156,7 @@ public enum Command {
         if let confine {
             attr.confine = 1
             attr.capabilities = confine.capabilities
-            attr.seccomp_filter = confine.seccomp ? UnsafePointer(ContainerRunner.seccompFilter) : nil
+            attr.seccomp_filter = confine.filter
         }
         let path = path ?? argv[0]
         guard let searchPath else { return Sandbox.spawn(path: path, argv: argv, env: env, attr: &attr) }
@@ -162,9 +168,20 @@ public enum Command {
 
     /// Runs argv like `spawn` does; `input` is its stdin; stdout and stderr are collected
     /// together. After `timeout` seconds the command is killed.
-    public static func run(_ argv: [String], joining fds: [Int32] = [], pidNamespace: Int32 = -1,
-                           searchPath: String? = nil, env: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-                           input: String? = nil, timeout: Double? = nil, confine: Confinement? = nil) throws(RuntimeError) -> CommandResult {
+    public static func run(_ argv: [String], joining fds: [Int32] = [], env: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+                           input: String? = nil, timeout: Double? = nil) throws(RuntimeError) -> CommandResult {
+        try run(argv, input: input, timeout: timeout) { stdin, out in
+            spawn(argv, joining: fds, env: env, stdin: stdin, stdout: out, stderr: out)
+        }
+    }
+
+    /// Runs argv inside a container (an exec probe), with its confinement and cgroups.
+    public static func run(_ argv: [String], in entry: ContainerEntry, timeout: Double?) throws(RuntimeError) -> CommandResult {
+        try run(argv, input: nil, timeout: timeout) { stdin, out in entry.spawn(argv, stdin: stdin, stdout: out, stderr: out) }
+    }
+
+    static func run(_ argv: [String], input: String?, timeout: Double?,
+                    start: (_ stdin: Int32, _ output: Int32) -> pid_t) throws(RuntimeError) -> CommandResult {
         var stdinFD: Int32 = -1
         if let input {
             stdinFD = minik_memfd("minik-stdin")
@@ -184,10 +201,7 @@ public enum Command {
         // FD_CLOEXEC is set leaks nothing into concurrent spawns.)
         if pipe(&pipeFDs) < 0 { throw .system("pipe", errno: errno) }
         for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let pid = Children.spawn {
-            spawn(argv, joining: fds, pidNamespace: pidNamespace, searchPath: searchPath, env: env,
-                  stdin: stdinFD, stdout: pipeFDs[1], stderr: pipeFDs[1], confine: confine)
-        }
+        let pid = Children.spawn { start(stdinFD, pipeFDs[1]) }
         close(pipeFDs[1])
         if pid < 0 {
             close(pipeFDs[0])

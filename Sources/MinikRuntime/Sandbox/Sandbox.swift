@@ -5,6 +5,7 @@
 // and ends it through the namespace it holds.
 import CMinik
 import Foundation
+import MinikSpec
 
 public enum Sandbox {
     /// The pause binary: the one in the pause image (.build/images/pause), or $MINIK_PAUSE.
@@ -20,6 +21,7 @@ public enum Sandbox {
     public static func spawnAttributes() -> minik_spawn_attr {
         var attr = minik_spawn_attr()
         attr.join_fds = (-1, -1, -1, -1)
+        attr.cgroup_fds = (-1, -1, -1)
         attr.stdin_fd = -1
         attr.stdout_fd = -1
         attr.stderr_fd = -1
@@ -40,6 +42,18 @@ public enum Sandbox {
         }
         if pid < 0 { throw .system("start pause for \(hostname)", errno: -pid) }
         return pid
+    }
+
+    /// Writes a pod's sysctls (spec.securityContext.sysctls) into the namespaces of its
+    /// sandbox, before any container starts: a container's own /proc/sys is read-only.
+    public static func applySysctls(_ sysctls: [Sysctl], pid: pid_t) throws(RuntimeError) {
+        for s in sysctls {
+            let fd = open("/proc/\(pid)/ns/\(s.namespace)", O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw .system("open the sandbox's \(s.namespace) namespace", errno: errno) }
+            let rc = minik_sysctl_in_netns(fd, s.procPath, s.value)
+            close(fd)
+            if rc < 0 { throw .state("sysctl \(s.name)=\(s.value): \(String(cString: strerror(-rc)))") }
+        }
     }
 
     /// minik_spawn with Swift strings; returns the pid or -errno.
