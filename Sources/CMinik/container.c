@@ -1,7 +1,8 @@
 /*
  * Containers: a process that joins its pod sandbox's network, UTS and IPC namespaces and
  * gets its own mount namespace (and PID namespace, unless the pod shares one), whose root
- * is the image through overlayfs, with its own /proc, a minimal /dev, the pod's
+ * is the image through overlayfs (its writable layer on a size-limited tmpfs of that
+ * mount namespace's own), with its own /proc, a minimal /dev, the pod's
  * /etc/hosts, /etc/hostname and /etc/resolv.conf, a reduced capability bounding set,
  * no_new_privs and a seccomp filter.
  *
@@ -115,6 +116,11 @@ static int container_child(void *p) {
     if (a->base_mnt_fd >= 0 && setns(a->base_mnt_fd, CLONE_NEWNS) < 0) FAIL("enter the base mount namespace");
     if (unshare(CLONE_NEWNS) < 0) FAIL("new mount namespace");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) FAIL("make mounts private");
+    if (a->rw_dir) {
+        /* The writable layer, bounded: a tmpfs only this mount namespace sees, gone with it. */
+        if (mount("tmpfs", a->rw_dir, "tmpfs", MS_NOSUID, a->rw_options) < 0) FAIL("mount the writable layer (tmpfs)");
+        if (mkdir(a->rw_upper, 0755) < 0 || mkdir(a->rw_work, 0755) < 0) FAIL("make the writable layer");
+    }
     if (mount("overlay", a->merged, "overlay", 0, a->overlay_options) < 0) FAIL("mount the image (overlayfs)");
     if (chdir(a->merged) < 0) FAIL("enter the root filesystem");
     mkdir("proc", 0555);

@@ -81,6 +81,8 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     public var capabilitiesDrop: [String] = []
     /// resources.limits.memory in bytes, and pids (minik's own limit, not Kubernetes').
     public var memoryLimit: Int64?
+    /// resources.limits.ephemeral-storage: the size of the writable layer.
+    public var ephemeralStorageLimit: Int64?
     /// Where the container was written, for errors found later (unknown image...).
     public var source: SourceLocation?
     /// readinessProbe: while it fails the pod is not ready and no Service sends it traffic.
@@ -94,7 +96,7 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, image, command, args, env, ports, workingDir, privileged, capabilitiesAdd, capabilitiesDrop
-        case memoryLimit, source, readinessProbe, livenessProbe, clusterDirMounts
+        case memoryLimit, ephemeralStorageLimit, source, readinessProbe, livenessProbe, clusterDirMounts
     }
 }
 
@@ -523,6 +525,7 @@ extension ContainerSpec {
         capabilitiesAdd = try c.decode(.capabilitiesAdd, default: [])
         capabilitiesDrop = try c.decode(.capabilitiesDrop, default: [])
         memoryLimit = try c.decodeIfPresent(Int64.self, forKey: .memoryLimit)
+        ephemeralStorageLimit = try c.decodeIfPresent(Int64.self, forKey: .ephemeralStorageLimit)
         source = try c.decodeIfPresent(SourceLocation.self, forKey: .source)
         readinessProbe = try c.decodeIfPresent(Probe.self, forKey: .readinessProbe)
         livenessProbe = try c.decodeIfPresent(Probe.self, forKey: .livenessProbe)

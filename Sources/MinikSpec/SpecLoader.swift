@@ -582,8 +582,12 @@ struct Builder {
                 if let cy = lf["cpu"], let text = r.string(cy), Quantity.milliCPU(text) == nil {
                     r.fail(cy, "invalid cpu quantity \"\(text)\" (e.g. 500m, 1, 0.5)")
                 }
-                if let ey = lf["ephemeral-storage"], let text = r.string(ey), Quantity.bytes(text) == nil {
-                    r.fail(ey, "invalid quantity \"\(text)\"")
+                if let ey = lf["ephemeral-storage"], let text = r.string(ey) {
+                    if let bytes = Quantity.bytes(text) {
+                        if key == "limits" { c.ephemeralStorageLimit = bytes }
+                    } else {
+                        r.fail(ey, "invalid quantity \"\(text)\"")
+                    }
                 }
             }
         }

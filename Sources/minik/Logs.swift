@@ -33,7 +33,7 @@ struct Logs: ParsableCommand {
             // In back-off: the last run is the latest output there is.
             path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt - 1)
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard var handle = FileHandle(forReadingAtPath: path) else {
             throw CLIError("container \"\(c.name)\" in pod \"\(pod)\" has no logs yet")
         }
         let out = FileHandle.standardOutput
@@ -42,7 +42,15 @@ struct Logs: ParsableCommand {
         signal(SIGPIPE, SIG_DFL)
         while true {
             let more = handle.readDataToEndOfFile()
-            if !more.isEmpty { out.write(more) } else { usleep(200_000) }
+            if !more.isEmpty { out.write(more); continue }
+            usleep(200_000)
+            // Rotated (the path is a new file now): finish the old one, go on with the new.
+            var now = stat(), open = stat()
+            if stat(path, &now) == 0, fstat(handle.fileDescriptor, &open) == 0, now.st_ino != open.st_ino,
+               let next = FileHandle(forReadingAtPath: path) {
+                out.write(handle.readDataToEndOfFile())
+                handle = next
+            }
         }
     }
 }

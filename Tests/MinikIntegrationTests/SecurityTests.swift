@@ -6,6 +6,7 @@
 import Foundation
 import MinikRuntime
 import MinikSpec
+import MinikSupervisor
 import Testing
 
 extension RootTests {
@@ -158,6 +159,81 @@ struct SecurityTests {
         #expect(minik(["down", "--name", Self.cluster]).code == 0)
         expectNothingLeft(Self.cluster, pids: pids)
         #expect(!FileManager.default.fileExists(atPath: Cgroups.dir("devices", cluster: Self.cluster)))
+    }
+    @Test("container logs rotate at 10 MiB, five files, the previous run only; writable layers are bounded tmpfs")
+    func boundedRAM() throws {
+        let name = "it-ram"
+        let spec = try SpecFile("""
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        name: \(name)
+        nodes: [{role: control-plane}]
+        ---
+        apiVersion: minik.dev/v1alpha1
+        kind: MinikConfig
+        dns: {enabled: false}
+        restartBackoffSeconds: 0
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: chatty}
+        spec:
+          containers:
+          - {name: c, image: busybox, command: [sh, -c, "yes 0123456789012345678901234567890123456789012345678901234567890123456789"]}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: crashy}
+        spec:
+          containers:
+          - {name: c, image: busybox, command: [sh, -c, "echo run-$(cat /proc/uptime); sleep 0.2; exit 1"]}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: disk}
+        spec:
+          containers:
+          - {name: small, image: busybox, command: [sleep, infinity], resources: {limits: {ephemeral-storage: 16Mi}}}
+          - {name: default, image: busybox, command: [sleep, infinity]}
+        """)
+        defer { cleanUp(name) }
+        try #require(minik(["up", "-q", spec.path]).code == 0)
+        let fm = FileManager.default
+        func files(_ pod: String) -> [String: Int] {
+            let dir = ContainerRunner.logDir(name, namespace: "default", pod: pod, container: "c")
+            var out: [String: Int] = [:]
+            for f in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
+                out[f] = ((try? fm.attributesOfItem(atPath: "\(dir)/\(f)"))?[.size] as? Int) ?? 0
+            }
+            return out
+        }
+        // A container writing as fast as it can: rotated at 10 MiB, five files at most.
+        #expect(waitFor { files("chatty").count == ContainerLogs.maxFiles }, "\(files("chatty"))")
+        usleep(500_000)
+        let chatty = files("chatty")
+        #expect(chatty.count <= ContainerLogs.maxFiles, "\(chatty)")
+        #expect(chatty.values.allSatisfy { $0 <= ContainerLogs.maxSize }, "\(chatty)")
+        #expect(chatty.keys.filter { $0.hasPrefix("0.log.") }.count == ContainerLogs.maxFiles - 1, "\(chatty)")
+        // Files start with a whole line (it may be empty for a moment after a rotation).
+        #expect(waitFor { minik(["logs", "--name", name, "chatty"]).out.hasPrefix("0123456789") })
+        // A crash loop keeps the current run and the previous one, not every run.
+        let restarts = { ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .status), timeout: 5)?
+            .state?.pod("crashy", namespace: "default")?.containers.first?.restartCount ?? 0 }
+        #expect(waitFor { restarts() >= 8 }, "\(restarts()) restarts")
+        let crashy = files("crashy")
+        #expect(crashy.count <= 3, "\(crashy)") // 2, or 3 for the moment a new run starts
+        // (A run lasts 0.2 s: the state read and the file read may straddle a restart.)
+        #expect(waitFor { minik(["logs", "--name", name, "crashy", "--previous"]).out.hasPrefix("run-") })
+        // The writable layer: ephemeral-storage, or 1 GiB, and full is ENOSPC.
+        let small = minik(["exec", "--name", name, "disk", "-c", "small", "--", "sh", "-c", "dd if=/dev/zero of=/big bs=1M count=64"])
+        #expect(small.code != 0 && small.err.contains("No space left on device"), "\(small.err)")
+        let df = minik(["exec", "--name", name, "disk", "-c", "default", "--", "df", "-k", "/"]).out
+        #expect(df.contains(" \(ContainerRunner.defaultWritableLayer / 1024) "), "\(df)")
+        // Nothing of it is mounted where the host sees it.
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains("/pods/default_disk/"), "the writable layer's tmpfs is visible on the host")
+        #expect(minik(["down", "--name", name]).code == 0)
+        expectNothingLeft(name, pids: [])
     }
 }
 }

@@ -107,6 +107,9 @@ struct minik_container_attr {
     int share_pid_fd;            /* the sandbox's PID namespace to join, or -1 for a new one */
     const char *merged;          /* where the overlay is mounted (becomes /) */
     const char *overlay_options; /* "lowerdir=...,upperdir=...,workdir=..." */
+    const char *rw_dir;          /* a tmpfs (rw_options, e.g. "size=...") is mounted here, in the */
+    const char *rw_options;      /* container's own mount namespace, for upperdir rw_upper and */
+    const char *rw_upper, *rw_work; /* workdir rw_work to be made in; NULL: no tmpfs */
     const char *hosts, *hostname, *resolv; /* files bind-mounted on /etc/..., or NULL */
     const char *dir_source, *dir_target; /* a host directory bind-mounted at dir_target, or NULL */
     int dir_readonly;

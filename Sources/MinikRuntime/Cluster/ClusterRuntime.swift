@@ -49,6 +49,8 @@ public final class ClusterRuntime: @unchecked Sendable {
     var external: NetNamespace?
     var externalUplink: Int32 = 0
     var forwarders: [PortForwarder] = []
+    /// Copies every container's output into its rotated log files.
+    let logs = ContainerLogs()
     private let pause: String
     public let createdAt = Date()
     /// Recursive: lifecycle code reads `spec` (which locks) while holding it.
@@ -374,6 +376,7 @@ public final class ClusterRuntime: @unchecked Sendable {
 
     private func release(_ pod: PodState) {
         let key = pod.key
+        logs.detach(pod: key)
         try? NetNamespace.remove(pod.netns)
         if let node = nodes.first(where: { $0.spec.name == pod.node }) {
             if !pod.hostVeth.isEmpty { try? node.netns.netlink.linkDel(name: pod.hostVeth) }

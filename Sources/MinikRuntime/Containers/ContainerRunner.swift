@@ -1,7 +1,9 @@
 // Starting one container of a pod: its files (the pod's /etc/hosts, /etc/hostname,
 // /etc/resolv.conf, shared by all its containers), a fresh writable layer per attempt
-// (a restarted container starts from the image again, as in Kubernetes), a log file per
-// attempt (logs/<ns>_<pod>/<container>/<attempt>.log, as kubelet keeps them), and the
+// (a restarted container starts from the image again, as in Kubernetes) on a tmpfs of
+// resources.limits.ephemeral-storage (1 GiB by default) that lives in the container's
+// mount namespace only, a log file per attempt (logs/<ns>_<pod>/<container>/<attempt>.log,
+// rotated as kubelet does: ContainerLogs), and the
 // process itself through CMinik's container spawn: pod namespaces joined, own mount and
 // PID namespaces, overlayfs root, masked /proc paths, Docker's default devices cgroup,
 // capabilities and seccomp profile (Confinement) unless privileged.
@@ -61,22 +63,24 @@ public enum ContainerRunner {
 
     /// Starts attempt `attempt` of container `c` in the pod whose sandbox is `pausePID`.
     /// On failure the reason is also written to the attempt's log, as kubelet reports it.
+    /// The writable layer's size when the container sets no ephemeral-storage limit.
+    public static let defaultWritableLayer: Int64 = 1 << 30
+
     public static func start(cluster: String, pod: PodSpec, container c: ContainerSpec, image: Image,
-                             pausePID: Int32, attempt: Int) throws(RuntimeError) -> Started {
+                             pausePID: Int32, attempt: Int, logs: ContainerLogs) throws(RuntimeError) -> Started {
         let dir = "\(podDir(cluster, pod))/\(c.name)"
-        let upper = "\(dir)/upper", work = "\(dir)/work", merged = "\(dir)/merged"
+        // rw/ is only a mount point: the tmpfs on it exists in the container's namespace.
+        let rw = "\(dir)/rw", merged = "\(dir)/merged"
         let logDir = Self.logDir(cluster, namespace: pod.namespace, pod: pod.name, container: c.name)
         let fm = FileManager.default
-        try? fm.removeItem(atPath: upper)
-        try? fm.removeItem(atPath: work)
         do {
-            for d in [upper, work, merged, logDir] { try fm.createDirectory(atPath: d, withIntermediateDirectories: true) }
+            for d in [rw, merged, logDir] { try fm.createDirectory(atPath: d, withIntermediateDirectories: true) }
         } catch {
             throw .state("container \(c.name): cannot prepare \(dir): \(error)")
         }
         let logPath = logFile(cluster, namespace: pod.namespace, pod: pod.name, container: c.name, attempt: attempt)
-        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        if log < 0 { throw .system("open \(logPath)", errno: errno) }
+        let fifo = try ContainerLogs.fifo(inContainerDir: dir)
+        let log = try logs.attach("\(pod.key)/\(c.name)", fifo: fifo, logPath: logPath, attempt: attempt)
         defer { close(log) }
 
         var nsFDs: [Int32] = []
@@ -102,7 +106,8 @@ public enum ContainerRunner {
         guard !argv.isEmpty else { throw .spec("container \(c.name): no command and image \(image.name) has none") }
 
         let podDir = Self.podDir(cluster, pod)
-        let overlay = "lowerdir=\(image.rootfs),upperdir=\(upper),workdir=\(work)"
+        let overlay = "lowerdir=\(image.rootfs),upperdir=\(rw)/upper,workdir=\(rw)/work"
+        let rwOptions = "size=\(c.ephemeralStorageLimit ?? defaultWritableLayer),mode=0755"
         let workdir = c.workingDir ?? image.config.workingDir ?? "/"
         let confinement = Confinement(c)
         // A directory of the cluster's state (the DNS pods' zone), mounted as a volume.
@@ -110,13 +115,17 @@ public enum ContainerRunner {
         let dirSource = dirMount.map { "\(Naming.clusterDir(cluster))/\($0.subpath)" } ?? ""
         var step: UnsafePointer<CChar>?
         let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath,
-                                       dirSource, dirMount?.mountPath ?? ""]) { s in
+                                       dirSource, dirMount?.mountPath ?? "", rw, rwOptions, "\(rw)/upper", "\(rw)/work"]) { s in
             var attr = minik_container_attr()
             attr.join_fds = (nsFDs[0], nsFDs[1], nsFDs[2], -1)
             attr.base_mnt_fd = Self.baseMountNamespace
             attr.share_pid_fd = nsFDs.count > 3 ? nsFDs[3] : -1
             attr.merged = s[0]
             attr.overlay_options = s[1]
+            attr.rw_dir = s[9]
+            attr.rw_options = s[10]
+            attr.rw_upper = s[11]
+            attr.rw_work = s[12]
             attr.hosts = s[2]
             attr.hostname = s[3]
             attr.resolv = s[4]

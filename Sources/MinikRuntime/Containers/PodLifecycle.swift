@@ -69,7 +69,7 @@ extension ClusterRuntime {
         }
         do {
             let started = try ContainerRunner.start(cluster: spec.name, pod: p, container: c, image: image,
-                                                    pausePID: pausePID, attempt: attempt)
+                                                    pausePID: pausePID, attempt: attempt, logs: logs)
             lock.lock()
             var early: Int32?
             if let i = pods.firstIndex(where: { $0.key == key }), let j = pods[i].containers.firstIndex(where: { $0.name == name }) {
