@@ -230,7 +230,7 @@ let badInputs: [BadInput] = [
     BadInput(label: "nodeName that does not exist", yaml: goodHead + "---\n" + podYAML("a", node: "it-bad-worker7"), expected: "nodeName \"it-bad-worker7\" is not a node", line: 0),
     BadInput(label: "zero nodes", yaml: "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: it-bad\nnodes: []\n", expected: "zero nodes", line: 4),
     BadInput(label: "unknown image", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers: [{name: c, image: nginx:1.25}]\n",
-             expected: "unknown image \"nginx:1.25\" (available: busybox, minik-dns, netexec, pause)", line: 10),
+             expected: "unknown image \"nginx:1.25\" (available: agnhost, busybox, minik-dns, netexec, pause)", line: 10),
     BadInput(label: "duplicate container names", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - {name: c, image: busybox}\n  - {name: c, image: busybox}\n",
              expected: "container name \"c\" is used twice", line: 0),
     BadInput(label: "two containers with one containerPort", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - {name: a, image: busybox, ports: [{containerPort: 80}]}\n  - {name: b, image: busybox, ports: [{containerPort: 80}]}\n",

@@ -143,6 +143,32 @@ struct ContainerPureTests {
         #expect(ImageStore.localName("localhost:5000/netexec") == "netexec")
     }
 
+    /// The Kubernetes e2e image, by every name its manifests have used, is our agnhost.
+    @Test(arguments: [
+        "registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "registry.k8s.io/e2e-test-images/agnhost:2.52",
+        "registry.k8s.io/e2e-test-images/agnhost:2.47",
+        "k8s.gcr.io/e2e-test-images/agnhost:2.39",
+        "gcr.io/kubernetes-e2e-test-images/agnhost:2.8",
+        "registry.k8s.io/e2e-test-images/agnhost@sha256:0123456789abcdef",
+        "agnhost:2.53",
+        "agnhost",
+    ])
+    func agnhostReferencesResolveToAgnhost(reference: String) throws {
+        #expect(ImageStore.localName(reference) == "agnhost")
+        let dir = NSTemporaryDirectory() + "minik-images-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/agnhost/rootfs", withIntermediateDirectories: true)
+        try #"{"entrypoint": ["/agnhost"], "command": ["pause"], "env": []}"#.write(toFile: dir + "/agnhost/image.json", atomically: true, encoding: .utf8)
+        let image = try #require(ImageStore(directory: dir).image(reference))
+        #expect(image.name == "agnhost")
+        // The e2e manifests' forms: args after agnhost's entrypoint, or /agnhost as the command.
+        #expect(image.config.argv(command: [], args: ["netexec", "--http-port=8080", "--udp-port=8081"])
+            == ["/agnhost", "netexec", "--http-port=8080", "--udp-port=8081"])
+        #expect(image.config.argv(command: ["/agnhost", "serve-hostname"], args: []) == ["/agnhost", "serve-hostname"])
+        #expect(image.config.argv(command: [], args: []) == ["/agnhost", "pause"])
+    }
+
     @Test func argvFollowsKubernetesCommandAndArgs() {
         let image = ImageConfig(entrypoint: ["/netexec"], command: ["--http-port=8080"], workingDir: nil, env: [])
         #expect(image.argv(command: [], args: []) == ["/netexec", "--http-port=8080"])

@@ -1,7 +1,10 @@
 // Local images: directories built by `make` (images/build.sh), each a root filesystem and
 // an image.json with the default command, working directory and environment. No
 // registry: a reference with a registry, repository path, tag or digest resolves to the
-// local image of its last name ("docker.io/library/busybox:1.36" -> busybox).
+// local image of its last name ("docker.io/library/busybox:1.36" -> busybox). So the
+// Kubernetes e2e image, "registry.k8s.io/e2e-test-images/agnhost:2.53" (formerly under
+// k8s.gcr.io/e2e-test-images and gcr.io/kubernetes-e2e-test-images), is our `agnhost`
+// image: the netexec binary as /agnhost, with agnhost's entrypoint and default command.
 import Foundation
 import MinikSpec
 
