@@ -10,36 +10,56 @@ import MinikSpec
 
 public final class Supervisor: @unchecked Sendable {
     let runtime: ClusterRuntime
-    let out: FileHandle
+    let out: Int32
+    /// The cluster's lock, held until the cluster is built (or rolled back).
+    let lock: ClusterLock
     /// One apply/delete/scale at a time.
     let updates = NSLock()
 
-    public init(runtime: ClusterRuntime, progress out: FileHandle) {
+    public init(runtime: ClusterRuntime, progress out: Int32, lock: ClusterLock) {
         self.runtime = runtime
         self.out = out
+        self.lock = lock
     }
 
+    /// A progress line for `up`. `up` may be gone (killed): then nobody reads, and the
+    /// write's EPIPE is ignored; the cluster is built all the same.
     func say(_ line: String) {
-        out.write(Data((line + "\n").utf8))
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(out, $0.baseAddress, $0.count) }
     }
 
     /// Builds the cluster, then serves until `down`. Never returns normally.
     public func run() -> Never {
         signal(SIGPIPE, SIG_IGN)
         startReaper()
+        // SIGTERM/SIGINT while building (Ctrl-C of `up`): stop and roll back.
+        var interrupts: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [runtime] in runtime.interrupt() }
+            s.resume()
+            interrupts.append(s)
+        }
         do {
             try runtime.up { say("progress: \($0)") }
         } catch {
             say("error: \(error)")
+            lock.release()
             exit(1)
         }
         let listener: Int32
         do { listener = try ControlSocket.listen(path: Naming.socketPath(runtime.spec.name)) } catch {
             say("error: \(error)")
             runtime.down()
+            lock.release()
             exit(1)
         }
+        interrupts.forEach { $0.cancel() }
+        for sig in [SIGTERM, SIGINT] { signal(sig, SIG_DFL) }
         say("ready")
+        lock.release()
         // Progress is over: let go of the pipe so `up` sees EOF and returns.
         let null = open("/dev/null", O_WRONLY)
         dup2(null, 1)

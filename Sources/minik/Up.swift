@@ -21,22 +21,38 @@ struct Up: ParsableCommand {
         try requireRoot("minik up")
         let dir = Naming.clusterDir(spec.name)
         do { try NetNamespace.prepareDirectory() } catch { throw CLIError("\(error)") }
+        // One operation per cluster: a `down` started now waits until this one is done.
+        guard let lock = ClusterLock.acquire(spec.name) else {
+            throw CLIError("cluster \"\(spec.name)\" is being created or deleted by another minik command; try again when it is done")
+        }
+        // A refusal changes nothing: every check comes before the first thing made.
+        if FileManager.default.fileExists(atPath: dir) {
+            lock.release()
+            throw CLIError("cluster \"\(spec.name)\" exists already; remove it with `minik down --name \(spec.name)` or choose another name")
+        }
+        if let why = ClusterRuntime.preflight(cluster: spec.name) {
+            lock.release()
+            throw CLIError(why)
+        }
         if mkdir(dir, 0o700) != 0 {
-            if errno == EEXIST {
-                throw CLIError("cluster \"\(spec.name)\" exists already; remove it with `minik down --name \(spec.name)` or choose another name")
-            }
-            throw CLIError("cannot create \(dir): \(String(cString: strerror(errno)))")
+            let e = errno
+            lock.release()
+            throw CLIError("cannot create \(dir): \(String(cString: strerror(e)))")
         }
         let specCopy = "\(dir)/spec.yaml"
         do {
             try FileManager.default.copyItem(atPath: file, toPath: specCopy)
         } catch {
             try? FileManager.default.removeItem(atPath: dir)
+            lock.release()
             throw CLIError("cannot copy the spec into \(dir): \(error)")
         }
         if !quiet { print("Creating cluster \"\(spec.name)\" ...") }
-        let ok = startSupervisor(spec: spec, specCopy: specCopy)
-        if !ok { throw ExitCode.failure }
+        switch startSupervisor(spec: spec, specCopy: specCopy, lock: lock) {
+        case .ready: break
+        case .failed: throw ExitCode.failure
+        case .interrupted: throw ExitCode(130)
+        }
         if !quiet {
             print("Cluster \"\(spec.name)\" is up. Try:")
             print("  minik get nodes -o wide")
@@ -52,14 +68,20 @@ struct Up: ParsableCommand {
         }
     }
 
-    /// Starts `minik __supervise` detached and relays its progress; true once it is ready.
-    func startSupervisor(spec: ClusterSpec, specCopy: String) -> Bool {
+    enum Outcome { case ready, failed, interrupted }
+
+    /// Starts `minik __supervise` detached, hands it the cluster's lock (as its stdin) and
+    /// relays its progress until it is ready. Ctrl-C (or SIGTERM, SIGHUP) asks it to stop
+    /// and roll back; if this process is killed instead, the supervisor finishes the
+    /// cluster on its own (or rolls back a failure) and serves it.
+    func startSupervisor(spec: ClusterSpec, specCopy: String, lock: ClusterLock) -> Outcome {
         var fds: [Int32] = [0, 0]
         pipe(&fds)
         fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
         let log = open(Naming.logFile(spec.name), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var attr = Sandbox.spawnAttributes()
+        attr.stdin_fd = lock.fd
         attr.stdout_fd = fds[1]
         attr.stderr_fd = log
         attr.new_session = 1
@@ -70,41 +92,98 @@ struct Up: ParsableCommand {
         if pid < 0 {
             printErr("error: cannot start the supervisor: \(String(cString: strerror(-pid)))")
             Teardown.destroy(cluster: spec.name)
-            return false
+            lock.release()
+            return .failed
         }
-        let reader = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
-        var buffer = Data()
+        let interrupted = Interruption(forwardingTo: pid) { [quiet] in
+            if !quiet { printErr("interrupted: removing what was created ...") }
+        }
+        var buffer = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
         var ready = false
         var failed: String?
-        while true {
-            let chunk = reader.availableData
-            if chunk.isEmpty { break }
-            buffer.append(chunk)
+        var refused = false
+        reading: while true {
+            let n = read(fds[0], &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            buffer += chunk[0..<n]
             while let nl = buffer.firstIndex(of: 0x0a) {
-                let line = String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self)
-                buffer.removeSubrange(buffer.startIndex...nl)
+                let line = String(decoding: buffer[..<nl], as: UTF8.self)
+                buffer.removeSubrange(...nl)
                 if line.hasPrefix("progress: ") {
-                    if !quiet { print(" ✓ " + line.dropFirst("progress: ".count)) }
+                    let text = line.dropFirst("progress: ".count)
+                    if !quiet { print((text.hasPrefix("failed: ") ? " ✗ " : " ✓ ") + text) }
                 } else if line == "ready" {
                     ready = true
+                    break reading
                 } else if line.hasPrefix("error: ") {
                     failed = String(line.dropFirst("error: ".count))
+                } else if line.hasPrefix("refused: ") {
+                    failed = String(line.dropFirst("refused: ".count))
+                    refused = true
                 }
             }
-            if ready { break }
         }
-        if ready { return true }
+        close(fds[0])
+        interrupted.stop()
+        if ready {
+            // The supervisor holds the lock now; it lets go once it serves.
+            lock.close()
+            if interrupted.happened { printErr("the cluster was ready before the interrupt arrived: it is up") }
+            return .ready
+        }
         var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        if let failed {
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if interrupted.happened {
+            printErr("interrupted: cluster \"\(spec.name)\" was not created")
+        } else if let failed {
             printErr("error: \(failed)")
         } else {
             let tail = (try? String(contentsOfFile: Naming.logFile(spec.name), encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
             printErr("error: the supervisor exited before the cluster was ready\(tail.isEmpty ? "" : ":\n\(tail)")")
         }
-        // Whatever the supervisor made and did not remove, remove now.
-        Teardown.destroy(cluster: spec.name)
-        return false
+        if refused {
+            // Nothing was made but the directory this command made.
+            try? FileManager.default.removeItem(atPath: Naming.clusterDir(spec.name))
+            NetNamespace.releaseDirectoryIfIdle()
+        } else {
+            // Whatever the supervisor made and did not remove, remove now.
+            Teardown.destroy(cluster: spec.name)
+        }
+        lock.release()
+        return interrupted.happened ? .interrupted : .failed
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP while `up` waits: passed to the supervisor as SIGTERM (it
+/// stops at its next step and rolls back), once.
+final class Interruption: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var _happened = false
+    var happened: Bool { lock.lock(); defer { lock.unlock() }; return _happened }
+
+    init(forwardingTo pid: pid_t, onFirst: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [self] in
+                lock.lock()
+                let first = !_happened
+                _happened = true
+                lock.unlock()
+                if first { onFirst() }
+                kill(pid, SIGTERM)
+            }
+            s.resume()
+            sources.append(s)
+        }
+    }
+
+    func stop() {
+        sources.forEach { $0.cancel() }
+        for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, SIG_DFL) }
     }
 }
 
@@ -119,6 +198,16 @@ struct Supervise: ParsableCommand {
     @Option var spec: String
 
     func run() throws {
+        // `up` hands over the cluster's lock as our stdin; started otherwise, take it here.
+        guard let lock = ClusterLock.inherited(name, fd: 0) ?? ClusterLock.acquire(name) else {
+            print("refused: another minik command is working on cluster \(name)")
+            throw ExitCode.failure
+        }
+        if let why = ClusterRuntime.preflight(cluster: name) {
+            print("refused: \(why)")
+            lock.release()
+            throw ExitCode.failure
+        }
         let s: ClusterSpec
         do { s = try SpecLoader.load(path: spec) } catch {
             print("error: \(error)")
@@ -134,7 +223,7 @@ struct Supervise: ParsableCommand {
             Teardown.destroy(cluster: name)
             throw ExitCode.failure
         }
-        Supervisor(runtime: runtime, progress: FileHandle.standardOutput).run()
+        Supervisor(runtime: runtime, progress: 1, lock: lock).run()
     }
 }
 
@@ -147,8 +236,20 @@ struct Down: ParsableCommand {
 
     func run() throws {
         try requireRoot("minik down")
-        let names = all ? ClusterOption.clusters() : [try cluster.resolve()]
+        let names = all ? ClusterOption.clusters() : [try cluster.name ?? cluster.resolve()]
         for name in names {
+            // An `up` of this cluster still running: wait for it, then remove what it made.
+            guard let lock = ClusterLock.acquire(name, wait: 300, waiting: {
+                printErr("waiting for another minik command on cluster \"\(name)\" to finish ...")
+            }) else {
+                throw CLIError("cluster \"\(name)\" is still busy with another minik command after 5 minutes")
+            }
+            defer { lock.release() }
+            let exists = FileManager.default.fileExists(atPath: Naming.clusterDir(name))
+            if !exists && ClusterRuntime.preflight(cluster: name) == nil {
+                let up = ClusterOption.clusters()
+                throw CLIError("no cluster named \"\(name)\" is up\(up.isEmpty ? "" : " (up: \(up.joined(separator: ", ")))")")
+            }
             let started = Date()
             var how = "by its supervisor"
             if let r = ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .down), timeout: 30), r.ok {

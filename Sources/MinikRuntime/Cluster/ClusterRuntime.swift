@@ -51,6 +51,9 @@ public final class ClusterRuntime: @unchecked Sendable {
     var forwarders: [PortForwarder] = []
     /// Copies every container's output into its rotated log files.
     let logs = ContainerLogs()
+    /// cgroup.procs of the cluster's sandbox cgroup: a pause process joins it before its
+    /// first instruction, so `down` finds it even before its namespace is pinned.
+    var sandboxCgroup: Int32 = -1
     private let pause: String
     public let createdAt = Date()
     /// Recursive: lifecycle code reads `spec` (which locks) while holding it.
@@ -80,6 +83,38 @@ public final class ClusterRuntime: @unchecked Sendable {
         faultAfterPods = fault.hasPrefix("after-pods:") ? Int(fault.dropFirst("after-pods:".count)) : nil
     }
 
+    /// What stops `up` from starting at all, before anything is made: another cluster of
+    /// this name still has namespaces or processes (its state directory may be gone, its
+    /// supervisor dead: it is still running). A refusal changes nothing.
+    public static func preflight(cluster name: String) -> String? {
+        let leftovers = NetNamespace.list(prefix: Naming.netnsPrefix(name))
+        if !leftovers.isEmpty {
+            return "namespaces of a cluster named \"\(name)\" exist already (\(leftovers.prefix(3).joined(separator: ", "))\(leftovers.count > 3 ? ", ..." : "")); remove it with `minik down --name \(name)` or choose another name"
+        }
+        let procs = Cgroups.processes(cluster: name)
+        if !procs.isEmpty {
+            return "processes of a cluster named \"\(name)\" are still running (pids \(procs.prefix(5).map(String.init).joined(separator: ", "))); remove it with `minik down --name \(name)`"
+        }
+        return nil
+    }
+
+    /// Set from a signal handler's thread: `up` stops at the next step and rolls back.
+    private let interruption = NSLock()
+    private var _interrupted = false
+    public func interrupt() {
+        interruption.lock()
+        _interrupted = true
+        interruption.unlock()
+    }
+    var interrupted: Bool {
+        interruption.lock()
+        defer { interruption.unlock() }
+        return _interrupted
+    }
+    private func checkInterrupted() throws(RuntimeError) {
+        if interrupted { throw .state("interrupted") }
+    }
+
     /// Builds the whole cluster. `progress` gets one line per stage.
     public func up(progress: (String) -> Void) throws(RuntimeError) {
         do {
@@ -102,16 +137,14 @@ public final class ClusterRuntime: @unchecked Sendable {
             return "(\(ms) ms)"
         }
         try NetNamespace.prepareDirectory()
-        let leftovers = NetNamespace.list(prefix: Naming.netnsPrefix(spec.name))
-        if !leftovers.isEmpty {
-            throw .state("namespaces of a cluster named \"\(spec.name)\" exist already (\(leftovers.prefix(3).joined(separator: ", "))...); run `minik down --name \(spec.name)`")
-        }
+        sandboxCgroup = Cgroups.sandboxFD(cluster: spec.name)
         let (u, bridge) = try Underlay.create(cluster: spec.name, subnet: spec.network.underlaySubnet, mtu: spec.network.mtu)
         underlay = u
         underlayBridge = bridge
         progress("underlay \(Naming.underlayBridge(spec.name)) \(spec.network.underlaySubnet) in \(u.name) \(took())")
 
-        for n in spec.nodes { try addNode(n) }
+        try checkInterrupted()
+        for n in spec.nodes { try addNode(n); try checkInterrupted() }
         progress("nodes ready: \(nodes.map(\.spec.name).joined(separator: ", ")) (\(spec.disableDefaultCNI ? "no CNI" : "cni0 + \(spec.network.backend.rawValue)")) \(took())")
         try addExternalHost()
         try publishPorts()
@@ -129,6 +162,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             }
             try addPods(spec.pods)
             progress("pods running: \(pods.count) \(took())")
+            try checkInterrupted()
             try checkReachability()
             if !pods.isEmpty { progress("every pod answers ping, on its node and across nodes \(took())") }
             if spec.kubeProxyMode != "none" {
@@ -140,6 +174,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             }
             startProxyLoop() // its first turn publishes the zone with the pods' endpoints
         }
+        try checkInterrupted()
         try state().save()
         let ms = Int(Date().timeIntervalSince(started) * 1000)
         progress("cluster \"\(spec.name)\" is up: \(nodes.count) nodes, \(pods.count) pods in \(ms) ms")
@@ -192,6 +227,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             var i = w
             while i < planned.count, failures.isEmpty {
                 do {
+                    try self.checkInterrupted()
                     try self.addPod(planned[i].0, address: planned[i].1)
                     if let limit = self.faultAfterPods, self.countPods() >= limit {
                         throw RuntimeError.state("injected fault after \(self.faultAfterPods!) pods (MINIK_FAULT)")
@@ -238,7 +274,8 @@ public final class ClusterRuntime: @unchecked Sendable {
         var state = pendingPod(p, message: "")
         state.message = nil
         state.ip = ip
-        let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name, sharedPID: p.shareProcessNamespace)
+        let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name, sharedPID: p.shareProcessNamespace,
+                                    cgroup: sandboxCgroup)
         state.pid = pid
         state.startTime = Sandbox.startTime(pid)
         lock.lock()

@@ -69,6 +69,15 @@ public enum Cgroups {
         return (fds, notes)
     }
 
+    /// The cluster's sandbox cgroup (pids controller, "sandboxes"), its cgroup.procs
+    /// opened for a pause process to join; -1 without the controller.
+    public static func sandboxFD(cluster: String) -> Int32 {
+        guard available("pids") else { return -1 }
+        let path = "\(dir("pids", cluster: cluster))/sandboxes"
+        guard (try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)) != nil else { return -1 }
+        return open("\(path)/cgroup.procs", O_WRONLY | O_CLOEXEC)
+    }
+
     static func write(_ value: String, to path: String) -> Bool {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }

@@ -32,8 +32,9 @@ public enum Sandbox {
 
     /// Starts a pause process in new net, UTS and IPC namespaces with the given hostname,
     /// and a new PID namespace (pause is its PID 1, reaping) when the pod shares one.
-    public static func start(pause: String, hostname: String, sharedPID: Bool = false) throws(RuntimeError) -> pid_t {
+    public static func start(pause: String, hostname: String, sharedPID: Bool = false, cgroup: Int32 = -1) throws(RuntimeError) -> pid_t {
         var attr = spawnAttributes()
+        attr.cgroup_fds.0 = cgroup
         attr.clone_flags = MINIK_CLONE_NEWNET | MINIK_CLONE_NEWUTS | MINIK_CLONE_NEWIPC | (sharedPID ? MINIK_CLONE_NEWPID : 0)
         attr.new_session = 1
         let pid = hostname.withCString { h -> pid_t in
