@@ -447,10 +447,15 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
         }
         var out = self
         let d = deployments[di]
+        let others = pods.count(where: { !($0.owner == d.owner && $0.namespace == namespace) })
+        if let problem = SpecLoader.capacityProblem(replicas: replicas, others: others, nodes: nodes.count) {
+            throw SpecError([SpecProblem(nil, problem)])
+        }
         out.deployments[di].replicas = replicas
         let wanted = Set((0..<replicas).map { "\(namespace)/\(name)-\($0)" })
         out.pods.removeAll { $0.owner == d.owner && $0.namespace == namespace && !wanted.contains($0.key) }
-        for i in 0..<replicas where !out.pods.contains(where: { $0.key == "\(namespace)/\(name)-\(i)" }) {
+        let have = Set(out.pods.map(\.key))
+        for i in 0..<replicas where !have.contains("\(namespace)/\(name)-\(i)") {
             var p = d.pod(i)
             guard let node = out.place(p, load: out.load) else {
                 throw SpecError([SpecProblem(nil, "no node fits pod \(p.key) (nodeName or nodeSelector)")])

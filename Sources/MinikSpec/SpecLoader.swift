@@ -63,7 +63,16 @@ public enum SpecLoader {
     public static func parse(_ text: String, file: String, base: ClusterSpec? = nil) throws(SpecError) -> ClusterSpec {
         let r = YAMLReader(file: file)
         var builder = Builder(r: r, base: base)
-        for doc in r.documents(text) where !doc.isNull {
+        let docs = r.documents(text).filter { !$0.isNull }
+        if docs.isEmpty {
+            if r.problems.isEmpty {
+                r.failFile(base == nil
+                    ? "there is nothing in the file (no YAML document, only comments or '---'): describe the cluster with a kind Cluster document, or Pods, Deployments and Services"
+                    : "there is nothing in the file to apply (no YAML document, only comments or '---')")
+            }
+            throw SpecError(r.problems)
+        }
+        for doc in docs {
             builder.document(doc)
         }
         let spec = builder.finish()
@@ -84,6 +93,16 @@ struct RawNode {
 struct RawPod {
     var spec: PodSpec
     var at: YNode
+    var nodeNameAt: YNode?
+}
+
+/// A Deployment whose pods are not made yet: they go after the first `position` pods of
+/// the documents.
+struct UnexpandedDeployment {
+    var position: Int
+    var deployment: DeploymentSpec
+    var at: YNode
+    var replicasAt: YNode?
     var nodeNameAt: YNode?
 }
 
@@ -116,6 +135,7 @@ struct Builder {
     var restartBackoff: Double = 1
     var pods: [RawPod] = []
     var deployments: [DeploymentSpec] = []
+    var unexpanded: [UnexpandedDeployment] = []
     var services: [RawService] = []
     var serviceKeys = Set<String>()
     /// MinikConfig dns, and where each upstream was written.
@@ -232,7 +252,7 @@ struct Builder {
             }
             role = rr
         }
-        let labels = r.stringMap(f["labels"]) ?? [:]
+        let labels = self.labels(f["labels"]) ?? [:]
         var mappings: [PortMapping] = []
         for m in r.sequence(f["extraPortMappings"]) ?? [] {
             guard let mf = r.mapping(m, "an extraPortMapping", known: ["containerPort", "hostPort", "listenAddress", "protocol"]) else { continue }
@@ -346,7 +366,7 @@ struct Builder {
             if !DNS.isLabel(s) { r.fail(nsy, DNS.labelProblem(s, what: "namespace")) }
         }
         return Meta(name: name, namespace: ns, namespaceAt: f["namespace"],
-                    labels: r.stringMap(f["labels"]) ?? [:], annotations: r.stringMap(f["annotations"]) ?? [:])
+                    labels: labels(f["labels"]) ?? [:], annotations: annotations(f["annotations"]) ?? [:])
     }
 
     mutating func pod(_ doc: YNode) {
@@ -379,12 +399,13 @@ struct Builder {
             return
         }
         var replicas = 1
-        if let ry = sf["replicas"], let n = r.int(ry) {
+        let replicasAt = sf["replicas"]
+        if let ry = replicasAt, let n = r.int(ry) {
             if n < 0 { r.fail(ry, "replicas must be 0 or more") } else { replicas = n }
         }
         var selector: [String: String] = [:]
         if let sel = sf["selector"], let self_ = r.mapping(sel, "selector", known: ["matchLabels"]) {
-            selector = r.stringMap(self_["matchLabels"]) ?? [:]
+            selector = labels(self_["matchLabels"]) ?? [:]
             if selector.isEmpty { r.fail(sel, "selector.matchLabels must not be empty") }
         } else if sf["selector"] == nil {
             r.fail(sy, "spec.selector is required")
@@ -421,9 +442,39 @@ struct Builder {
         nameserversAt += nameservers
         deploymentAt[d.key] = md
         deployments.append(d)
-        for i in 0..<replicas {
-            pods.append(RawPod(spec: d.pod(i), at: md, nodeNameAt: nodeAt))
+        unexpanded.append(UnexpandedDeployment(position: pods.count, deployment: d, at: md, replicasAt: replicasAt, nodeNameAt: nodeAt))
+    }
+
+    /// Puts each Deployment's pods among the documents' pods, where the Deployment was
+    /// written, once the cluster's size is known. A Deployment whose replicas would take
+    /// the cluster past the addresses of its nodes' podCIDRs is refused at spec.replicas
+    /// and expands to nothing: replicas is counted, never allocated, before this check.
+    /// `others`: the pods the cluster has besides the documents' (the cluster DNS pods,
+    /// or on apply the running ones that stay).
+    mutating func expandDeployments(nodes: Int, others: Int) {
+        var out: [RawPod] = []
+        var total = others
+        var next = 0
+        for i in 0...pods.count {
+            while next < unexpanded.count, unexpanded[next].position == i {
+                let u = unexpanded[next]
+                next += 1
+                let n = u.deployment.replicas
+                if let problem = SpecLoader.capacityProblem(replicas: n, others: total, nodes: nodes) {
+                    r.fail(u.replicasAt ?? u.at, problem)
+                    deployments.removeAll { $0.key == u.deployment.key }
+                    continue
+                }
+                total += n
+                out += (0..<n).map { RawPod(spec: u.deployment.pod($0), at: u.at, nodeNameAt: u.nodeNameAt) }
+            }
+            if i < pods.count {
+                out.append(pods[i])
+                total += 1
+            }
         }
+        pods = out
+        unexpanded = []
     }
 
     /// A pod's spec (or a template's), where its nodeName was written, and its dnsConfig
@@ -453,10 +504,18 @@ struct Builder {
             }
         }
         var names: [String: YNode] = [:]
-        let containers = containerList(f["containers"], names: &names)
-        if f["containers"] == nil { r.fail(y, "spec.containers is required (at least one container)") }
-        else if containers.isEmpty, (r.sequence(f["containers"]) ?? []).isEmpty { r.fail(f["containers"], "a pod needs at least one container") }
-        let inits = containerList(f["initContainers"], names: &names)
+        var containers: [ContainerSpec] = [], inits: [ContainerSpec] = []
+        let (count, initCount) = (f["containers"]?.node.sequence?.count ?? 0, f["initContainers"]?.node.sequence?.count ?? 0)
+        if count + initCount > SpecLoader.maxContainersPerPod {
+            // Counted before any is decoded: a problem for the pod, not one per container.
+            r.fail(count > SpecLoader.maxContainersPerPod ? f["containers"] : f["initContainers"],
+                   "the pod has \(count) containers and \(initCount) init containers; minik runs at most \(SpecLoader.maxContainersPerPod) in one pod, both kinds together")
+        } else {
+            containers = containerList(f["containers"], names: &names)
+            if f["containers"] == nil { r.fail(y, "spec.containers is required (at least one container)") }
+            else if containers.isEmpty, (r.sequence(f["containers"]) ?? []).isEmpty { r.fail(f["containers"], "a pod needs at least one container") }
+            inits = containerList(f["initContainers"], names: &names)
+        }
         var hostname: String?
         if let hy = f["hostname"], let h = r.string(hy) {
             if DNS.isLabel(h) { hostname = h } else { r.fail(hy, DNS.labelProblem(h, what: "hostname")) }
@@ -471,7 +530,7 @@ struct Builder {
         let (dnsPolicy, dnsConfig, nameservers) = podDNS(f)
         var spec = PodSpec(
             namespace: meta.namespace, name: meta.name, labels: meta.labels, annotations: meta.annotations,
-            nodeName: requested ?? "", requestedNodeName: requested, nodeSelector: r.stringMap(f["nodeSelector"]) ?? [:],
+            nodeName: requested ?? "", requestedNodeName: requested, nodeSelector: labels(f["nodeSelector"]) ?? [:],
             containers: containers, initContainers: inits, restartPolicy: restart, hostname: hostname,
             subdomain: subdomain, shareProcessNamespace: shareProcessNamespace, owner: owner, source: r.location(doc))
         spec.dnsPolicy = dnsPolicy
@@ -521,12 +580,10 @@ struct Builder {
             r.fail(f["image"] ?? y, "container \"\(name)\": image is required")
             return nil
         }
-        var env: [EnvVar] = []
-        for e in r.sequence(f["env"]) ?? [] {
-            guard let ef = r.mapping(e, "an env entry", known: ["name", "value"], ignored: ["valueFrom": later]),
-                  let n = r.string(ef["name"]) else { continue }
-            env.append(EnvVar(name: n, value: r.string(ef["value"]) ?? ""))
+        if let problem = ImageReference.problem(image) {
+            r.fail(iy, "image \"\(image)\" is not an image reference: \(problem)")
         }
+        let env = envList(f["env"])
         var ports: [ContainerPort] = []
         for p in r.sequence(f["ports"]) ?? [] {
             guard let pf = r.mapping(p, "a container port", known: ["name", "containerPort", "protocol"], ignored: [
@@ -545,9 +602,9 @@ struct Builder {
             }
             ports.append(ContainerPort(name: pname, containerPort: cp, proto: protocolName(pf["protocol"]) ?? "TCP"))
         }
-        var c = ContainerSpec(name: name, image: image, command: r.stringList(f["command"]) ?? [],
-                               args: r.stringList(f["args"]) ?? [], env: env, ports: ports,
-                               workingDir: r.string(f["workingDir"]), source: r.location(iy))
+        var c = ContainerSpec(name: name, image: image, command: r.cStringList(f["command"]) ?? [],
+                               args: r.cStringList(f["args"]) ?? [], env: env, ports: ports,
+                               workingDir: r.cString(f["workingDir"]), source: r.location(iy))
         if let py = f["readinessProbe"] { c.readinessProbe = probe(py, liveness: false, ports: ports) }
         if let py = f["livenessProbe"] { c.livenessProbe = probe(py, liveness: true, ports: ports) }
         if let sy = f["securityContext"], let sf = r.mapping(sy, "securityContext", known: ["privileged", "capabilities"], ignored: [
@@ -569,28 +626,7 @@ struct Builder {
                 }
             }
         }
-        if let ry = f["resources"], let rf = r.mapping(ry, "resources", known: ["limits", "requests"], ignored: ["claims": later]) {
-            for (key, ly) in [("limits", rf["limits"]), ("requests", rf["requests"])] {
-                guard let ly, let lf = r.mapping(ly, "resources.\(key)", known: ["memory", "cpu", "ephemeral-storage"]) else { continue }
-                if let my = lf["memory"], let text = r.string(my) {
-                    if let bytes = Quantity.bytes(text) {
-                        if key == "limits" { c.memoryLimit = bytes }
-                    } else {
-                        r.fail(my, "invalid memory quantity \"\(text)\" (e.g. 64Mi, 1Gi, 500M, 1000000)")
-                    }
-                }
-                if let cy = lf["cpu"], let text = r.string(cy), Quantity.milliCPU(text) == nil {
-                    r.fail(cy, "invalid cpu quantity \"\(text)\" (e.g. 500m, 1, 0.5)")
-                }
-                if let ey = lf["ephemeral-storage"], let text = r.string(ey) {
-                    if let bytes = Quantity.bytes(text) {
-                        if key == "limits" { c.ephemeralStorageLimit = bytes }
-                    } else {
-                        r.fail(ey, "invalid quantity \"\(text)\"")
-                    }
-                }
-            }
-        }
+        if let ry = f["resources"] { (c.memoryLimit, c.ephemeralStorageLimit) = resources(ry) }
         return c
     }
 
@@ -601,6 +637,10 @@ struct Builder {
     /// cluster DNS objects stay; documents may not replace them.
     mutating func finishApply(_ base: ClusterSpec) -> ClusterSpec? {
         var out = base
+        let applied = Set(pods.map(\.spec.key))
+        let owners = Set(unexpanded.map { "\($0.deployment.namespace)/\($0.deployment.owner)" })
+        let staying = base.pods.filter { !applied.contains($0.key) && !owners.contains("\($0.namespace)/\($0.owner ?? "")") }
+        expandDeployments(nodes: base.nodes.count, others: staying.count)
         refuseClusterDNSNames(enabled: base.dns.enabled)
         checkNameservers(in: out)
         for d in deployments {
@@ -620,6 +660,7 @@ struct Builder {
 
     mutating func finish() -> ClusterSpec? {
         if let base { return finishApply(base) }
+        expandDeployments(nodes: max(nodes?.count ?? 1, 1), others: dns.enabled ? dns.replicas : 0)
         refuseClusterDNSNames(enabled: dns.enabled)
         let clusterAt = nameAt ?? clusterDoc
         if !DNS.isLabel(name) {
@@ -720,6 +761,12 @@ struct Builder {
         var seen: [String: RawPod] = [:]
         var load = out.load
         var full = Set<String>()
+        // Looked up by key, and the replaced ones removed once at the end: a Deployment
+        // of thousands of pods is placed in linear time.
+        let existingPods = Dictionary(out.pods.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        var replaced = Set<String>()
+        var added: [PodSpec] = []
+        defer { out.pods = (replaced.isEmpty ? out.pods : out.pods.filter { !replaced.contains($0.key) }) + added }
         for p in pods {
             if let first = seen[p.spec.key] {
                 r.fail(p.at, "pod \(p.spec.key) is defined twice (first at \(first.spec.source.file):\(first.spec.source.line))")
@@ -727,12 +774,12 @@ struct Builder {
             }
             seen[p.spec.key] = p
             var spec = p.spec
-            if let existing = out.pods.first(where: { $0.key == spec.key }) {
+            if let existing = existingPods[spec.key] {
                 var same = existing
                 same.source = spec.source
                 same.nodeName = spec.requestedNodeName ?? ""
                 if same == spec { continue } // unchanged: stays where it runs
-                out.pods.removeAll { $0.key == spec.key }
+                replaced.insert(spec.key)
                 load[existing.nodeName, default: 1] -= 1
             }
             if let want = spec.requestedNodeName, out.node(named: want) == nil {
@@ -752,7 +799,7 @@ struct Builder {
             }
             load[nodeName] = count
             spec.nodeName = nodeName
-            out.pods.append(spec)
+            added.append(spec)
         }
     }
 }

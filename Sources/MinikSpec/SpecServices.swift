@@ -41,10 +41,7 @@ extension Builder {
             }
         }
         if let sel = sf["selector"] {
-            if let m = r.stringMap(sel) {
-                s.selector = m
-                for (k, _) in m where k.isEmpty { r.fail(sel, "a selector key must not be empty") }
-            }
+            if let m = labels(sel) { s.selector = m }
         }
         for field in ["externalTrafficPolicy", "internalTrafficPolicy"] {
             if let py = sf[field], let v = r.string(py), v != "Cluster" {
@@ -236,7 +233,7 @@ extension Builder {
         }
         var action: Probe.Action
         if let ey = f["exec"] {
-            guard let ef = r.mapping(ey, "exec", known: ["command"]), let cmd = r.stringList(ef["command"]), !cmd.isEmpty else {
+            guard let ef = r.mapping(ey, "exec", known: ["command"]), let cmd = r.cStringList(ef["command"]), !cmd.isEmpty else {
                 r.fail(ey, "exec.command is required (a command and its arguments)")
                 return nil
             }
@@ -264,8 +261,9 @@ extension Builder {
         var p = Probe(action: action)
         func seconds(_ key: String, min: Int) -> Double? {
             guard let v = r.int(f[key]) else { return nil }
-            if v < min {
-                r.fail(f[key], "\(key) must be \(min) or more")
+            // int32 in the Kubernetes API; larger values would not survive Double and back.
+            if v < min || v > Int(Int32.max) {
+                r.fail(f[key], "\(key) must be \(min) or more, at most \(Int32.max)")
                 return nil
             }
             return Double(v)

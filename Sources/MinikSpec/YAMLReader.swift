@@ -72,6 +72,11 @@ final class YAMLReader {
         problems.append(SpecProblem(y.map { location($0, atKey: atKey) }, message))
     }
 
+    /// A problem with the whole file, put at its start.
+    func failFile(_ message: String) {
+        problems.append(SpecProblem(SourceLocation(file: file, line: 1, column: 1, field: ""), message))
+    }
+
     func warn(_ y: YNode, _ message: String) {
         warnings.append("\(location(y, atKey: true)): \(message)")
     }
@@ -184,31 +189,38 @@ final class YAMLReader {
         return s.enumerated().map { YNode($1, path: "\(y.path)[\($0)]", keyMark: $1.mark) }
     }
 
-    func stringList(_ y: YNode?) -> [String]? {
+    /// The items of a list of strings, with where each was written.
+    func stringItems(_ y: YNode?) -> [(value: String, at: YNode)]? {
         guard let items = sequence(y) else { return nil }
         return items.compactMap { item in
             guard case .scalar(let s) = item.node else {
                 fail(item, "must be a string")
                 return nil
             }
-            return s.string
+            return (s.string, item)
         }
     }
 
-    func stringMap(_ y: YNode?) -> [String: String]? {
+    func stringList(_ y: YNode?) -> [String]? {
+        stringItems(y)?.map { $0.value }
+    }
+
+    /// The entries of a mapping of strings, each with where its key and its value were
+    /// written (under the mapping's field path, as Kubernetes reports a bad label).
+    func stringEntries(_ y: YNode?) -> [(key: String, keyAt: YNode, value: String, valueAt: YNode)]? {
         guard let y else { return nil }
-        if y.isNull { return [:] }
+        if y.isNull { return [] }
         guard case .mapping(let m) = y.node else {
             fail(y, "must be a mapping of strings")
             return nil
         }
-        var out: [String: String] = [:]
+        var out: [(key: String, keyAt: YNode, value: String, valueAt: YNode)] = []
         for (k, v) in m {
             guard case .scalar(let ks) = k, case .scalar(let vs) = v else {
                 fail(YNode(v, path: y.path), "must be a mapping of strings")
                 continue
             }
-            out[ks.string] = vs.string
+            out.append((ks.string, YNode(k, path: y.path), vs.string, YNode(v, path: y.path)))
         }
         return out
     }

@@ -21,6 +21,8 @@ struct Get: ParsableCommand {
     func run() throws {
         switch resource {
         case "clusters", "cluster":
+            // The state directory is root's (0700): for anyone else it looks empty.
+            try requireRoot("minik get clusters", because: "the clusters' state under \(Naming.stateRoot) is readable by root only")
             let list = ClusterOption.clusters()
             if list.isEmpty { printErr("No clusters found.") }
             list.forEach { print($0) }

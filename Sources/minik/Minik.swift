@@ -49,16 +49,19 @@ struct ClusterOption: ParsableArguments {
     }
 }
 
-func requireRoot(_ what: String) throws {
+func requireRoot(_ what: String, because why: String = "it works with network namespaces") throws {
     if geteuid() != 0 {
-        throw CLIError("\(what) needs root (it works with network namespaces): run it with sudo")
+        throw CLIError("\(what) needs root (\(why)): run it with sudo")
     }
 }
 
+/// A spec file decoded, validated and its images checked: `validate` and `up` both read
+/// it with this, so a file validate calls valid is one up accepts.
 func loadSpec(_ path: String) throws -> ClusterSpec {
     do {
         let spec = try SpecLoader.load(path: path)
         for w in spec.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        try ImageStore.located().check(spec)
         return spec
     } catch {
         throw CLIError(error.description)

@@ -16,8 +16,6 @@ struct Up: ParsableCommand {
 
     func run() throws {
         let spec = try loadSpec(file)
-        let imageProblems = ImageStore.located().problems(in: spec)
-        if !imageProblems.isEmpty { throw CLIError(SpecError(imageProblems).description) }
         try requireRoot("minik up")
         let dir = Naming.clusterDir(spec.name)
         do { try NetNamespace.prepareDirectory() } catch { throw CLIError("\(error)") }

@@ -240,7 +240,7 @@ let badInputs: [BadInput] = [
     BadInput(label: "unknown capability", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {capabilities: {add: [NET_ADMN]}}\n",
              expected: "unknown capability \"NET_ADMN\"", line: 13),
     BadInput(label: "invalid resource quantity", yaml: goodHead + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    resources: {limits: {memory: 64Mb}}\n",
-             expected: "invalid memory quantity \"64Mb\"", line: 13),
+             expected: "memory quantity \"64Mb\" is not valid", line: 13),
     BadInput(label: "clusterIP outside serviceSubnet", yaml: goodHead + svcYAML("clusterIP: 10.200.0.5"), expected: "clusterIP 10.200.0.5 is outside the serviceSubnet 10.96.0.0/12", line: 10),
     BadInput(label: "clusterIP taken", yaml: goodHead + svcYAML("clusterIP: 10.96.0.50", name: "a") + svcYAML("clusterIP: 10.96.0.50", name: "b"),
              expected: "clusterIP 10.96.0.50 is already taken by service default/a", line: 18),

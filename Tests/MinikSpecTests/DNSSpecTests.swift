@@ -19,25 +19,6 @@ private func dnsPod(_ body: String = "", name: String = "p", ns: String = "defau
     "---\napiVersion: v1\nkind: Pod\nmetadata: {name: \(name), namespace: \(ns)}\nspec:\n\(indent(body, 2))\n  containers: [{name: c, image: busybox}]\n"
 }
 
-/// A Deployment of `replicas` pods labelled app: name; `body` is more of its pod spec.
-private func deployment(_ name: String, ns: String = "default", replicas: Int = 1, _ body: String = "") -> String {
-    """
-    ---
-    apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: \(name), namespace: \(ns)}
-    spec:
-      replicas: \(replicas)
-      selector: {matchLabels: {app: \(name)}}
-      template:
-        metadata: {labels: {app: \(name)}}
-        spec:
-    \(indent(body, 6))
-          containers: [{name: c, image: busybox}]
-
-    """
-}
-
 private func addr(_ s: String) -> IPv4Address { IPv4Address(s)! }
 
 private func thePod(_ spec: ClusterSpec, _ name: String = "p", ns: String = "default",

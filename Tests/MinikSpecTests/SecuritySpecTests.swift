@@ -71,3 +71,32 @@ struct SecuritySpecTests {
         #expect(Cgroups.allowedDevices.count == 8)
     }
 }
+
+@Suite("Writable layer size")
+struct EphemeralStorageTests {
+    func podWith(_ limit: String) -> String {
+        clusterHeader + """
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: disk}
+        spec:
+          containers:
+          - name: c
+            image: busybox
+            resources: {limits: {ephemeral-storage: \(limit)}}
+
+        """
+    }
+
+    @Test("resources.limits.ephemeral-storage sizes the writable layer; below 1Mi (0 would be unlimited) is refused")
+    func ephemeralStorage() throws {
+        let spec = try SpecLoader.parse(podWith("64Mi"), file: "cluster.yaml")
+        #expect(spec.pods.first { $0.name == "disk" }?.containers.first?.ephemeralStorageLimit == Int64(64 << 20))
+        for bad in ["\"0\"", "1Ki", "1000"] {
+            let text = podWith(bad)
+            expectRejected(text, field: "spec.containers[0].resources.limits.ephemeral-storage", line: line(of: "ephemeral-storage", in: text),
+                           saying: "below the 1Mi minimum")
+        }
+    }
+}

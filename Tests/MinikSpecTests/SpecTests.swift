@@ -30,6 +30,25 @@ func pod(_ name: String, ns: String? = nil, node: String? = nil) -> String {
     """
 }
 
+/// A Deployment of `replicas` pods labelled app: name; `body` is more of its pod spec.
+func deployment(_ name: String, ns: String = "default", replicas: Int = 1, _ body: String = "") -> String {
+    """
+    ---
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: \(name), namespace: \(ns)}
+    spec:
+      replicas: \(replicas)
+      selector: {matchLabels: {app: \(name)}}
+      template:
+        metadata: {labels: {app: \(name)}}
+        spec:
+    \(indent(body, 6))
+          containers: [{name: c, image: busybox}]
+
+    """
+}
+
 /// `text` indented by `by` spaces (empty lines stay empty), to nest a body in a document.
 func indent(_ text: String, _ by: Int) -> String {
     let pad = String(repeating: " ", count: by)

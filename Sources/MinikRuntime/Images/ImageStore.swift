@@ -71,6 +71,13 @@ public struct ImageStore: Sendable {
         return Image(name: name, rootfs: "\(dir)/rootfs", config: config)
     }
 
+    /// Throws every problem with the images a spec uses (problems(in:)). `validate` and
+    /// `up` both check a spec file with this, so what validate calls valid, up accepts.
+    public func check(_ spec: ClusterSpec) throws(SpecError) {
+        let found = problems(in: spec)
+        if !found.isEmpty { throw SpecError(found) }
+    }
+
     /// Problems with the images a spec uses: unknown images (listing the available ones)
     /// and containers with no command whose image has no default. Each names its place.
     public func problems(in spec: ClusterSpec) -> [SpecProblem] {
