@@ -20,6 +20,9 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -197,6 +200,45 @@ static int sysctl_job(void *p) {
 int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value) {
     struct sysctl_job job = {ns_fd, path, value};
     return minik_run_on_thread(sysctl_job, &job);
+}
+
+/* ---- gratuitous ARP ----------------------------------------------------------------- */
+
+struct garp_job {
+    int ns_fd;
+    const char *ifname;
+    const uint8_t *mac;
+    uint8_t ip[4];
+};
+
+static int garp_job(void *p) {
+    struct garp_job *j = p;
+    if (setns(j->ns_fd, CLONE_NEWNET) < 0) return -errno;
+    int ifindex = (int)if_nametoindex(j->ifname);
+    if (ifindex == 0) return -errno;
+    int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (fd < 0) return -errno;
+    /* ARP over Ethernet (RFC 826): request, sender and target protocol address the same. */
+    uint8_t pkt[28] = {0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01};
+    memcpy(pkt + 8, j->mac, 6);
+    memcpy(pkt + 14, j->ip, 4);
+    memcpy(pkt + 24, j->ip, 4);
+    struct sockaddr_ll to;
+    memset(&to, 0, sizeof to);
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_ifindex = ifindex;
+    to.sll_halen = 6;
+    memset(to.sll_addr, 0xff, 6);
+    ssize_t n = sendto(fd, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to);
+    int e = errno;
+    close(fd);
+    return n < 0 ? -e : 0;
+}
+
+int minik_send_garp(int ns_fd, const char *ifname, const uint8_t *mac, uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+    struct garp_job j = {ns_fd, ifname, mac, {a, b, c, d}};
+    return minik_run_on_thread(garp_job, &j);
 }
 
 /* ---- spawning ---------------------------------------------------------------------- */

@@ -53,11 +53,14 @@ public struct VethPeer: Sendable {
     /// The namespace the peer is created in (IFLA_NET_NS_FD), or nil for the same one.
     public var namespaceFD: Int32?
     public var mtu: Int?
+    /// The peer's MAC (IFLA_ADDRESS), or nil for a random one.
+    public var address: MACAddress?
 
-    public init(name: String, namespaceFD: Int32? = nil, mtu: Int? = nil) {
+    public init(name: String, namespaceFD: Int32? = nil, mtu: Int? = nil, address: MACAddress? = nil) {
         self.name = name
         self.namespaceFD = namespaceFD
         self.mtu = mtu
+        self.address = address
     }
 }
 
@@ -149,6 +152,7 @@ extension NetlinkSocket {
                         m.header(ifinfo())
                         m.put(IFLA_IFNAME, string: peer.name)
                         if let mtu = peer.mtu { m.put(IFLA_MTU, u32: UInt32(mtu)) }
+                        if let mac = peer.address { m.put(IFLA_ADDRESS, bytes: mac.bytes) }
                         if let fd = peer.namespaceFD { m.put(IFLA_NET_NS_FD, u32: UInt32(bitPattern: fd)) }
                     }
                 }

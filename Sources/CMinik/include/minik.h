@@ -76,6 +76,10 @@ int minik_socket_in_netns(int ns_fd, int domain, int type, int protocol);
 /* Write value to a /proc/sys file inside the namespace ns_fd (network, or IPC). */
 int minik_sysctl_in_netns(int ns_fd, const char *path, const char *value);
 
+/* Sends a gratuitous ARP request (sender = target = a.b.c.d, from mac) out of ifname in
+ * the network namespace ns_fd. Returns 0 or -errno. */
+int minik_send_garp(int ns_fd, const char *ifname, const uint8_t *mac, uint8_t a, uint8_t b, uint8_t c, uint8_t d);
+
 /* Process spawning. */
 struct sock_fprog;
 struct minik_spawn_attr {

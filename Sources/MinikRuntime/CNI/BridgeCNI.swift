@@ -2,7 +2,12 @@
 // ensureBridge (cni0 holding the node's gateway address) and setupVeth (a veth pair per
 // pod, created in place: the pod end is born inside the pod's namespace as eth0, the host
 // end is enslaved to cni0 in the same request, in hairpin mode), then the pod's address
-// and default route.
+// and default route. eth0's MAC comes from the pod's IP (0a:58:<ip>), so a re-created
+// sandbox keeps its MAC with its IP and no neighbour entry of a peer goes stale; it is
+// announced with gratuitous ARPs all the same (announce), as the CNI bridge plugin does.
+// The kernel's own (arp_notify) goes out the moment eth0 comes up, before the bridge has
+// enabled the host end's port, and is lost.
+import CMinik
 import Foundation
 import MinikNetlink
 import MinikSpec
@@ -47,7 +52,8 @@ public enum BridgeCNI {
         try nl("\(node.name): veth for \(pod.name)") { () throws(NetlinkError) in
             try nodeSock.linkAdd(LinkSpec(
                 name: hostVeth,
-                kind: .veth(peer: VethPeer(name: Naming.podInterface, namespaceFD: pod.fd, mtu: mtu)),
+                kind: .veth(peer: VethPeer(name: Naming.podInterface, namespaceFD: pod.fd, mtu: mtu,
+                                           address: MACAddress(Naming.podMAC(address)))),
                 mtu: mtu, masterIndex: bridgeIndex, up: true))
             // hairpinMode: a pod reaching itself through a service gets its packets back.
             guard let host = try nodeSock.linkGet(name: hostVeth) else { throw NetlinkError("ip link show \(hostVeth)", errno: ENODEV) }
@@ -60,10 +66,27 @@ public enum BridgeCNI {
             guard let eth0 = try podSock.linkGet(name: Naming.podInterface) else {
                 throw NetlinkError("ip link show eth0", errno: ENODEV)
             }
-            try podSock.linkSetUp(index: eth0.index)
             try podSock.addrAdd(index: eth0.index, address: address.networkOrder, prefix: podCIDR.prefix)
+            try podSock.linkSetUp(index: eth0.index)
             try podSock.routeAdd(RouteSpec(destination: 0, prefix: 0, gateway: podCIDR.address(1).networkOrder,
                                            outputIndex: eth0.index))
+        }
+    }
+
+    /// Gratuitous ARPs (who-has IP tell IP, from the pod's MAC) out of the pod's eth0, at
+    /// once and twice more within half a second, while the bridge port comes up.
+    public static func announce(pod netnsPath: String, address: IPv4Address) {
+        for delay in [0.0, 0.15, 0.5] {
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay) {
+                let fd = open(netnsPath, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { return }
+                defer { close(fd) }
+                var mac = Naming.podMAC(address)
+                let ip = address.octets
+                _ = mac.withUnsafeMutableBufferPointer { m in
+                    minik_send_garp(fd, Naming.podInterface, m.baseAddress, ip[0], ip[1], ip[2], ip[3])
+                }
+            }
         }
     }
 }

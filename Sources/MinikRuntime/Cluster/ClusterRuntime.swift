@@ -267,13 +267,25 @@ public final class ClusterRuntime: @unchecked Sendable {
 
     /// Sandbox and network for one pod: address from the node's IPAM, pause process in
     /// new namespaces, its netns pinned under /run/netns, veth into cni0. Thread-safe.
-    public func addPod(_ p: PodSpec, address: IPv4Address? = nil) throws(RuntimeError) {
+    /// `previous`: the pod's state before its sandbox died; its age, events and restart
+    /// counts go on (each container that ran counts one restart, as kubelet counts it).
+    public func addPod(_ p: PodSpec, address: IPv4Address? = nil, previous: PodState? = nil) throws(RuntimeError) {
         let node = try node(of: p)
         let ip: IPv4Address
         if let address { ip = address } else { ip = try allocate(p) }
         var state = pendingPod(p, message: "")
         state.message = nil
         state.ip = ip
+        if let previous {
+            state.createdAt = previous.createdAt
+            state.events = previous.events
+            for i in state.containers.indices {
+                guard let old = previous.containers.first(where: { $0.name == state.containers[i].name }) else { continue }
+                let ran = old.startedAt != nil || old.restartCount > 0
+                state.containers[i].restartCount = old.restartCount + (ran ? 1 : 0)
+                state.containers[i].lastTermination = old.termination ?? old.lastTermination
+            }
+        }
         let pid = try Sandbox.start(pause: pause, hostname: p.hostname ?? p.name, sharedPID: p.shareProcessNamespace,
                                     cgroup: sandboxCgroup)
         state.pid = pid
@@ -292,12 +304,15 @@ public final class ClusterRuntime: @unchecked Sendable {
         defer { podNS.closeNetlink() }
         try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
                                 address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
+        if previous != nil { BridgeCNI.announce(pod: Naming.netnsPath(state.netns), address: ip) }
         do { try Sandbox.applySysctls(p.sysctls, pid: pid) } catch { throw .state("pod \(p.key): \(error)") }
         try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)
         lock.lock()
         if let i = pods.lastIndex(where: { $0.key == p.key }) {
             pods[i].phase = .running
-            pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Scheduled", message: "Successfully assigned \(p.key) to \(p.nodeName)"))
+            if previous == nil {
+                pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Scheduled", message: "Successfully assigned \(p.key) to \(p.nodeName)"))
+            }
             pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "SandboxReady", message: "pause pid \(pid), IP \(ip), netns \(state.netns)"))
         }
         pidIndex[pid] = (p.key, nil)

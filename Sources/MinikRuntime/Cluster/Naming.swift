@@ -51,6 +51,9 @@ public enum Naming {
     /// cni0's MAC, pinned like the CNI bridge plugin does (0a:58 + the gateway address) so
     /// it does not change as ports come and go.
     public static func bridgeMAC(gateway: IPv4Address) -> [UInt8] { [0x0a, 0x58] + gateway.octets }
+    /// A pod's eth0 MAC, from its IP as the CNI bridge plugin made them (0a:58 + the four
+    /// octets): the same after the sandbox is re-created, so no peer's ARP entry goes stale.
+    public static func podMAC(_ ip: IPv4Address) -> [UInt8] { [0x0a, 0x58] + ip.octets }
 
     /// The host end of a pod's veth: "veth" + 8 hex digits of a hash of the pod's key, as
     /// the CNI plugins name them. `salt` resolves the rare collision within one node.

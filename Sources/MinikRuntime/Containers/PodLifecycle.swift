@@ -222,6 +222,7 @@ extension ClusterRuntime {
             lock.lock()
             guard !stopping, let i = pods.firstIndex(where: { $0.key == key }) else { lock.unlock(); return }
             let old = pods.remove(at: i)
+            let position = i
             for c in old.containers where c.pid > 0 { pidIndex.removeValue(forKey: c.pid) }
             lock.unlock()
             for c in old.containers where c.pid > 0 && Sandbox.isAlive(c.pid, startTime: c.startTime) { kill(c.pid, SIGKILL) }
@@ -230,12 +231,15 @@ extension ClusterRuntime {
             if let node = nodes.first(where: { $0.spec.name == old.node }), !old.hostVeth.isEmpty {
                 try? node.netns.netlink.linkDel(name: old.hostVeth)
             }
+            var previous = old
+            previous.events.append(PodEvent(time: Date(), type: "Normal", reason: "SandboxChanged",
+                                            message: "Pod sandbox (pid \(old.pid)) died, it will be killed and re-created."))
             do {
-                try addPod(p)
+                try addPod(p, address: old.ip, previous: previous)
+                // Back in its place: lists keep their order.
                 lock.lock()
-                if let i = pods.firstIndex(where: { $0.key == key }) {
-                    pods[i].events.insert(PodEvent(time: Date(), type: "Normal", reason: "SandboxChanged",
-                                                   message: "Pod sandbox (pid \(old.pid)) died, it will be killed and re-created."), at: 0)
+                if let j = pods.lastIndex(where: { $0.key == key }), j != position, position < pods.count {
+                    pods.insert(pods.remove(at: j), at: position)
                 }
                 lock.unlock()
             } catch {

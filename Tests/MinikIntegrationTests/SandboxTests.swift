@@ -1,0 +1,87 @@
+// Root test of a pod whose sandbox (pause) dies: kubelet re-creates it; the pod keeps its
+// IP and, in minik, its MAC (from the IP), announces itself with gratuitous ARPs, and its
+// age, restart counts and events go on instead of starting over.
+import Foundation
+import MinikRuntime
+import MinikSpec
+import MinikSupervisor
+import Testing
+
+extension RootTests {
+@Suite("Sandbox re-creation (root)", .serialized)
+struct SandboxTests {
+    static let cluster = "it-sbx"
+
+    func state() -> ClusterState? {
+        ControlSocket.call(path: Naming.socketPath(Self.cluster), ControlRequest(op: .status), timeout: 5)?.state
+    }
+
+    @Test("a re-created sandbox keeps its IP and MAC, answers its peers within a second, keeps its age and counts")
+    func recreatedSandbox() throws {
+        let spec = try SpecFile("""
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        name: \(Self.cluster)
+        nodes: [{role: control-plane}, {role: worker}]
+        ---
+        apiVersion: minik.dev/v1alpha1
+        kind: MinikConfig
+        dns: {enabled: false}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: a}
+        spec: {nodeSelector: {kubernetes.io/hostname: \(Self.cluster)-worker}, containers: [{name: c, image: netexec}]}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: b}
+        spec: {nodeSelector: {kubernetes.io/hostname: \(Self.cluster)-worker}, containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
+        """)
+        defer { cleanUp(Self.cluster) }
+        try #require(minik(["up", "-q", spec.path]).code == 0)
+        let before = try #require(state()?.pod("a", namespace: "default"))
+        let ip = try #require(before.ip).description
+        func mac() -> String { minik(["exec", "--name", Self.cluster, "a", "--", "cat", "/sys/class/net/eth0/address"]).out.trimmingCharacters(in: .whitespacesAndNewlines) }
+        func reach() -> Bool {
+            minik(["exec", "--name", Self.cluster, "b", "--", "wget", "-T", "1", "-qO-", "http://\(ip):8080/hostname"]).out == "a"
+        }
+        let macBefore = mac()
+        #expect(macBefore == "0a:58:" + ip.split(separator: ".").map { String(format: "%02x", Int($0)!) }.joined(separator: ":"))
+        #expect(reach()) // b now has a neighbour entry for a
+        let node = try #require(state()?.nodes.first { $0.name == "\(Self.cluster)-worker" })
+        let capture = Process()
+        capture.executableURL = URL(fileURLWithPath: minikBinary)
+        capture.arguments = ["node", "exec", "--name", Self.cluster, node.name, "--", "timeout", "4", "tcpdump", "-U", "-nli", "cni0", "arp"]
+        let captured = Pipe()
+        capture.standardOutput = captured
+        capture.standardError = FileHandle.nullDevice
+        try capture.run()
+        usleep(800_000)
+
+        #expect(kill(before.pid, SIGKILL) == 0)
+        let killed = Date()
+        #expect(waitFor { reach() }, "a never answered again")
+        let took = Date().timeIntervalSince(killed)
+        #expect(took < 1.0, "a answered after \(took) s")
+        let after = try #require(state()?.pod("a", namespace: "default"))
+        #expect(after.pid != before.pid && after.ip == before.ip)
+        #expect(mac() == macBefore)
+        capture.waitUntilExit()
+        let arp = String(decoding: captured.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(arp.contains("who-has \(ip) tell \(ip)"), "no gratuitous ARP: \(arp)")
+        // Age, restarts and events go on.
+        #expect(after.createdAt == before.createdAt)
+        #expect(after.containers.first?.restartCount == 1)
+        let table = minik(["get", "pods", "--name", Self.cluster]).out
+        #expect(table.split(separator: "\n").contains { $0.hasPrefix("a ") && $0.contains(" 1 ") }, "\(table)")
+        #expect(table.split(separator: "\n").dropFirst().first?.hasPrefix("a ") == true, "a keeps its place: \(table)")
+        let describe = minik(["describe", "pod", "a", "--name", Self.cluster]).out
+        #expect(describe.contains("Restart Count: 1"), "\(describe)")
+        #expect(describe.components(separatedBy: "Scheduled").count - 1 == 1, "\(describe)")
+        #expect(describe.contains("SandboxChanged"))
+        #expect(minik(["down", "--name", Self.cluster]).code == 0)
+        expectNothingLeft(Self.cluster, pids: [after.pid])
+    }
+}
+}
