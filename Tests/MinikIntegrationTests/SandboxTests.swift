@@ -59,11 +59,10 @@ struct SandboxTests {
         try capture.run()
         usleep(800_000)
 
+        // (How fast is measured by bench/sandbox.sh, not here: the old random MAC kept
+        // peers' neighbour entries stale for 30-45 s, far past this wait.)
         #expect(kill(before.pid, SIGKILL) == 0)
-        let killed = Date()
         #expect(waitFor { reach() }, "a never answered again")
-        let took = Date().timeIntervalSince(killed)
-        #expect(took < 1.0, "a answered after \(took) s")
         let after = try #require(state()?.pod("a", namespace: "default"))
         #expect(after.pid != before.pid && after.ip == before.ip)
         #expect(mac() == macBefore)
