@@ -2,8 +2,9 @@
 // (their parent: it reaps them), keeps the state file, and serves the CLI on the control
 // socket until `down`. `minik up` starts it detached (own session) and reads its progress
 // lines from a pipe on stdout:
-//   "progress: <text>" ... then "ready" or "error: <text>".
-// If it is killed, the cluster keeps running; `down` then cleans up without it.
+//   "progress: <text>" ... then "ready", or "error: <text>" / "refused: <text>".
+// If it is killed, the cluster keeps running; `minik up` of the same cluster starts a new
+// supervisor that adopts it (ClusterRuntime.adopt), and `down` cleans up without one.
 import Foundation
 import MinikRuntime
 import MinikSpec
@@ -29,8 +30,9 @@ public final class Supervisor: @unchecked Sendable {
         _ = bytes.withUnsafeBytes { write(out, $0.baseAddress, $0.count) }
     }
 
-    /// Builds the cluster, then serves until `down`. Never returns normally.
-    public func run() -> Never {
+    /// Builds the cluster (or adopts the running one `adopting` describes, whose
+    /// supervisor died), then serves until `down`. Never returns normally.
+    public func run(adopting old: ClusterState? = nil) -> Never {
         signal(SIGPIPE, SIG_IGN)
         startReaper()
         // SIGTERM/SIGINT while building (Ctrl-C of `up`): stop and roll back.
@@ -43,7 +45,11 @@ public final class Supervisor: @unchecked Sendable {
             interrupts.append(s)
         }
         do {
-            try runtime.up { say("progress: \($0)") }
+            if let old {
+                try runtime.adopt(old) { say("progress: \($0)") }
+            } else {
+                try runtime.up { say("progress: \($0)") }
+            }
         } catch {
             say("error: \(error)")
             lock.release()
@@ -123,6 +129,18 @@ public final class Supervisor: @unchecked Sendable {
             reply(fd, ControlResponse(ok: true, message: "removed in \(ms) ms"))
             exit(0)
         }
+    }
+
+    /// The cluster's supervisor (as its state records it) still runs.
+    public static func isRunning(_ state: ClusterState) -> Bool {
+        Sandbox.isAlive(state.supervisorPID, startTime: state.supervisorStartTime)
+    }
+
+    /// When the state was last written by a supervisor, for "not running since".
+    public static func lastSeen(_ state: ClusterState) -> String {
+        guard let at = state.savedAt else { return "an unknown time" }
+        let ago = Int(Date().timeIntervalSince(at))
+        return "\(ClusterState.isoString(at)), \(ago >= 120 ? "\(ago / 60) min" : "\(ago) s") ago"
     }
 
     func reply(_ fd: Int32, _ r: ControlResponse) {

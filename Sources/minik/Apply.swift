@@ -17,7 +17,9 @@ func update(_ cluster: String, to desired: ClusterSpec) throws {
 
 func runningSpec(_ cluster: String) throws -> ClusterSpec {
     let (state, live) = try clusterState(cluster)
-    guard live else { throw CLIError("the supervisor of cluster \(cluster) does not answer; pods cannot change without it") }
+    guard live else {
+        throw CLIError("the supervisor of cluster \(cluster) is not running; nothing can change without it: `minik up \(state.specFile)` adopts the running cluster")
+    }
     return state.spec
 }
 

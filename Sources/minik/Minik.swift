@@ -80,10 +80,18 @@ func clusterState(_ cluster: String) throws -> (ClusterState, live: Bool) {
             s.pods[i].phase = .failed
             s.pods[i].message = "the pod's sandbox is gone"
         }
+        printErr(supervisorGone(cluster, s))
         return (s, false)
     } catch {
         throw CLIError("\(error)")
     }
+}
+
+/// What every command says while a cluster has no supervisor: nothing restarts, probes
+/// and the proxy stand still, and what it shows is the state as last written.
+func supervisorGone(_ cluster: String, _ state: ClusterState) -> String {
+    "warning: the supervisor of cluster \"\(cluster)\" is not running: nothing is restarted or probed and services are not updated; " +
+        "this is its state as of \(Supervisor.lastSeen(state)). `minik up \(state.specFile)` adopts the running cluster."
 }
 
 struct Validate: ParsableCommand {

@@ -25,6 +25,16 @@ struct Up: ParsableCommand {
         }
         // A refusal changes nothing: every check comes before the first thing made.
         if FileManager.default.fileExists(atPath: dir) {
+            if let old = try? ClusterState.load(cluster: spec.name), !Supervisor.isRunning(old) {
+                // Its supervisor died: a new one takes the running cluster over.
+                if !quiet { print("Cluster \"\(spec.name)\" runs without its supervisor (gone since \(Supervisor.lastSeen(old))); adopting it ...") }
+                switch startSupervisor(spec: old.spec, specCopy: old.specFile, lock: lock, adopt: true) {
+                case .ready:
+                    if !quiet { print("Cluster \"\(spec.name)\" is supervised again. Changes to \(file) since it was made need `minik apply -f \(file)`.") }
+                    return
+                case .failed, .interrupted: throw ExitCode.failure
+                }
+            }
             lock.release()
             throw CLIError("cluster \"\(spec.name)\" exists already; remove it with `minik down --name \(spec.name)` or choose another name")
         }
@@ -72,7 +82,7 @@ struct Up: ParsableCommand {
     /// relays its progress until it is ready. Ctrl-C (or SIGTERM, SIGHUP) asks it to stop
     /// and roll back; if this process is killed instead, the supervisor finishes the
     /// cluster on its own (or rolls back a failure) and serves it.
-    func startSupervisor(spec: ClusterSpec, specCopy: String, lock: ClusterLock) -> Outcome {
+    func startSupervisor(spec: ClusterSpec, specCopy: String, lock: ClusterLock, adopt: Bool = false) -> Outcome {
         var fds: [Int32] = [0, 0]
         pipe(&fds)
         fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
@@ -84,7 +94,8 @@ struct Up: ParsableCommand {
         attr.stderr_fd = log
         attr.new_session = 1
         let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-        let pid = Sandbox.spawn(path: exe, argv: [exe, "__supervise", "--name", spec.name, "--spec", specCopy], env: env, attr: &attr)
+        let pid = Sandbox.spawn(path: exe, argv: [exe, "__supervise", "--name", spec.name, "--spec", specCopy] + (adopt ? ["--adopt"] : []),
+                                env: env, attr: &attr)
         close(fds[1])
         close(log)
         if pid < 0 {
@@ -141,7 +152,10 @@ struct Up: ParsableCommand {
             let tail = (try? String(contentsOfFile: Naming.logFile(spec.name), encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
             printErr("error: the supervisor exited before the cluster was ready\(tail.isEmpty ? "" : ":\n\(tail)")")
         }
-        if refused {
+        if adopt {
+            // The cluster was running before: leave it to `down`, whatever happened.
+            printErr("the cluster is left as it is; `minik down --name \(spec.name)` removes it")
+        } else if refused {
             // Nothing was made but the directory this command made.
             try? FileManager.default.removeItem(atPath: Naming.clusterDir(spec.name))
             NetNamespace.releaseDirectoryIfIdle()
@@ -194,12 +208,27 @@ struct Supervise: ParsableCommand {
 
     @Option var name: String
     @Option var spec: String
+    @Flag(help: "Adopt the running cluster (its supervisor died) instead of building it.") var adopt = false
 
     func run() throws {
         // `up` hands over the cluster's lock as our stdin; started otherwise, take it here.
         guard let lock = ClusterLock.inherited(name, fd: 0) ?? ClusterLock.acquire(name) else {
             print("refused: another minik command is working on cluster \(name)")
             throw ExitCode.failure
+        }
+        if adopt {
+            guard let old = try? ClusterState.load(cluster: name), !Supervisor.isRunning(old) else {
+                print("refused: cluster \(name) has no state to adopt, or its supervisor runs")
+                lock.release()
+                throw ExitCode.failure
+            }
+            let runtime: ClusterRuntime
+            do { runtime = try ClusterRuntime(spec: old.spec, specFile: old.specFile) } catch {
+                print("error: \(error)")
+                lock.release()
+                throw ExitCode.failure
+            }
+            Supervisor(runtime: runtime, progress: 1, lock: lock).run(adopting: old)
         }
         if let why = ClusterRuntime.preflight(cluster: name) {
             print("refused: \(why)")

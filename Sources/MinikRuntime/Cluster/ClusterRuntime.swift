@@ -14,7 +14,7 @@ public final class NodeRuntime: @unchecked Sendable {
     public var uplinkIndex: Int32 = 0
     public var bridgeIndex: Int32 = 0
     public let ipam: HostLocalIPAM
-    public let createdAt = Date()
+    public internal(set) var createdAt = Date()
 
     init(spec: NodeSpec, netns: NetNamespace, ipam: HostLocalIPAM) {
         self.spec = spec
@@ -31,7 +31,7 @@ public final class ClusterRuntime: @unchecked Sendable {
     }
     var _spec: ClusterSpec
     public let specFile: String
-    public private(set) var nodes: [NodeRuntime] = []
+    public internal(set) var nodes: [NodeRuntime] = []
     public internal(set) var pods: [PodState] = []
     var underlay: NetNamespace?
     var underlayBridge: Int32 = 0
@@ -54,8 +54,8 @@ public final class ClusterRuntime: @unchecked Sendable {
     /// cgroup.procs of the cluster's sandbox cgroup: a pause process joins it before its
     /// first instruction, so `down` finds it even before its namespace is pinned.
     var sandboxCgroup: Int32 = -1
-    private let pause: String
-    public let createdAt = Date()
+    let pause: String
+    public internal(set) var createdAt = Date()
     /// Recursive: lifecycle code reads `spec` (which locks) while holding it.
     let lock = NSRecursiveLock()
     let images: ImageStore
@@ -69,6 +69,13 @@ public final class ClusterRuntime: @unchecked Sendable {
     var oomSeen: [String: Int] = [:]
     var stopping = false
     var _specName: String { _spec.name }
+    /// Processes of an adopted cluster that are not our children (their supervisor died):
+    /// pid -> start time, watched by the adoption monitor instead of the reaper.
+    var adopted: [Int32: UInt64] = [:]
+    /// The state changed since it was last written (the saver writes it within a second).
+    var stateDirty = false
+    /// Adopted processes that ended without a status anyone could read.
+    var unknownExits: Set<Int32> = []
 
     /// Fault injection for the tests of rollback: MINIK_FAULT=after-pods:N makes `up`
     /// fail once N pods are running, as a real failure halfway would.
@@ -174,6 +181,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             }
             startProxyLoop() // its first turn publishes the zone with the pods' endpoints
         }
+        startStateSaver()
         try checkInterrupted()
         try state().save()
         let ms = Int(Date().timeIntervalSince(started) * 1000)
@@ -198,13 +206,13 @@ public final class ClusterRuntime: @unchecked Sendable {
                                                        underlayIP: n.internalIP, mtu: spec.network.mtu)
     }
 
-    private func ipamFor(_ n: NodeSpec) throws(RuntimeError) -> HostLocalIPAM {
+    func ipamFor(_ n: NodeSpec) throws(RuntimeError) -> HostLocalIPAM {
         do { return try HostLocalIPAM(directory: Naming.ipamDir(spec.name, node: n.name), range: n.podCIDR) } catch {
             throw .state(error.description)
         }
     }
 
-    private func pendingPod(_ p: PodSpec, message: String) -> PodState {
+    func pendingPod(_ p: PodSpec, message: String) -> PodState {
         PodState(namespace: p.namespace, name: p.name, node: p.nodeName, ip: nil,
                  netns: Naming.podNetns(spec.name, namespace: p.namespace, pod: p.name), pid: 0, startTime: 0,
                  hostVeth: "", createdAt: Date(), phase: .pending, message: message, labels: p.labels,
@@ -360,7 +368,8 @@ public final class ClusterRuntime: @unchecked Sendable {
                 return p
             },
             services: serviceStates(),
-            proxy: proxy?.statuses ?? [])
+            proxy: proxy?.statuses ?? [],
+            savedAt: Date())
     }
 
     /// Makes the running pods match `desired` (same cluster, new pods/deployments):

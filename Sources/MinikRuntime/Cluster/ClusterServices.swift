@@ -9,6 +9,7 @@ import MinikSpec
 extension ClusterRuntime {
     /// Something that services depend on changed: sync soon (bursts are batched).
     func proxyDirty() {
+        markStateDirty()
         proxyWake.lock()
         proxyPending = true
         proxyWake.signal()

@@ -152,6 +152,8 @@ public struct ClusterState: Codable, Sendable {
     public var pods: [PodState]
     public var services: [ServiceState] = []
     public var proxy: [ProxyNodeStatus] = []
+    /// When the supervisor wrote this (it writes within a second of every change).
+    public var savedAt: Date?
 
     public func pod(_ name: String, namespace: String) -> PodState? {
         pods.first { $0.name == name && $0.namespace == namespace }

@@ -43,19 +43,28 @@ public final class ContainerLogs: @unchecked Sendable {
     /// before the previous one are removed. Returns an fd for the container's stdout and
     /// stderr (O_RDWR on the FIFO), which the caller closes once the container has it.
     public func attach(_ key: String, fifo path: String, logPath: String, attempt: Int) throws(RuntimeError) -> Int32 {
+        let writer = open(path, O_RDWR | O_CLOEXEC)
+        if writer < 0 { throw .system("open \(path)", errno: errno) }
+        do { try resume(key, fifo: path, logPath: logPath) } catch { close(writer); throw error }
+        Self.prune(directory: (logPath as NSString).deletingLastPathComponent, keepingFrom: attempt - 1)
+        return writer
+    }
+
+    /// Copies the FIFO of a container that runs already (adopted from a supervisor that
+    /// died) into logPath, appending.
+    public func resume(_ key: String, fifo path: String, logPath: String) throws(RuntimeError) {
         startIfNeeded()
         let file = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         if file < 0 { throw .system("open \(logPath)", errno: errno) }
-        let writer = open(path, O_RDWR | O_CLOEXEC)
-        if writer < 0 { let e = errno; close(file); throw .system("open \(path)", errno: e) }
         lock.lock()
         var stream = streams[key]
         if stream == nil {
-            let reader = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            // Read-write: the FIFO always has a writer (us), so poll never sees a hang-up.
+            let reader = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC)
             if reader < 0 {
                 let e = errno
                 lock.unlock()
-                close(file); close(writer)
+                close(file)
                 throw .system("open \(path)", errno: e)
             }
             stream = Stream(fifo: reader, file: -1, path: logPath, size: 0)
@@ -70,8 +79,6 @@ public final class ContainerLogs: @unchecked Sendable {
         streams[key] = s
         lock.unlock()
         poke()
-        Self.prune(directory: (logPath as NSString).deletingLastPathComponent, keepingFrom: attempt - 1)
-        return writer
     }
 
     /// Stops copying for a container (its pod is gone); what is in the pipe is written first.

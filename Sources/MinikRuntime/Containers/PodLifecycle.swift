@@ -136,13 +136,15 @@ extension ClusterRuntime {
         let code: Int32 = signaled ? 128 + (status & 0x7f) : (status >> 8) & 0xff
         let started = pods[i].containers[j].startedAt
         var reason = code == 0 ? "Completed" : "Error"
+        let unknown = unknownExits.remove(pid) != nil
         if signaled && status & 0x7f == SIGKILL, let p = podSpec(owner.pod) {
             let kills = Cgroups.oomKills(cluster: _specName, pod: p, container: name)
             if kills > (oomSeen["\(owner.pod)/\(name)"] ?? 0) { reason = "OOMKilled" }
             oomSeen["\(owner.pod)/\(name)"] = kills
         }
-        let t = ContainerStatus.Termination(exitCode: code, signal: signaled ? status & 0x7f : nil,
-                                            reason: reason, message: nil,
+        if unknown { reason = "ContainerStatusUnknown" }
+        let t = ContainerStatus.Termination(exitCode: code, signal: signaled ? status & 0x7f : nil, reason: reason,
+                                            message: unknown ? "The container ended while no supervisor ran; its exit status is unknown" : nil,
                                             startedAt: started, finishedAt: Date())
         pods[i].containers[j].state = .terminated
         pods[i].containers[j].termination = t
