@@ -98,7 +98,7 @@ def main():
                 f.write(service(f"late-{k}"))
             fqdn = f"{name}.default.svc.cluster.local"
             t0 = time.monotonic()
-            run([MINIK, "apply", "-f", sp])
+            run([MINIK, "apply", "--name", NAME, "-f", sp])
             t1 = time.monotonic()
             while not dig(fqdn):
                 pass
@@ -106,7 +106,7 @@ def main():
             after_start.append((t2 - t0) * 1000)
             after_apply.append((t2 - t1) * 1000)
             t0 = time.monotonic()
-            run([MINIK, "delete", "svc", name])
+            run([MINIK, "delete", "--name", NAME, "svc", name])
             t1 = time.monotonic()
             while dig(fqdn):
                 pass
@@ -121,7 +121,7 @@ def main():
         print(f"| delete a service, until NXDOMAIN | | {stats(gone)} |")
         print("\n(each dig is a new process in the node's namespace: about 5-10 ms of the figures are the poll itself)")
         # What a reload costs the DNS server itself (its log: parse, index, encode).
-        log = run([MINIK, "logs", "-n", "kube-system", "minik-dns-0"], check=False).stdout.splitlines()
+        log = run([MINIK, "logs", "--name", NAME, "-n", "kube-system", "minik-dns-0"], check=False).stdout.splitlines()
         loads = sorted(int(l.rsplit(" in ", 1)[1].split()[0]) for l in log if " reloaded: " in l)
         if loads:
             print(f"\nminik-dns reloads of the zone ({len(loads)}): {loads[len(loads) // 2]} ms median, {loads[-1]} ms max; last: "

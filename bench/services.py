@@ -59,7 +59,8 @@ spec:
 
 
 def run(*args, check=True):
-    r = subprocess.run([MINIK, *args], capture_output=True, text=True)
+    # Always this cluster (--name after the subcommand), whatever else is up.
+    r = subprocess.run([MINIK, args[0], "--name", NAME, *args[1:]], capture_output=True, text=True)
     if check and r.returncode != 0:
         sys.exit(f"minik {' '.join(args)} failed: {r.stderr}")
     return r

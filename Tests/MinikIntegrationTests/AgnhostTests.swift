@@ -72,6 +72,7 @@ struct AgnhostTests {
     func agnhostManifests() throws {
         let name = Self.name
         let spec = try SpecFile(Self.yaml)
+        try claim(name)
         defer { cleanUp(name) }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
@@ -80,7 +81,7 @@ struct AgnhostTests {
         let server = try #require(ips["netserver"]), hostnames = try #require(ips["hostnames"]), porter = try #require(ips["porter"])
 
         // e2e's checks run `curl` in the test container; busybox wget does the same here.
-        func get(_ url: String) -> Result { minik(["exec", "test-container", "--", "wget", "-T", "5", "-qO-", url]) }
+        func get(_ url: String) -> Result { minik(["exec", "--name", Self.name, "test-container", "--", "wget", "-T", "5", "-qO-", url]) }
         try #require(waitFor { get("http://\(server):8080/hostname").out.trimmed == "netserver" },
                      "netserver /hostname: \(get("http://\(server):8080/hostname"))")
 
@@ -102,16 +103,16 @@ struct AgnhostTests {
         try #require(waitFor { get("http://\(porter):9001/").out.trimmed == "foo" }, "porter: \(get("http://\(porter):9001/"))")
 
         // agnhost connect: exit 0, or 1 with REFUSED on stderr.
-        let ok = minik(["exec", "test-container", "--", "/agnhost", "connect", "\(server):8080", "--timeout=2s"])
+        let ok = minik(["exec", "--name", Self.name, "test-container", "--", "/agnhost", "connect", "\(server):8080", "--timeout=2s"])
         #expect(ok.code == 0, "connect: \(ok.err)")
-        let no = minik(["exec", "test-container", "--", "/agnhost", "connect", "\(server):8089", "--timeout=2s"])
+        let no = minik(["exec", "--name", Self.name, "test-container", "--", "/agnhost", "connect", "\(server):8089", "--timeout=2s"])
         #expect(no.code == 1 && no.err.contains("REFUSED"), "connect to a closed port: \(no.code) \(no.err)")
-        let udp = minik(["exec", "test-container", "--", "/agnhost", "connect", "--protocol=udp", "\(server):8081", "--timeout=2s"])
+        let udp = minik(["exec", "--name", Self.name, "test-container", "--", "/agnhost", "connect", "--protocol=udp", "\(server):8081", "--timeout=2s"])
         #expect(udp.code == 0, "connect udp: \(udp.err)")
 
         // The image's default command is agnhost's: pause, which answers nothing and stays up.
-        #expect(waitFor { minik(["logs", "paused", "-c", "c"]).out.contains("Paused") }, "pause logs: \(minik(["logs", "paused", "-c", "c"]))")
-        #expect(minik(["exec", "paused", "--", "/agnhost", "connect", "127.0.0.1:8080", "--timeout=1s"]).code == 1)
+        #expect(waitFor { minik(["logs", "--name", Self.name, "paused", "-c", "c"]).out.contains("Paused") }, "pause logs: \(minik(["logs", "--name", Self.name, "paused", "-c", "c"]))")
+        #expect(minik(["exec", "--name", Self.name, "paused", "--", "/agnhost", "connect", "127.0.0.1:8080", "--timeout=1s"]).code == 1)
         let paused = ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .status), timeout: 5)?.state?.pod("paused", namespace: "default")
         #expect(paused?.containers.first?.isRunning == true && paused?.containers.first?.restartCount == 0)
 
@@ -121,7 +122,7 @@ struct AgnhostTests {
     }
 
     func podIPs() -> [String: String] {
-        guard let items = (try? json(minik(["get", "pods", "-o", "json"]).out))?["items"] as? [[String: Any]] else { return [:] }
+        guard let items = (try? json(minik(["get", "--name", Self.name, "pods", "-o", "json"]).out))?["items"] as? [[String: Any]] else { return [:] }
         var out: [String: String] = [:]
         for p in items {
             let n = (p["metadata"] as! [String: Any])["name"] as! String

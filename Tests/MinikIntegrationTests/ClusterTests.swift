@@ -1,7 +1,10 @@
 // Root integration tests: they run the real `minik` binary, as a user would, against the
 // real kernel, in namespaces the clusters create and `down` removes. Every test removes
 // its cluster even when it fails (Teardown as a last resort) and then checks that nothing
-// of it is left: no namespace, mount, process, state directory.
+// of it is left: no namespace, mount, process, state directory. They share the machine
+// with whatever clusters its user has up: every command names the test's cluster
+// (--name), published ports are ones nobody else uses, and a test removes only the
+// cluster it created.
 import Foundation
 import MinikRuntime
 import MinikSpec
@@ -9,8 +12,8 @@ import Testing
 
 let isRoot = geteuid() == 0
 
-/// Every root test runs one after the other: several assert what `minik` does when only
-/// their cluster is up (no --name needed).
+/// Every root test runs one after the other: they share this machine's loopback, its
+/// network namespaces and some cluster names.
 @Suite("Root integration tests", .serialized, .enabled(if: isRoot, "needs root: creates network namespaces"))
 struct RootTests {}
 
@@ -48,13 +51,14 @@ struct ClusterTests {
             metadata: {labels: {app: web}}
             spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
         """)
+        try claim(name)
         defer { cleanUp(name) }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
         #expect(up.out.contains("is up"))
 
         // Every pod Running, with an IP inside its node's podCIDR and hostIP = node IP.
-        let nodes = try json(minik(["get", "nodes", "-o", "json"]).out)["items"] as! [[String: Any]]
+        let nodes = try json(minik(["get", "--name", name, "nodes", "-o", "json"]).out)["items"] as! [[String: Any]]
         #expect(nodes.count == 3)
         var cidrs: [String: IPv4CIDR] = [:], hostIPs: [String: String] = [:]
         for n in nodes {
@@ -62,7 +66,7 @@ struct ClusterTests {
             cidrs[nodeName] = try IPv4CIDR.parse((n["spec"] as! [String: Any])["podCIDR"] as! String)
             hostIPs[nodeName] = ((n["status"] as! [String: Any])["addresses"] as! [[String: String]]).first { $0["type"] == "InternalIP" }?["address"]
         }
-        let pods = try json(minik(["get", "pods", "-o", "json"]).out)["items"] as! [[String: Any]]
+        let pods = try json(minik(["get", "--name", name, "pods", "-o", "json"]).out)["items"] as! [[String: Any]]
         #expect(pods.count == 7)
         var ip: [String: String] = [:]
         for p in pods {
@@ -78,20 +82,20 @@ struct ClusterTests {
         let a1 = try #require(ip["a1"]), a2 = try #require(ip["a2"]), b1 = try #require(ip["b1"]), c1 = try #require(ip["c1"])
 
         // ping: same node, across nodes (worker -> worker, worker -> control-plane), node -> local pod.
-        #expect(minik(["exec", "a1", "--", "ping", "-c1", "-W2", a2]).code == 0)
-        #expect(minik(["exec", "a1", "--", "ping", "-c1", "-W2", b1]).code == 0)
-        #expect(minik(["exec", "b1", "--", "ping", "-c1", "-W2", c1]).code == 0)
-        #expect(minik(["node", "exec", "\(name)-worker", "--", "ping", "-c1", "-W2", a1]).code == 0)
+        #expect(minik(["exec", "--name", name, "a1", "--", "ping", "-c1", "-W2", a2]).code == 0)
+        #expect(minik(["exec", "--name", name, "a1", "--", "ping", "-c1", "-W2", b1]).code == 0)
+        #expect(minik(["exec", "--name", name, "b1", "--", "ping", "-c1", "-W2", c1]).code == 0)
+        #expect(minik(["node", "exec", "--name", name, "\(name)-worker", "--", "ping", "-c1", "-W2", a1]).code == 0)
         // An address nobody holds does not answer: the checks above can fail.
-        #expect(minik(["exec", "a1", "--", "ping", "-c1", "-W1", "10.244.2.250"]).code != 0)
+        #expect(minik(["exec", "--name", name, "a1", "--", "ping", "-c1", "-W1", "10.244.2.250"]).code != 0)
 
         // TCP: same node and across nodes.
-        #expect(tcpEcho(server: "a2", serverIP: a2, client: "a1", port: 7001) == "pong-a2")
-        #expect(tcpEcho(server: "b1", serverIP: b1, client: "a1", port: 7002) == "pong-b1")
-        #expect(tcpEcho(server: "c1", serverIP: c1, client: "b1", port: 7003) == "pong-c1")
+        #expect(tcpEcho(cluster: name, server: "a2", serverIP: a2, client: "a1", port: 7001) == "pong-a2")
+        #expect(tcpEcho(cluster: name, server: "b1", serverIP: b1, client: "a1", port: 7002) == "pong-b1")
+        #expect(tcpEcho(cluster: name, server: "c1", serverIP: c1, client: "b1", port: 7003) == "pong-c1")
 
         // The pod's UTS namespace: hostname is the pod name.
-        #expect(minik(["exec", "b1", "--", "hostname"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "b1")
+        #expect(minik(["exec", "--name", name, "b1", "--", "hostname"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "b1")
 
         // Plain iproute2 sees and enters everything.
         let netns = shell(["ip", "netns", "list"]).out
@@ -116,7 +120,7 @@ struct ClusterTests {
         #expect(!shell(["ip", "route"]).out.contains("10.244."))
 
         let pids = try ClusterState.load(cluster: name).pods.map(\.pid)
-        let down = minik(["down"])
+        let down = minik(["down", "--name", name])
         #expect(down.code == 0, "down failed: \(down.err)")
         expectNothingLeft(name, pids: pids)
     }
@@ -125,13 +129,14 @@ struct ClusterTests {
     func twoClusters() throws {
         let one = try SpecFile(smallCluster("it-one"))
         let two = try SpecFile(smallCluster("it-two"))
+        try claim("it-one"); try claim("it-two")
         defer { cleanUp("it-one"); cleanUp("it-two") }
         try #require(minik(["up", "-q", one.path]).code == 0)
         try #require(minik(["up", "-q", two.path]).code == 0)
         let again = minik(["up", one.path])
         #expect(again.code != 0)
         #expect(again.err.contains("cluster \"it-one\" exists already"))
-        let ambiguous = minik(["get", "pods"])
+        let ambiguous = minik(["get", "pods"], unnamed: true)
         #expect(ambiguous.code != 0)
         #expect(ambiguous.err.contains("several clusters are up"))
         // Same pod subnet in both, fully separate: each pod reaches only its own cluster.
@@ -139,14 +144,22 @@ struct ClusterTests {
         #expect(minik(["get", "pods", "--name", "it-one"]).out.contains("p0"))
         #expect(minik(["down", "--name", "it-one"]).code == 0)
         expectNothingLeft("it-one", pids: [])
-        #expect(minik(["get", "pods"]).out.contains("p1")) // only it-two is left: no --name needed
-        #expect(minik(["down"]).code == 0)
+        // Only it-two is left of the two: with no other cluster up, no --name is needed.
+        let others = clustersUp().filter { $0 != "it-two" }
+        let unnamed = minik(["get", "pods"], unnamed: true)
+        if others.isEmpty {
+            #expect(unnamed.out.contains("p1"), "\(unnamed.err)")
+        } else {
+            #expect(unnamed.code != 0 && unnamed.err.contains("several clusters are up"), "other clusters up: \(others); \(unnamed.err)")
+        }
+        #expect(minik(["down", "--name", "it-two"]).code == 0)
         expectNothingLeft("it-two", pids: [])
     }
 
     @Test("down after the supervisor was killed with SIGKILL leaves nothing")
     func downAfterSupervisorKilled() throws {
         let spec = try SpecFile(smallCluster("it-kill"))
+        try claim("it-kill")
         defer { cleanUp("it-kill") }
         try #require(minik(["up", "-q", spec.path]).code == 0)
         let state = try ClusterState.load(cluster: "it-kill")
@@ -154,7 +167,7 @@ struct ClusterTests {
         usleep(100_000)
         // The cluster outlives its supervisor.
         #expect(state.pods.allSatisfy { Sandbox.isAlive($0.pid, startTime: $0.startTime) })
-        #expect(minik(["exec", "p0", "--", "ping", "-c1", "-W2", state.pods[1].ip!.description]).code == 0)
+        #expect(minik(["exec", "--name", "it-kill", "p0", "--", "ping", "-c1", "-W2", state.pods[1].ip!.description]).code == 0)
         let down = minik(["down", "--name", "it-kill"])
         #expect(down.code == 0, "\(down.err)")
         #expect(down.out.contains("without a supervisor"))
@@ -164,6 +177,7 @@ struct ClusterTests {
     @Test("a failure halfway through up removes what it made")
     func failureHalfwayRollsBack() throws {
         let spec = try SpecFile(smallCluster("it-fault", pods: 6))
+        try claim("it-fault")
         defer { cleanUp("it-fault") }
         let up = minik(["up", spec.path], env: ["MINIK_FAULT": "after-pods:3"])
         #expect(up.code != 0)
@@ -174,13 +188,17 @@ struct ClusterTests {
     @Test("bad input is rejected with its place and creates nothing", arguments: badInputs)
     func badInput(_ bad: BadInput) throws {
         let spec = try SpecFile(bad.yaml)
+        try claim("it-bad")
         defer { cleanUp("it-bad") }
-        let before = NetNamespace.list(prefix: "minik-")
+        // Other clusters up on this machine keep their namespaces (and may add some).
+        let before = Set(NetNamespace.list(prefix: "minik-")), others = clustersUp()
         let up = minik(["up", spec.path])
         #expect(up.code != 0)
         #expect(up.err.contains(bad.expected), "stderr was: \(up.err)")
         if bad.line > 0 { #expect(up.err.contains("\(spec.path):\(bad.line):"), "stderr was: \(up.err)") }
-        #expect(NetNamespace.list(prefix: "minik-") == before)
+        let made = Set(NetNamespace.list(prefix: "minik-")).subtracting(before)
+            .filter { ns in !others.contains { ns.hasPrefix(Naming.netnsPrefix($0)) } }
+        #expect(made.isEmpty, "namespaces made: \(made.sorted())")
         #expect(!FileManager.default.fileExists(atPath: Naming.clusterDir("it-bad")))
     }
 
@@ -188,6 +206,7 @@ struct ClusterTests {
     func notRoot() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return }
         let spec = try SpecFile(smallCluster("it-user"))
+        try claim("it-user")
         defer { cleanUp("it-user") }
         // A copy the unprivileged user can reach wherever the checkout is.
         let binary = spec.dir + "/minik"
@@ -325,7 +344,38 @@ func shell(_ argv: [String], env: [String: String] = [:]) -> Result {
     return Result(code: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
 }
 
-func minik(_ args: [String], env: [String: String] = [:]) -> Result { shell([minikBinary] + args, env: env) }
+/// `minik <args>`. A command that acts on a cluster must name it (`--name`, before any
+/// `--`): other clusters may be up, a user's among them, that a test must not act on
+/// (nor fail because of). `unnamed` is for the checks of what minik does without it.
+func minik(_ args: [String], env: [String: String] = [:], unnamed: Bool = false,
+           sourceLocation: Testing.SourceLocation = #_sourceLocation) -> Result {
+    let options = args.prefix { $0 != "--" }
+    if let command = args.first, clusterCommands.contains(command),
+       !(command == "get" && ["clusters", "cluster"].contains(args.dropFirst().first)) {
+        if options.contains("--all") {
+            Issue.record("minik \(args.joined(separator: " ")): a test removes only its own cluster", sourceLocation: sourceLocation)
+        } else if !unnamed && !options.contains(where: { $0 == "--name" || $0.hasPrefix("--name=") }) {
+            Issue.record("minik \(args.joined(separator: " ")) names no cluster: add --name", sourceLocation: sourceLocation)
+        }
+    }
+    return shell([minikBinary] + args, env: env)
+}
+
+/// The subcommands that act on one cluster (ClusterOption).
+let clusterCommands: Set<String> = ["down", "get", "describe", "logs", "exec", "apply", "delete", "scale", "node", "external"]
+
+/// The clusters up on this machine, the test's and anyone else's.
+func clustersUp() -> [String] {
+    minik(["get", "clusters"]).out.split(separator: "\n").map(String.init)
+}
+
+/// Fails the test unless no cluster of this name is up: one that is (a user's, or one a
+/// killed test run left) is not the test's to use or remove.
+func claim(_ name: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+    try #require(!FileManager.default.fileExists(atPath: Naming.clusterDir(name)),
+                 "a cluster named \"\(name)\" is up already; remove it with `sudo minik down --name \(name)` if it is a test's leftover",
+                 sourceLocation: sourceLocation)
+}
 
 func json(_ text: String) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -333,16 +383,16 @@ func json(_ text: String) throws -> [String: Any] {
 
 /// Starts `nc -l` in the server pod answering "pong-<server>", connects from the client
 /// pod, returns what the client read ("" if it never connected).
-func tcpEcho(server: String, serverIP: String, client: String, port: Int) -> String {
+func tcpEcho(cluster: String, server: String, serverIP: String, client: String, port: Int) -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: minikBinary)
-    p.arguments = ["exec", server, "--", "busybox", "nc", "-l", "-p", "\(port)", "-e", "echo", "pong-\(server)"]
+    p.arguments = ["exec", "--name", cluster, server, "--", "busybox", "nc", "-l", "-p", "\(port)", "-e", "echo", "pong-\(server)"]
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     guard (try? p.run()) != nil else { return "" }
     defer { if p.isRunning { p.terminate() } }
     for _ in 0..<30 {
-        let r = minik(["exec", client, "--", "busybox", "nc", "-w", "2", serverIP, "\(port)"])
+        let r = minik(["exec", "--name", cluster, client, "--", "busybox", "nc", "-w", "2", serverIP, "\(port)"])
         let text = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
         if !text.isEmpty { return text }
         usleep(100_000)

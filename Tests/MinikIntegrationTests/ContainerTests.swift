@@ -91,6 +91,7 @@ struct ContainerTests {
     @Test("pod model: localhost, one port per pod, hostname, isolation, capabilities, init, logs, restarts, exec -it")
     func podModel() throws {
         let spec = try SpecFile(Self.podsYAML)
+        try claim("it-ctr")
         defer { cleanUp("it-ctr") }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
@@ -99,40 +100,40 @@ struct ContainerTests {
         let webIP = try #require(web.ip).description
 
         // Containers of a pod talk over localhost.
-        let page = minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://localhost:8080/"])
+        let page = minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://localhost:8080/"])
         #expect(page.out.contains("minik busybox httpd"), "\(page.err)")
         // A second container binding the same port fails; the first keeps serving.
         #expect(waitFor { logs("web", "second").contains("Address already in use") }, "second: \(logs("web", "second"))")
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(webIP):8080/"]).out.contains("minik busybox httpd"))
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(webIP):8080/"]).out.contains("minik busybox httpd"))
         // hostname = pod name, in every container.
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "hostname"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "web")
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "cat", "/etc/hostname"]).out.contains("web"))
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "cat", "/etc/hosts"]).out.contains("\(webIP)\tweb"))
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "hostname"]).out.trimmingCharacters(in: .whitespacesAndNewlines) == "web")
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "cat", "/etc/hostname"]).out.contains("web"))
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "cat", "/etc/hosts"]).out.contains("\(webIP)\tweb"))
 
         // Isolation: a container sees its own processes only (its own PID namespace).
-        let ps = minik(["exec", "web", "-c", "sidecar", "--", "ps", "-o", "pid,args"]).out
+        let ps = minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "ps", "-o", "pid,args"]).out
         #expect(ps.contains("sleep infinity"))
         #expect(!ps.contains("httpd"), "sees the other container: \(ps)")
         #expect(!ps.contains("pause") && !ps.contains("minik"), "sees the host: \(ps)")
-        let pid1 = minik(["exec", "crash", "--", "cat", "/proc/1/cmdline"]).out
+        let pid1 = minik(["exec", "--name", "it-ctr", "crash", "--", "cat", "/proc/1/cmdline"]).out
         #expect(pid1.hasPrefix("sh") || pid1.hasPrefix("sleep"), "PID 1 of the container is its command: \(pid1)")
         // shareProcessNamespace: the pod's containers see each other, pause is PID 1, no host.
         #expect(waitFor { pod("shared")?.appContainers.allSatisfy(\.isRunning) == true })
-        let sharedPS = minik(["exec", "shared", "-c", "a", "--", "ps", "-o", "pid,args"]).out
+        let sharedPS = minik(["exec", "--name", "it-ctr", "shared", "-c", "a", "--", "ps", "-o", "pid,args"]).out
         #expect(sharedPS.contains("sleep 1000000") && sharedPS.contains("sleep infinity"), "\(sharedPS)")
         #expect(sharedPS.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("1 ") && $0.contains("pause") }, "\(sharedPS)")
         #expect(!sharedPS.contains("__supervise") && !sharedPS.contains("httpd") && sharedPS.split(separator: "\n").count == 5, "\(sharedPS)")
         // No mounts, no route changes without NET_ADMIN; with it, yes.
-        let mount = minik(["exec", "web", "-c", "sidecar", "--", "sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"])
+        let mount = minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m"])
         #expect(mount.code != 0)
-        let route = minik(["exec", "web", "-c", "sidecar", "--", "ip", "route", "add", "10.9.9.0/24", "dev", "eth0"])
+        let route = minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "ip", "route", "add", "10.9.9.0/24", "dev", "eth0"])
         #expect(route.code != 0)
         #expect(route.err.contains("Operation not permitted"))
-        #expect(minik(["exec", "admin", "--", "ip", "route", "add", "10.9.9.0/24", "dev", "eth0"]).code == 0)
-        #expect(minik(["exec", "admin", "--", "ip", "route"]).out.contains("10.9.9.0/24"))
+        #expect(minik(["exec", "--name", "it-ctr", "admin", "--", "ip", "route", "add", "10.9.9.0/24", "dev", "eth0"]).code == 0)
+        #expect(minik(["exec", "--name", "it-ctr", "admin", "--", "ip", "route"]).out.contains("10.9.9.0/24"))
         // The image is the root filesystem, writable per container.
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "sh", "-c", "echo x > /www/new && cat /www/new"]).out.contains("x"))
-        #expect(minik(["exec", "web", "-c", "server", "--", "ls", "/www"]).out.contains("new") == false)
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "sh", "-c", "echo x > /www/new && cat /www/new"]).out.contains("x"))
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "server", "--", "ls", "/www"]).out.contains("new") == false)
 
         // Init containers ran first, to completion.
         let initC = try #require(web.containers.first { $0.name == "init" })
@@ -143,16 +144,16 @@ struct ContainerTests {
 
         // A command missing from the image: an error state with the reason; the rest runs.
         #expect(waitFor { (pod("web")?.containers.first { $0.name == "broken" }?.restartCount ?? 0) >= 1 })
-        let describe = minik(["describe", "pod", "web"]).out
+        let describe = minik(["describe", "--name", "it-ctr", "pod", "web"]).out
         #expect(describe.contains("exec: \"foo\": not found"), "\(describe)")
         #expect(logs("web", "broken").contains("exec: \"foo\": not found"))
         #expect(pod("web")?.containers.first { $0.name == "server" }?.isRunning == true)
 
         // netexec answers like the e2e image.
         let netIP = try #require(pod("net")?.ip).description
-        #expect(waitFor { minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/hostname"]).out == "net" })
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/echo?msg=hello%20there"]).out == "hello there")
-        #expect(minik(["exec", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/clientip"]).out.hasPrefix("\(webIP):"))
+        #expect(waitFor { minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/hostname"]).out == "net" })
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/echo?msg=hello%20there"]).out == "hello there")
+        #expect(minik(["exec", "--name", "it-ctr", "web", "-c", "sidecar", "--", "wget", "-qO-", "http://\(netIP):8080/clientip"]).out.hasPrefix("\(webIP):"))
 
         // Killing a container's process 10 times: restarted each time, same pod IP, RESTARTS grows.
         let crashIP = try #require(pod("crash")?.ip)
@@ -163,14 +164,14 @@ struct ContainerTests {
                     "restart \(n) did not happen")
             #expect(pod("crash")?.ip == crashIP)
         }
-        let table = minik(["get", "pods"]).out
+        let table = minik(["get", "--name", "it-ctr", "pods"]).out
         #expect(table.split(separator: "\n").contains { $0.hasPrefix("crash ") && $0.contains(" 10 (") }, "\(table)")
         // Logs survive a restart: --previous is the run before the last one.
-        let current = logs("crash", "c"), previous = minik(["logs", "crash", "--previous"]).out
+        let current = logs("crash", "c"), previous = minik(["logs", "--name", "it-ctr", "crash", "--previous"]).out
         #expect(current.hasPrefix("run-") && previous.hasPrefix("run-") && current != previous)
 
         // exec -it: a real terminal.
-        let tty = shell(["script", "-qec", "\(minikBinary) exec -it web -c sidecar -- sh -c 'test -t 0 && echo IS-A-TTY'", "/dev/null"])
+        let tty = shell(["script", "-qec", "\(minikBinary) exec --name it-ctr -it web -c sidecar -- sh -c 'test -t 0 && echo IS-A-TTY'", "/dev/null"])
         #expect(tty.out.contains("IS-A-TTY"), "\(tty.out) \(tty.err)")
 
         // Limits: memory from resources.limits in the container's cgroup, pids.max for all;
@@ -198,7 +199,7 @@ struct ContainerTests {
         #expect(pod("admin")?.ip == before.ip)
 
         let pids = (state()?.pods ?? []).flatMap { [$0.pid] + $0.containers.map(\.pid) }
-        #expect(minik(["down"]).code == 0)
+        #expect(minik(["down", "--name", "it-ctr"]).code == 0)
         expectNothingLeft("it-ctr", pids: pids)
         #expect(!FileManager.default.fileExists(atPath: Cgroups.dir("memory", cluster: "it-ctr")))
         #expect(!FileManager.default.fileExists(atPath: Cgroups.dir("pids", cluster: "it-ctr")))
@@ -222,6 +223,7 @@ struct ContainerTests {
             metadata: {labels: {app: web}}
             spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
         """)
+        try claim("it-ctr")
         defer { cleanUp("it-ctr") }
         try #require(minik(["up", "-q", spec.path]).code == 0)
         let more = try SpecFile("""
@@ -230,30 +232,30 @@ struct ContainerTests {
         metadata: {name: extra, namespace: tools}
         spec: {containers: [{name: c, image: netexec}]}
         """)
-        let applied = minik(["apply", "-f", more.path])
+        let applied = minik(["apply", "--name", "it-ctr", "-f", more.path])
         #expect(applied.code == 0 && applied.out.contains("pod/extra created"), "\(applied.err)")
         #expect(pod("extra", "tools")?.containers.first?.isRunning == true)
         let bad = try SpecFile("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: nope}]}\n")
-        let rejected = minik(["apply", "-f", bad.path])
+        let rejected = minik(["apply", "--name", "it-ctr", "-f", bad.path])
         #expect(rejected.code != 0 && rejected.err.contains("unknown image \"nope\""))
         #expect(pod("x", "default") == nil)
 
-        #expect(minik(["scale", "deployment", "web", "--replicas", "5"]).code == 0)
+        #expect(minik(["scale", "--name", "it-ctr", "deployment", "web", "--replicas", "5"]).code == 0)
         #expect((state()?.pods.filter { $0.owner == "Deployment/web" }.count) == 5)
         #expect(state()?.pods.allSatisfy { $0.phase == .running } == true)
         let ipam = Naming.ipamDir("it-ctr", node: "it-ctr-worker")
         let allocated = { (try? FileManager.default.contentsOfDirectory(atPath: ipam))?.filter { $0.hasPrefix("10.") }.count ?? -1 }
         #expect(allocated() == 6) // 5 web + extra
-        #expect(minik(["scale", "deployment", "web", "--replicas", "1"]).code == 0)
+        #expect(minik(["scale", "--name", "it-ctr", "deployment", "web", "--replicas", "1"]).code == 0)
         #expect(allocated() == 2)
-        let refused = minik(["delete", "pod", "web-0"])
+        let refused = minik(["delete", "--name", "it-ctr", "pod", "web-0"])
         #expect(refused.code != 0 && refused.err.contains("belongs to Deployment/web"))
-        #expect(minik(["delete", "pod", "extra", "-n", "tools"]).code == 0)
-        #expect(minik(["delete", "deployment", "web"]).code == 0)
+        #expect(minik(["delete", "--name", "it-ctr", "pod", "extra", "-n", "tools"]).code == 0)
+        #expect(minik(["delete", "--name", "it-ctr", "deployment", "web"]).code == 0)
         #expect(allocated() == 0)
         #expect(state()?.pods.filter { $0.namespace != "kube-system" }.isEmpty == true) // the DNS pods stay
         #expect(NetNamespace.list(prefix: Naming.netnsPrefix("it-ctr")).filter { $0.contains("default.") || $0.contains("tools.") }.isEmpty)
-        #expect(minik(["down"]).code == 0)
+        #expect(minik(["down", "--name", "it-ctr"]).code == 0)
         expectNothingLeft("it-ctr", pids: [])
     }
 
@@ -263,7 +265,7 @@ struct ContainerTests {
 
     func pod(_ name: String, _ namespace: String = "default") -> PodState? { state()?.pod(name, namespace: namespace) }
 
-    func logs(_ pod: String, _ container: String) -> String { minik(["logs", pod, "-c", container]).out }
+    func logs(_ pod: String, _ container: String) -> String { minik(["logs", "--name", "it-ctr", pod, "-c", container]).out }
 }
 
 }

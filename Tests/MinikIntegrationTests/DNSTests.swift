@@ -153,7 +153,7 @@ struct DNSTests {
     }
 
     func nslookup(_ name: String, type: String? = nil, from pod: String = "client") -> Lookup {
-        var args = ["exec", pod, "--", "nslookup"]
+        var args = ["exec", "--name", Self.name, pod, "--", "nslookup"]
         if let type { args.append("-type=\(type)") }
         args.append(name)
         let r = minik(args)
@@ -164,7 +164,7 @@ struct DNSTests {
     /// name in a pod, as busybox ping prints it: "PING name (10.96.1.2): 56 data bytes".
     /// (busybox nslookup applies the search path only to names without a dot.)
     func resolve(_ name: String, from pod: String = "client") -> String? {
-        let out = minik(["exec", pod, "--", "ping", "-c", "1", "-W", "1", name]).out
+        let out = minik(["exec", "--name", Self.name, pod, "--", "ping", "-c", "1", "-W", "1", name]).out
         guard let first = out.split(separator: "\n").first, first.hasPrefix("PING "),
               let open = first.firstIndex(of: "("), let close = first.firstIndex(of: ")") else { return nil }
         return String(first[first.index(after: open)..<close])
@@ -172,27 +172,27 @@ struct DNSTests {
 
     /// Restarts of the DNS container in each DNS pod.
     func dnsRestarts() -> [Int] {
-        let items = (try? json(minik(["get", "pods", "-n", "kube-system", "-o", "json"]).out)["items"] as? [[String: Any]]) ?? []
+        let items = (try? json(minik(["get", "--name", Self.name, "pods", "-n", "kube-system", "-o", "json"]).out)["items"] as? [[String: Any]]) ?? []
         return items.compactMap { i in
             ((i["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]])?.first?["restartCount"] as? Int
         }
     }
 
     func clusterIP(_ svc: String, ns: String = "default") -> String {
-        let items = (try? json(minik(["get", "svc", "-n", ns, "-o", "json"]).out)["items"] as? [[String: Any]]) ?? []
+        let items = (try? json(minik(["get", "--name", Self.name, "svc", "-n", ns, "-o", "json"]).out)["items"] as? [[String: Any]]) ?? []
         let s = items.first { ($0["metadata"] as? [String: Any])?["name"] as? String == svc }
         return (s?["spec"] as? [String: Any])?["clusterIP"] as? String ?? ""
     }
 
     func podIP(_ pod: String, ns: String = "default") -> String {
-        let items = (try? json(minik(["get", "pods", "-n", ns, "-o", "json"]).out)["items"] as? [[String: Any]]) ?? []
+        let items = (try? json(minik(["get", "--name", Self.name, "pods", "-n", ns, "-o", "json"]).out)["items"] as? [[String: Any]]) ?? []
         let p = items.first { ($0["metadata"] as? [String: Any])?["name"] as? String == pod }
         return (p?["status"] as? [String: Any])?["podIP"] as? String ?? ""
     }
 
     /// Ready addresses of a service's endpoints.
     func readyAddresses(_ svc: String, ns: String = "default") -> [String] {
-        guard let items = (try? json(minik(["get", "ep", svc, "-n", ns, "-o", "json"]).out))?["items"] as? [[String: Any]],
+        guard let items = (try? json(minik(["get", "--name", Self.name, "ep", svc, "-n", ns, "-o", "json"]).out))?["items"] as? [[String: Any]],
               let subsets = items.first?["subsets"] as? [[String: Any]] else { return [] }
         return Array(Set(subsets.flatMap { ($0["addresses"] as? [[String: Any]] ?? []).compactMap { $0["ip"] as? String } }))
     }
@@ -213,27 +213,28 @@ struct DNSTests {
     func clusterDNS() throws {
         let name = Self.name
         let spec = try SpecFile(Self.yaml)
+        try claim(name)
         defer { cleanUp(name) }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
 
         // The DNS pods and the kube-dns service, as kubectl shows them in kind.
-        let system = minik(["get", "pods", "-n", "kube-system"]).out
+        let system = minik(["get", "--name", Self.name, "pods", "-n", "kube-system"]).out
         #expect(system.contains("minik-dns-0") && system.contains("minik-dns-1"), "\(system)")
         #expect(clusterIP("kube-dns", ns: "kube-system") == "10.96.0.10")
         try #require(waitFor { readyAddresses("kube-dns", ns: "kube-system").count == 2 },
-                     "kube-dns endpoints: \(minik(["get", "ep", "-n", "kube-system"]).out) \(minik(["get", "pods", "-A"]).out)")
+                     "kube-dns endpoints: \(minik(["get", "--name", Self.name, "ep", "-n", "kube-system"]).out) \(minik(["get", "--name", Self.name, "pods", "-A"]).out)")
         try #require(waitFor { readyAddresses("upstream").count == 1 })
 
         // resolv.conf as kubelet writes it, per dnsPolicy.
-        let resolv = minik(["exec", "client", "--", "cat", "/etc/resolv.conf"]).out
+        let resolv = minik(["exec", "--name", Self.name, "client", "--", "cat", "/etc/resolv.conf"]).out
         #expect(resolv.contains("nameserver 10.96.0.10\n"), "\(resolv)")
         #expect(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local\n"), "\(resolv)")
         #expect(resolv.contains("options ndots:5"), "\(resolv)")
-        let none = minik(["exec", "by-none", "--", "cat", "/etc/resolv.conf"]).out
+        let none = minik(["exec", "--name", Self.name, "by-none", "--", "cat", "/etc/resolv.conf"]).out
         #expect(none.contains("nameserver 10.96.0.10") && none.contains("search example.test") && none.contains("ndots:2")
                 && none.contains("edns0") && !none.contains("svc.cluster.local"), "\(none)")
-        let byDefault = minik(["exec", "by-default", "--", "cat", "/etc/resolv.conf"]).out
+        let byDefault = minik(["exec", "--name", Self.name, "by-default", "--", "cat", "/etc/resolv.conf"]).out
         #expect(byDefault.contains("nameserver 10.96.200.53") && !byDefault.contains("10.96.0.10"), "\(byDefault)")
 
         let web = clusterIP("web"), web2 = clusterIP("web2", ns: "other")
@@ -245,11 +246,11 @@ struct DNSTests {
         for n in ["web", "web.default", "web.default.svc", "web.default.svc.cluster.local"] {
             #expect(resolve(n) == web, "\(n)")
         }
-        #expect(minik(["exec", "client", "--", "wget", "-q", "-O", "-", "http://web.default/hostname"]).out.hasPrefix("web-"))
+        #expect(minik(["exec", "--name", Self.name, "client", "--", "wget", "-q", "-O", "-", "http://web.default/hostname"]).out.hasPrefix("web-"))
         #expect(resolve("web2.other") == web2)
         #expect(nslookup("web2.other.svc.cluster.local").addresses == [web2])
         // Not in the client's namespace: the resolver finds nothing (busybox: "bad address").
-        let web2Here = minik(["exec", "client", "--", "ping", "-c", "1", "-W", "1", "web2"])
+        let web2Here = minik(["exec", "--name", Self.name, "client", "--", "ping", "-c", "1", "-W", "1", "web2"])
         #expect(web2Here.code != 0 && web2Here.err.contains("bad address 'web2'"), "\(web2Here.out) \(web2Here.err)")
         #expect(resolve("kubernetes.default") == "10.96.0.1")
         #expect(nslookup("kubernetes.default.svc.cluster.local").addresses == ["10.96.0.1"])
@@ -272,7 +273,7 @@ struct DNSTests {
         #expect(hlSRV.contains("8080 pet-a.hl.default.svc.cluster.local") && hlSRV.contains("8080 pet-b.hl.default.svc.cluster.local"), "\(hlSRV)")
         #expect(nslookup(petA).out.contains("pet-a.hl.default.svc.cluster.local"))
         // The pod's own /etc/hosts carries its FQDN, as kubelet writes it.
-        #expect(minik(["exec", "pet-a", "--", "cat", "/etc/hosts"]).out.contains("pet-a.hl.default.svc.cluster.local"))
+        #expect(minik(["exec", "--name", Self.name, "pet-a", "--", "cat", "/etc/hosts"]).out.contains("pet-a.hl.default.svc.cluster.local"))
 
         // Pod records: a-b-c-d.<ns>.pod.<zone>, and PTR for a pod.
         let clientIP = podIP("client")
@@ -293,10 +294,10 @@ struct DNSTests {
         #expect(nslookup("ext.default.svc.cluster.local").addresses == ["192.0.2.10"])
         // ... that follows an apply to another name, then to a ClusterIP service (an A record).
         let extOther = try SpecFile("apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: other.example.test}\n")
-        #expect(minik(["apply", "-f", extOther.path]).code == 0)
+        #expect(minik(["apply", "--name", Self.name, "-f", extOther.path]).code == 0)
         #expect(waitFor { nslookup("ext", type: "cname").out.contains("other.example.test") })
         let extIP = try SpecFile("apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n")
-        let applied = minik(["apply", "-f", extIP.path])
+        let applied = minik(["apply", "--name", Self.name, "-f", extIP.path])
         #expect(applied.code == 0, "\(applied.err)")
         let extCluster = clusterIP("ext")
         #expect(!extCluster.isEmpty && extCluster != "None")
@@ -307,14 +308,14 @@ struct DNSTests {
         // Live: a new service resolves at once; a deleted one is gone; a deleted pod leaves
         // its headless service.
         let late = try SpecFile(svcYAML("selector: {app: web}", name: "late"))
-        #expect(minik(["apply", "-f", late.path]).code == 0)
+        #expect(minik(["apply", "--name", Self.name, "-f", late.path]).code == 0)
         let lateIP = clusterIP("late")
         let started = Date()
         #expect(waitFor { nslookup("late").addresses == [lateIP] })
         let took = Date().timeIntervalSince(started)
-        #expect(minik(["delete", "svc", "web"]).code == 0)
+        #expect(minik(["delete", "--name", Self.name, "svc", "web"]).code == 0)
         #expect(waitFor { nslookup("web.default.svc.cluster.local").nxdomain }, "\(nslookup("web").out)")
-        #expect(minik(["delete", "pod", "pet-b"]).code == 0)
+        #expect(minik(["delete", "--name", Self.name, "pod", "pet-b"]).code == 0)
         #expect(waitFor { nslookup("hl").addresses == [petA] })
         #expect(waitFor { nslookup("pet-b.hl.default.svc.cluster.local").nxdomain })
 
@@ -325,7 +326,7 @@ struct DNSTests {
         #expect(waitFor { dnsRestarts() == [1, 1] }, "\(dnsRestarts())")
         #expect(waitFor { nslookup("late").addresses == [lateIP] }, "\(nslookup("late").out)")
         #expect(waitFor { readyAddresses("kube-dns", ns: "kube-system").count == 2 })
-        #expect(minik(["exec", "client", "--", "cat", "/etc/resolv.conf"]).out.contains("nameserver 10.96.0.10"))
+        #expect(minik(["exec", "--name", Self.name, "client", "--", "cat", "/etc/resolv.conf"]).out.contains("nameserver 10.96.0.10"))
         print("dns: a new service resolved \(Int(took * 1000)) ms after apply returned (including one nslookup)")
 
         #expect(minik(["down", "--name", name]).code == 0)
@@ -346,11 +347,12 @@ struct DNSTests {
         ---
         \(podYAML("p0"))
         """)
+        try claim(name)
         defer { cleanUp(name) }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
-        #expect(!minik(["get", "pods", "-A"]).out.contains("minik-dns"))
-        let resolv = minik(["exec", "p0", "--", "cat", "/etc/resolv.conf"]).out
+        #expect(!minik(["get", "--name", name, "pods", "-A"]).out.contains("minik-dns"))
+        let resolv = minik(["exec", "--name", name, "p0", "--", "cat", "/etc/resolv.conf"]).out
         #expect(resolv.contains(ResolvConf.noResolverComment) && !resolv.contains("nameserver"), "\(resolv)")
         #expect(!FileManager.default.fileExists(atPath: Naming.dnsDir(name)))
         #expect(minik(["down", "--name", name]).code == 0)

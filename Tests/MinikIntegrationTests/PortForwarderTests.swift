@@ -184,9 +184,9 @@ struct PortForwarderTests {
         return bind(fd, port: port)
     }
 
-    /// A port from 39080 up that is free on 127.0.0.1 for both TCP and UDP.
-    static func freePort() -> Int? {
-        (39080..<39180).first { canBind(port: $0, udp: false) && canBind(port: $0, udp: true) }
+    /// A port of the range (from 39080 up) that is free on 127.0.0.1 for both TCP and UDP.
+    static func freePort(in range: Range<Int> = 39080..<39180) -> Int? {
+        range.first { canBind(port: $0, udp: false) && canBind(port: $0, udp: true) }
     }
 
     /// A TCP echo server on 127.0.0.1:echoPort inside ns: each connection gets back what it

@@ -13,7 +13,9 @@ extension RootTests {
 @Suite("Services (root)", .serialized)
 struct ServiceTests {
     static let name = "it-svc"
-    static let hostPort = 39180
+    /// The extraPortMapping's port on 127.0.0.1: one nobody else uses (not the example's
+    /// 8080, nor one another cluster up on this machine publishes), free for TCP and UDP.
+    static let hostPort = PortForwarderTests.freePort(in: 39180..<39280) ?? 39180
 
     static let yaml = """
     kind: Cluster
@@ -108,16 +110,17 @@ struct ServiceTests {
     func services() throws {
         let name = Self.name
         let spec = try SpecFile(Self.yaml)
+        try claim(name)
         defer { cleanUp(name) }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
 
         // get svc, kubectl's columns.
-        let table = minik(["get", "svc"]).out
+        let table = minik(["get", "--name", Self.name, "svc"]).out
         #expect(table.contains("NAME") && table.contains("CLUSTER-IP") && table.contains("PORT(S)"))
         #expect(table.contains("80:30080/TCP,81:30081/UDP"))
         #expect(table.contains("192.0.2.10"))
-        let svcs = try json(minik(["get", "svc", "-o", "json"]).out)["items"] as! [[String: Any]]
+        let svcs = try json(minik(["get", "--name", Self.name, "svc", "-o", "json"]).out)["items"] as! [[String: Any]]
         func clusterIP(_ n: String) -> String {
             let s = svcs.first { ($0["metadata"] as! [String: Any])["name"] as? String == n }
             return (s?["spec"] as? [String: Any])?["clusterIP"] as? String ?? ""
@@ -128,38 +131,38 @@ struct ServiceTests {
 
         let pods = podIPs()
         let webPods = ["web-0", "web-1", "web-2"]
-        try #require(waitFor { readyEndpoints("web").count == 3 }, "web endpoints: \(minik(["get", "ep", "web"]).out)")
-        try #require(waitFor { readyEndpoints("sticky").count == 2 }, "sticky endpoints (httpGet probe): \(minik(["get", "ep", "sticky"]).out)")
+        try #require(waitFor { readyEndpoints("web").count == 3 }, "web endpoints: \(minik(["get", "--name", Self.name, "ep", "web"]).out)")
+        try #require(waitFor { readyEndpoints("sticky").count == 2 }, "sticky endpoints (httpGet probe): \(minik(["get", "--name", Self.name, "ep", "sticky"]).out)")
         #expect(Set(readyEndpoints("web")) == Set(webPods.map { "\(pods[$0]!):8080" }))
-        #expect(minik(["get", "ep", "headless"]).out.contains(pods["web-0"]!))
+        #expect(minik(["get", "--name", Self.name, "ep", "headless"]).out.contains(pods["web-0"]!))
 
         // Pod to ClusterIP, TCP: every endpoint answers, over many connections.
         #expect(hostnames(from: "client", ip: web, port: 80, tries: 30) == Set(webPods))
         // UDP too.
         var udp = Set<String>()
         for _ in 0..<30 {
-            let r = minik(["exec", "client", "--", "/netexec", "udp", web, "81", "hostname"])
+            let r = minik(["exec", "--name", Self.name, "client", "--", "/netexec", "udp", web, "81", "hostname"])
             if r.code == 0 { udp.insert(r.out.trimmed) }
         }
         #expect(udp == Set(webPods))
 
         // The client's own address reaches the endpoint: no SNAT inside the cluster.
-        let seen = minik(["exec", "client", "--", "/netexec", "http", web, "80", "/clientip"]).out.trimmed
+        let seen = minik(["exec", "--name", Self.name, "client", "--", "/netexec", "http", web, "80", "/clientip"]).out.trimmed
         #expect(seen.hasPrefix("\(pods["client"]!):"), "clientip was \(seen)")
 
         // Node to ClusterIP (the node's own network namespace).
-        let fromNode = minik(["node", "exec", "\(name)-worker", "--", "curl", "-s", "-m", "3", "http://\(web)/hostname"])
+        let fromNode = minik(["node", "exec", "--name", Self.name, "\(name)-worker", "--", "curl", "-s", "-m", "3", "http://\(web)/hostname"])
         #expect(webPods.contains(fromNode.out.trimmed), "node -> ClusterIP: \(fromNode.out) \(fromNode.err)")
 
         // External host to the NodePort of every node, and to the externalIP.
         for ip in ["172.18.0.2", "172.18.0.3", "172.18.0.4"] {
-            let r = minik(["external", "exec", "--", "curl", "-s", "-m", "3", "http://\(ip):30080/hostname"])
+            let r = minik(["external", "exec", "--name", Self.name, "--", "curl", "-s", "-m", "3", "http://\(ip):30080/hostname"])
             #expect(webPods.contains(r.out.trimmed), "external -> \(ip):30080: \(r.out) \(r.err)")
         }
-        let viaExternalIP = minik(["external", "exec", "--", "curl", "-s", "-m", "3", "http://192.0.2.10/hostname"])
+        let viaExternalIP = minik(["external", "exec", "--name", Self.name, "--", "curl", "-s", "-m", "3", "http://192.0.2.10/hostname"])
         #expect(webPods.contains(viaExternalIP.out.trimmed), "external -> externalIP: \(viaExternalIP.out) \(viaExternalIP.err)")
         // From outside the source is masqueraded (the reply must come back the same way).
-        let outside = minik(["external", "exec", "--", "curl", "-s", "-m", "3", "http://172.18.0.3:30080/clientip"]).out.trimmed
+        let outside = minik(["external", "exec", "--name", Self.name, "--", "curl", "-s", "-m", "3", "http://172.18.0.3:30080/clientip"]).out.trimmed
         #expect(!outside.isEmpty && !outside.hasPrefix("172.18.255.254:"), "external clientip: \(outside)")
 
         // This machine's loopback to the extraPortMapping (TCP and UDP).
@@ -174,29 +177,29 @@ struct ServiceTests {
         // Hairpin: a pod reaches itself through its own service.
         var selfSeen = false
         for _ in 0..<30 where !selfSeen {
-            let r = minik(["exec", "web-0", "--", "/netexec", "http", web, "80", "/hostname"])
+            let r = minik(["exec", "--name", Self.name, "web-0", "--", "/netexec", "http", web, "80", "/hostname"])
             #expect(r.code == 0, "web-0 -> its service: \(r.err)")
             if r.out.trimmed == "web-0" { selfSeen = true }
         }
         #expect(selfSeen)
 
         // No endpoints: REJECT, so the client is refused at once instead of timing out.
-        let refused = minik(["exec", "client", "--", "/netexec", "http", empty, "80", "/", "--timeout-ms", "5000"])
+        let refused = minik(["exec", "--name", Self.name, "client", "--", "/netexec", "http", empty, "80", "/", "--timeout-ms", "5000"])
         #expect(refused.code != 0 && refused.err.contains("refused"), "empty service: \(refused.err)")
 
         // Only ready endpoints: web-1 fails its readiness probe, leaves the endpoints and gets
         // no more traffic; it comes back when the probe passes again.
-        #expect(minik(["exec", "web-1", "--", "touch", "/tmp/unready"]).code == 0)
+        #expect(minik(["exec", "--name", Self.name, "web-1", "--", "touch", "/tmp/unready"]).code == 0)
         #expect(waitFor { !readyEndpoints("web").contains("\(pods["web-1"]!):8080") })
-        #expect(minik(["describe", "svc", "web"]).out.contains("Not ready"))
-        #expect(minik(["get", "pods"]).out.split(separator: "\n").contains { $0.hasPrefix("web-1 ") && $0.contains("0/1") })
+        #expect(minik(["describe", "--name", Self.name, "svc", "web"]).out.contains("Not ready"))
+        #expect(minik(["get", "--name", Self.name, "pods"]).out.split(separator: "\n").contains { $0.hasPrefix("web-1 ") && $0.contains("0/1") })
         #expect(hostnames(from: "client", ip: web, port: 80, tries: 20) == ["web-0", "web-2"])
-        #expect(minik(["exec", "web-1", "--", "rm", "/tmp/unready"]).code == 0)
+        #expect(minik(["exec", "--name", Self.name, "web-1", "--", "rm", "/tmp/unready"]).code == 0)
         #expect(waitFor { readyEndpoints("web").count == 3 })
 
         // A restarted container: out while it is down, back with the same IP after.
         let before = restarts("web-2")
-        _ = minik(["exec", "client", "--", "/netexec", "http", pods["web-2"]!, "8080", "/exit?code=1"])
+        _ = minik(["exec", "--name", Self.name, "client", "--", "/netexec", "http", pods["web-2"]!, "8080", "/exit?code=1"])
         #expect(waitFor { restarts("web-2") > before && readyEndpoints("web").contains("\(pods["web-2"]!):8080") })
 
         // ClientIP affinity pins the client to one endpoint...
@@ -204,37 +207,37 @@ struct ServiceTests {
         #expect(pinned.count == 1, "affinity: \(pinned)")
         // ... and turning it off spreads the client again.
         let noAffinity = try SpecFile("apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n  selector: {app: echo}\n  ports: [{port: 80, targetPort: 8080}]\n")
-        let applied = minik(["apply", "-f", noAffinity.path])
+        let applied = minik(["apply", "--name", Self.name, "-f", noAffinity.path])
         #expect(applied.code == 0 && applied.out.contains("service/sticky configured"), "\(applied.out) \(applied.err)")
         #expect(clusterIPNow("sticky") == sticky, "the ClusterIP survives a re-apply")
         #expect(waitFor { hostnames(from: "client", ip: sticky, port: 80, tries: 12).count == 2 })
 
         // Endpoints follow a scaled deployment and a deleted pod.
-        #expect(minik(["scale", "deployment", "web", "--replicas", "2"]).code == 0)
+        #expect(minik(["scale", "--name", Self.name, "deployment", "web", "--replicas", "2"]).code == 0)
         #expect(waitFor { readyEndpoints("web").count == 2 })
         #expect(hostnames(from: "client", ip: web, port: 80, tries: 20) == ["web-0", "web-1"])
         let solo = try SpecFile("apiVersion: v1\nkind: Pod\nmetadata: {name: solo, labels: {app: web}}\nspec:\n  containers: [{name: c, image: netexec, ports: [{name: http, containerPort: 8080}, {name: udp, containerPort: 8081, protocol: UDP}]}]\n")
-        #expect(minik(["apply", "-f", solo.path]).code == 0)
+        #expect(minik(["apply", "--name", Self.name, "-f", solo.path]).code == 0)
         #expect(waitFor { readyEndpoints("web").count == 3 })
-        #expect(minik(["delete", "pod", "solo"]).code == 0)
+        #expect(minik(["delete", "--name", Self.name, "pod", "solo"]).code == 0)
         #expect(readyEndpoints("web").count == 2)
 
         // Delete a service: its chains go from every node.
         let svcChain = ProxyRules.chainName("KUBE-SVC-", "default/sticky" + "tcp")
         #expect(natRules("\(name)-worker").contains(svcChain))
-        #expect(minik(["delete", "svc", "sticky"]).code == 0)
+        #expect(minik(["delete", "--name", Self.name, "svc", "sticky"]).code == 0)
         #expect(waitFor { !natRules("\(name)-worker").contains(svcChain) })
 
         // Someone flushes a node's nat table: the proxy puts it back within seconds.
-        #expect(minik(["node", "exec", "\(name)-worker2", "--", "iptables", "-t", "nat", "-F"]).code == 0)
+        #expect(minik(["node", "exec", "--name", Self.name, "\(name)-worker2", "--", "iptables", "-t", "nat", "-F"]).code == 0)
         #expect(!natRules("\(name)-worker2").contains("-A KUBE-SVC-"))
         #expect(waitFor { natRules("\(name)-worker2").contains("-A KUBE-SERVICES -d \(web)/32") })
-        let repaired = minik(["node", "exec", "\(name)-worker2", "--", "curl", "-s", "-m", "3", "http://\(web)/hostname"])
+        let repaired = minik(["node", "exec", "--name", Self.name, "\(name)-worker2", "--", "curl", "-s", "-m", "3", "http://\(web)/hostname"])
         #expect(["web-0", "web-1"].contains(repaired.out.trimmed))
 
         // down: the rules go with the namespaces; the published port is free again.
         let pids = try ClusterState.load(cluster: name).pods.map(\.pid)
-        #expect(minik(["down"]).code == 0)
+        #expect(minik(["down", "--name", name]).code == 0)
         expectNothingLeft(name, pids: pids)
         #expect(!shell(["ss", "-Hltnu"]).out.contains(":\(Self.hostPort) "))
     }
@@ -242,7 +245,7 @@ struct ServiceTests {
     // MARK: helpers
 
     func podIPs() -> [String: String] {
-        guard let items = (try? json(minik(["get", "pods", "-o", "json"]).out))?["items"] as? [[String: Any]] else { return [:] }
+        guard let items = (try? json(minik(["get", "--name", Self.name, "pods", "-o", "json"]).out))?["items"] as? [[String: Any]] else { return [:] }
         var out: [String: String] = [:]
         for p in items {
             let n = (p["metadata"] as! [String: Any])["name"] as! String
@@ -252,7 +255,7 @@ struct ServiceTests {
     }
 
     func readyEndpoints(_ svc: String) -> [String] {
-        guard let items = (try? json(minik(["get", "ep", svc, "-o", "json"]).out))?["items"] as? [[String: Any]],
+        guard let items = (try? json(minik(["get", "--name", Self.name, "ep", svc, "-o", "json"]).out))?["items"] as? [[String: Any]],
               let subsets = items.first?["subsets"] as? [[String: Any]] else { return [] }
         var out: [String] = []
         for s in subsets {
@@ -264,28 +267,28 @@ struct ServiceTests {
     }
 
     func clusterIPNow(_ svc: String) -> String? {
-        let items = (try? json(minik(["get", "svc", svc, "-o", "json"]).out))?["items"] as? [[String: Any]]
+        let items = (try? json(minik(["get", "--name", Self.name, "svc", svc, "-o", "json"]).out))?["items"] as? [[String: Any]]
         return (items?.first?["spec"] as? [String: Any])?["clusterIP"] as? String
     }
 
     func hostnames(from pod: String, ip: String, port: Int, tries: Int) -> Set<String> {
         var seen = Set<String>()
         for _ in 0..<tries {
-            let r = minik(["exec", pod, "--", "/netexec", "http", ip, "\(port)", "/hostname"])
+            let r = minik(["exec", "--name", Self.name, pod, "--", "/netexec", "http", ip, "\(port)", "/hostname"])
             if r.code == 0 { seen.insert(r.out.trimmed) }
         }
         return seen
     }
 
     func restarts(_ pod: String) -> Int {
-        guard let items = (try? json(minik(["get", "pods", "-o", "json"]).out))?["items"] as? [[String: Any]],
+        guard let items = (try? json(minik(["get", "--name", Self.name, "pods", "-o", "json"]).out))?["items"] as? [[String: Any]],
               let p = items.first(where: { ($0["metadata"] as! [String: Any])["name"] as? String == pod }),
               let cs = (p["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]] else { return -1 }
         return cs.first?["restartCount"] as? Int ?? -1
     }
 
     func natRules(_ node: String) -> String {
-        minik(["node", "exec", node, "--", "iptables-save", "-t", "nat"]).out
+        minik(["node", "exec", "--name", Self.name, node, "--", "iptables-save", "-t", "nat"]).out
     }
 }
 }
