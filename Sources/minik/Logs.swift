@@ -29,9 +29,16 @@ struct Logs: ParsableCommand {
             attempt = c.state == .waiting ? max(c.restartCount - 2, 0) : c.restartCount - 1
         }
         var path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt)
-        if !previous && !FileManager.default.fileExists(atPath: path) && attempt > 0 {
-            // In back-off: the last run is the latest output there is.
-            path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt - 1)
+        if !FileManager.default.fileExists(atPath: path) {
+            // In back-off, or a fast crash loop moved on (only two runs are kept): the
+            // latest run up to that one.
+            let dir = ContainerRunner.logDir(name, namespace: namespace, pod: pod, container: c.name)
+            let runs = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap { f -> Int? in
+                f.hasSuffix(".log") ? Int(f.dropLast(4)) : nil
+            }
+            if let run = runs.filter({ $0 <= attempt }).max() ?? (previous ? nil : runs.max()) {
+                path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: run)
+            }
         }
         guard var handle = FileHandle(forReadingAtPath: path) else {
             throw CLIError("container \"\(c.name)\" in pod \"\(pod)\" has no logs yet")

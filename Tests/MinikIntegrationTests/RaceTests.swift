@@ -62,6 +62,7 @@ struct RaceTests {
 
     @Test("up and down of one cluster at once: down waits or finds nothing, never reports what it did not do", arguments: [0.0, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45])
     func upAgainstDown(delay: Double) throws {
+        try claim(Self.cluster)
         let spec = try SpecFile(Self.yaml)
         defer { cleanUp(Self.cluster) }
         let up = try startUp(spec)
@@ -84,6 +85,7 @@ struct RaceTests {
 
     @Test("the supervisor killed during up: down finds every process it started, pause included", arguments: [0.04, 0.08, 0.12, 0.16, 0.2, 0.25])
     func supervisorKilledDuringUp(delay: Double) throws {
+        try claim(Self.cluster)
         let spec = try SpecFile(Self.yaml)
         defer { cleanUp(Self.cluster) }
         let before = pauses()
@@ -101,6 +103,7 @@ struct RaceTests {
 
     @Test("up or a supervisor started for a live cluster whose directory is gone: refused, and nothing of it is touched")
     func refusalChangesNothing() throws {
+        try claim(Self.cluster)
         let spec = try SpecFile(Self.yaml)
         defer { cleanUp(Self.cluster) }
         try #require(minik(["up", "-q", spec.path]).code == 0)
@@ -128,6 +131,7 @@ struct RaceTests {
 
     @Test("Ctrl-C of up rolls everything back", arguments: [0.02, 0.06, 0.1, 0.14, 0.18, 0.24])
     func interruptedUp(delay: Double) throws {
+        try claim(Self.cluster)
         let spec = try SpecFile(Self.yaml)
         defer { cleanUp(Self.cluster) }
         let before = pauses()
@@ -148,6 +152,7 @@ struct RaceTests {
 
     @Test("up killed: its supervisor builds the cluster anyway and serves it", arguments: [0.03, 0.1])
     func killedUp(delay: Double) throws {
+        try claim(Self.cluster)
         let spec = try SpecFile(Self.yaml)
         defer { cleanUp(Self.cluster) }
         let up = try startUp(spec)

@@ -18,6 +18,7 @@ struct SandboxTests {
 
     @Test("a re-created sandbox keeps its IP and MAC, answers its peers within a second, keeps its age and counts")
     func recreatedSandbox() throws {
+        try claim(Self.cluster)
         let spec = try SpecFile("""
         kind: Cluster
         apiVersion: kind.x-k8s.io/v1alpha4

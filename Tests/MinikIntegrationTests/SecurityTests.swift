@@ -81,6 +81,7 @@ struct SecurityTests {
 
     @Test("a container cannot reach the caller's terminal, kernel settings, host devices or new user namespaces, nor leave its cgroups through exec")
     func escapesFail() throws {
+        try claim(Self.cluster)
         let spec = try SpecFile(Self.yaml)
         defer { cleanUp(Self.cluster) }
         let up = minik(["up", "-q", spec.path])
@@ -163,6 +164,7 @@ struct SecurityTests {
     @Test("container logs rotate at 10 MiB, five files, the previous run only; writable layers are bounded tmpfs")
     func boundedRAM() throws {
         let name = "it-ram"
+        try claim(name)
         let spec = try SpecFile("""
         kind: Cluster
         apiVersion: kind.x-k8s.io/v1alpha4

@@ -159,7 +159,13 @@ public enum ContainerRunner {
             } else {
                 message = "\(what): \(String(cString: strerror(-pid)))"
             }
-            _ = "minik: \(message)\n".withCString { write(log, $0, strlen($0)) }
+            // Straight into the attempt's file, not through the FIFO: the next attempt may
+            // start (and prune) before the copier would get to it.
+            let file = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            if file >= 0 {
+                _ = "minik: \(message)\n".withCString { write(file, $0, strlen($0)) }
+                close(file)
+            }
             throw .state(message)
         }
         return Started(pid: pid, startTime: Sandbox.startTime(pid))
