@@ -265,13 +265,15 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var dnsConfig: PodDNSConfig?
     /// spec.securityContext.sysctls: written into the pod's namespaces before it runs.
     public var sysctls: [Sysctl] = []
+    /// spec.tolerations: the control-plane's taint is the only one there is.
+    public var tolerations: [Toleration] = []
 
     public var key: String { "\(namespace)/\(name)" }
 
     enum CodingKeys: String, CodingKey {
         case namespace, name, labels, annotations, nodeName, requestedNodeName, nodeSelector, containers
         case initContainers, restartPolicy, hostname, subdomain, shareProcessNamespace, owner, source
-        case dnsPolicy, dnsConfig, sysctls
+        case dnsPolicy, dnsConfig, sysctls, tolerations
     }
 }
 
@@ -431,7 +433,8 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     /// control-plane; matching nodeSelector) with the fewest pods. nil: no node fits.
     public func place(_ pod: PodSpec, load: [String: Int]) -> String? {
         if let want = pod.requestedNodeName { return node(named: want)?.name }
-        let candidates = nodes.contains { $0.role == .worker } ? nodes.filter { $0.role == .worker } : nodes
+        // The control-plane is tainted NoSchedule when there are workers (as kind does).
+        let candidates = nodes.contains { $0.role == .worker } && !pod.toleratesControlPlane ? nodes.filter { $0.role == .worker } : nodes
         let eligible = candidates.filter { n in pod.nodeSelector.allSatisfy { n.labels[$0.key] == $0.value } }
         return eligible.min { (load[$0.name] ?? 0, $0.index) < (load[$1.name] ?? 0, $1.index) }?.name
     }

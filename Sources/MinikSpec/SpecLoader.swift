@@ -484,10 +484,11 @@ struct Builder {
         guard let f = r.mapping(y, "Pod spec", known: [
             "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
             "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "dnsPolicy", "dnsConfig", "securityContext",
+            "tolerations",
         ], ignored: [
             "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
             "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
-            "tolerations": later, "priorityClassName": later, "priority": later, "schedulerName": later,
+"priorityClassName": later, "priority": later, "schedulerName": later,
             "imagePullSecrets": later, "enableServiceLinks": later, "readinessGates": later,
             "topologySpreadConstraints": later, "runtimeClassName": later, "activeDeadlineSeconds": later,
             "hostAliases": later, "preemptionPolicy": later, "overhead": later, "setHostnameAsFQDN": later,
@@ -536,6 +537,7 @@ struct Builder {
         spec.dnsPolicy = dnsPolicy
         spec.dnsConfig = dnsConfig
         spec.sysctls = podSecurityContext(f["securityContext"])
+        spec.tolerations = tolerations(f["tolerations"])
         return (spec, nodeNameY, nameservers)
     }
 
