@@ -34,6 +34,14 @@ public final class Supervisor: @unchecked Sendable {
     /// supervisor died), then serves until `down`. Never returns normally.
     public func run(adopting old: ClusterState? = nil) -> Never {
         signal(SIGPIPE, SIG_IGN)
+        // Two descriptors per container for its logs, one per node and more: the default
+        // soft limit of 1024 would cap a cluster at a few hundred containers. (Containers
+        // inherit it, as Docker's get 1048576.)
+        var files = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0 && files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        }
         startReaper()
         // SIGTERM/SIGINT while building (Ctrl-C of `up`): stop and roll back.
         var interrupts: [DispatchSourceSignal] = []
