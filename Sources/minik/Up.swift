@@ -24,6 +24,13 @@ struct Up: ParsableCommand {
             throw CLIError("cluster \"\(spec.name)\" is being created or deleted by another minik command; try again when it is done")
         }
         // A refusal changes nothing: every check comes before the first thing made.
+        if FileManager.default.fileExists(atPath: dir) && !FileManager.default.fileExists(atPath: Naming.stateFile(spec.name))
+            && ControlSocket.call(path: Naming.socketPath(spec.name), ControlRequest(op: .ping), timeout: 2) == nil
+            && ClusterRuntime.preflight(cluster: spec.name) == nil {
+            // What an `up` killed before it started its supervisor leaves: a directory with
+            // the spec and nothing else (we hold the lock: no other `up` is under way).
+            try? FileManager.default.removeItem(atPath: dir)
+        }
         if FileManager.default.fileExists(atPath: dir) {
             if let old = try? ClusterState.load(cluster: spec.name), !Supervisor.isRunning(old) {
                 // Its supervisor died: a new one takes the running cluster over.
