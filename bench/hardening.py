@@ -155,19 +155,20 @@ def race_kill_up(path):
 
 def refusals(path):
     n = max(RUNS // 3, 5)
-    killed = 0
+    killed = accepted = 0
     for _ in range(n):
         minik("up", "-q", path)
         st = status()
         os.kill(st["supervisorPID"], signal.SIGKILL)
         time.sleep(0.2)
         run("rm", "-rf", f"/run/minik/{NAME}")
-        minik("up", "-q", path)
-        minik("__supervise", "--name", NAME, "--spec", path)
+        refused = minik("up", "-q", path).returncode != 0
+        refused &= minik("__supervise", "--name", NAME, "--spec", path).returncode != 0
+        accepted += not refused
         alive = all(os.path.exists(f"/proc/{p['pid']}") and open(f"/proc/{p['pid']}/stat").read().split(") ")[1][0] != "Z" for p in st["pods"])
         killed += not alive
         minik("down", "--name", NAME)
-    return f"| `up` and `__supervise` against a live cluster without its directory | {n} | refused each time | a process killed: **{killed}** |"
+    return f"| `up` and `__supervise` against a live cluster without its directory | {n} | not refused: **{accepted}** | a process killed: **{killed}** |"
 
 def sandbox_recreation(path):
     minik("up", "-q", path)
@@ -208,9 +209,10 @@ def logs_and_exec(path):
     minik("up", "-q", path)
     try:
         def dd(target):
-            r = minik("exec", "--name", NAME, "client", "--", "sh", "-c", f"dd if=/dev/zero bs=64k count=8000 > {target}")
-            line = [l for l in r.stderr.splitlines() if "copied" in l or "/s" in l]
-            return line[-1] if line else r.stderr.strip()
+            # busybox dd prints no rate: the exec's wall time, 500 MiB over it.
+            t0 = time.monotonic()
+            minik("exec", "--name", NAME, "client", "--", "sh", "-c", f"dd if=/dev/zero bs=64k count=8000 > {target} 2>/dev/null")
+            return f"{500 / (time.monotonic() - t0):.0f} MiB/s"
         # The container's own stdout is the FIFO: write to it through /proc/1/fd/1.
         fifo = dd("/proc/1/fd/1")
         null = dd("/dev/null")
@@ -227,6 +229,9 @@ def logs_and_exec(path):
 if __name__ == "__main__":
     path = spec_file()
     clean()
+    if sys.argv[1:] == ["logs"]:
+        print(logs_and_exec(path))
+        sys.exit(0)
     print("| race | runs | outcome | must be 0 |\n|---|---|---|---|")
     for f in (race_up_down, race_kill_supervisor, race_interrupt, race_kill_up, refusals):
         print(f(path), flush=True)
