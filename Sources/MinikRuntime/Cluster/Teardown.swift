@@ -44,15 +44,17 @@ public enum Teardown {
             if !left.isEmpty { usleep(1000) }
         }
         for n in names { try? NetNamespace.remove(n) }
-        // A container started while this ran (a restart falling due) is in no namespace we
-        // could still find, but it is in the cluster's cgroups.
-        for _ in 0..<100 {
-            let stragglers = Cgroups.processes(cluster: cluster).filter { $0 != me }
-            if stragglers.isEmpty { break }
-            for pid in stragglers { kill(pid, SIGKILL) }
+        // A container started while this ran (a restart falling due), or a pause whose
+        // spawn was under way when its supervisor was killed, is in no namespace we could
+        // still find, but it joins the cluster's cgroups before its first instruction.
+        // Kill what is there until the cgroups themselves are gone: a process that joins
+        // after a sweep makes rmdir fail (EBUSY) and is swept next time; one that tries to
+        // join after the rmdir fails to and exits.
+        for _ in 0..<300 {
+            for pid in Cgroups.processes(cluster: cluster) where pid != me { kill(pid, SIGKILL) }
+            if Cgroups.removeOnce(cluster: cluster) { break }
             usleep(10_000)
         }
-        Cgroups.remove(cluster: cluster)
         if !keepStateDir {
             try? FileManager.default.removeItem(atPath: Naming.clusterDir(cluster))
             NetNamespace.releaseDirectoryIfIdle()

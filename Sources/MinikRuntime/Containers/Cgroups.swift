@@ -131,20 +131,21 @@ public enum Cgroups {
         return out
     }
 
-    /// Removes every cgroup of a cluster (its processes must be gone).
-    public static func remove(cluster: String) {
+    /// One pass at removing every cgroup of a cluster, without waiting; true when none is
+    /// left (a cgroup with processes, even dying ones, refuses with EBUSY).
+    public static func removeOnce(cluster: String) -> Bool {
+        var left = false
         for controller in controllers {
             let base = dir(controller, cluster: cluster)
-            let leaves = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
-            for leaf in leaves {
+            for leaf in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
                 var isDir: ObjCBool = false
-                if FileManager.default.fileExists(atPath: "\(base)/\(leaf)", isDirectory: &isDir), isDir.boolValue {
-                    rmdirRetrying("\(base)/\(leaf)")
-                }
+                if FileManager.default.fileExists(atPath: "\(base)/\(leaf)", isDirectory: &isDir), isDir.boolValue,
+                   rmdir("\(base)/\(leaf)") != 0 && errno != ENOENT { left = true }
             }
-            rmdirRetrying(base)
+            if rmdir(base) != 0 && errno != ENOENT { left = true }
             rmdir("\(root)/\(controller)/minik") // only when no other cluster uses it
         }
+        return !left
     }
 
     /// Removes one pod's cgroups.
