@@ -116,17 +116,21 @@ static int container_child(void *p) {
     if (a->base_mnt_fd >= 0 && setns(a->base_mnt_fd, CLONE_NEWNS) < 0) FAIL("enter the base mount namespace");
     if (unshare(CLONE_NEWNS) < 0) FAIL("new mount namespace");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) FAIL("make mounts private");
+    /* Unprivileged: device nodes made in the container's own filesystems do not work
+     * (the devices cgroup refuses to make them too; this holds where it is missing). The
+     * nodes /dev holds are bind mounts, which keep their own flags. */
+    const unsigned long nodev = a->privileged ? 0 : MS_NODEV;
     if (a->rw_dir) {
         /* The writable layer, bounded: a tmpfs only this mount namespace sees, gone with it. */
-        if (mount("tmpfs", a->rw_dir, "tmpfs", MS_NOSUID, a->rw_options) < 0) FAIL("mount the writable layer (tmpfs)");
+        if (mount("tmpfs", a->rw_dir, "tmpfs", MS_NOSUID | nodev, a->rw_options) < 0) FAIL("mount the writable layer (tmpfs)");
         if (mkdir(a->rw_upper, 0755) < 0 || mkdir(a->rw_work, 0755) < 0) FAIL("make the writable layer");
     }
-    if (mount("overlay", a->merged, "overlay", 0, a->overlay_options) < 0) FAIL("mount the image (overlayfs)");
+    if (mount("overlay", a->merged, "overlay", nodev, a->overlay_options) < 0) FAIL("mount the image (overlayfs)");
     if (chdir(a->merged) < 0) FAIL("enter the root filesystem");
     mkdir("proc", 0555);
     if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) FAIL("mount /proc");
     mkdir("dev", 0755);
-    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") < 0) FAIL("mount /dev");
+    if (mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_STRICTATIME | nodev, "mode=755,size=65536k") < 0) FAIL("mount /dev");
     static const char *const devices[][2] = {
         {"/dev/null", "dev/null"}, {"/dev/zero", "dev/zero"}, {"/dev/full", "dev/full"},
         {"/dev/random", "dev/random"}, {"/dev/urandom", "dev/urandom"}, {"/dev/tty", "dev/tty"},

@@ -15,6 +15,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <termios.h>
 #include <linux/seccomp.h>
 #include <sys/mount.h>
@@ -384,12 +387,37 @@ int minik_memfd(const char *name) {
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-int minik_pty_open(const char *ptmx_path, unsigned short rows, unsigned short cols, int *master, int *slave) {
-    int m = open(ptmx_path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-    if (m < 0) return -errno;
+struct pty_job {
+    int mnt_fd;
+    int fd;
+};
+
+/* Inside the container's mount namespace (whose root is the container's root, whatever
+ * chroot its processes made), /dev/pts/ptmx without following any symlink. */
+static int pty_job(void *p) {
+    struct pty_job *j = p;
+    if (unshare(CLONE_FS) < 0) return -errno; /* setns(CLONE_NEWNS) needs a private fs */
+    if (setns(j->mnt_fd, CLONE_NEWNS) < 0) return -errno;
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, "/dev/pts/ptmx", &how, sizeof how);
+    if (fd < 0) return -errno;
+    j->fd = fd;
+    return 0;
+}
+
+int minik_pty_open(int mnt_fd, unsigned short rows, unsigned short cols, int *master, int *slave) {
+    struct pty_job j = {mnt_fd, -1};
+    int rc = minik_run_on_thread(pty_job, &j);
+    if (rc < 0) return rc;
+    int m = j.fd;
     struct stat st;
-    /* The path is the container's: insist on a pty multiplexer (5:2) before using it. */
-    if (fstat(m, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+    struct statfs fs;
+    /* A devpts multiplexer (5:2) of a devpts instance, nothing else the container made. */
+    if (fstat(m, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2 ||
+        fstatfs(m, &fs) < 0 || fs.f_type != DEVPTS_SUPER_MAGIC) {
         close(m);
         return -ENOTTY;
     }

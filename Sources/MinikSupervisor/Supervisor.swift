@@ -66,7 +66,9 @@ public final class Supervisor: @unchecked Sendable {
         let listener: Int32
         do { listener = try ControlSocket.listen(path: Naming.socketPath(runtime.spec.name)) } catch {
             say("error: \(error)")
-            runtime.down()
+            // A cluster this supervisor built goes; one it was adopting was running before
+            // and is left as it is.
+            if old == nil { runtime.down() }
             lock.release()
             exit(1)
         }

@@ -43,12 +43,18 @@ enum ExecStreams {
         var readInput = p.stdin != nil
         var outputs: [(from: Int32, to: Int32)] = [(p.stdout, Int32(1))]
         if let e = p.stderr { outputs.append((e, Int32(2))) }
+        // Input waits here while the command does not read it (a terminal's master is
+        // non-blocking): its output keeps flowing meanwhile.
+        var pending: [UInt8] = []
         var status: Int32 = 0
         var exited = false
         var buf = [UInt8](repeating: 0, count: 32768)
         while !outputs.isEmpty {
             var fds = outputs.map { pollfd(fd: $0.from, events: Int16(POLLIN), revents: 0) }
-            if readInput { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
+            let inputAt = fds.count
+            if readInput && pending.isEmpty { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
+            let pendingAt = fds.count
+            if let input = p.stdin, !pending.isEmpty { fds.append(pollfd(fd: input, events: Int16(POLLOUT), revents: 0)) }
             // Once the command is gone, what is left is drained; a process it left behind
             // holding the stream does not keep us here.
             let n = poll(&fds, nfds_t(fds.count), exited ? 100 : 200)
@@ -59,11 +65,21 @@ enum ExecStreams {
             }
             if n == 0 && exited { break }
             if n <= 0 { continue }
-            if readInput, let last = fds.last, last.revents != 0 {
+            if fds.count > inputAt, inputAt < pendingAt, fds[inputAt].revents != 0 {
                 let got = read(0, &buf, buf.count)
-                if got > 0, let input = p.stdin {
-                    if !writeAll(input, buf, got) { p.closeStdin(); readInput = false }
-                } else if got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN) {
+                if got > 0 {
+                    pending += buf[0..<got]
+                } else if got == 0 || (errno != EINTR && errno != EAGAIN) {
+                    p.closeStdin()
+                    readInput = false
+                }
+            }
+            if fds.count > pendingAt, fds[pendingAt].revents != 0, let input = p.stdin {
+                let wrote = pending.withUnsafeBytes { write(input, $0.baseAddress, $0.count) }
+                if wrote > 0 {
+                    pending.removeFirst(wrote)
+                } else if wrote < 0 && errno != EINTR && errno != EAGAIN {
+                    pending = [] // the command closed its input
                     p.closeStdin()
                     readInput = false
                 }

@@ -52,6 +52,17 @@ struct SecurityTests {
     ---
     apiVersion: v1
     kind: Pod
+    metadata: {name: chrooted}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+        # Its main process chroots into a tree whose dev/pts/ptmx points at a host path:
+        # exec -t must not follow it (it used to, through /proc/PID/root).
+        command: [sh, -c, "mkdir -p /x/dev/pts /x/bin && cp /bin/busybox /x/bin/ && ln -s /tmp/it-sec-canary /x/dev/pts/ptmx && exec chroot /x /bin/busybox sleep 100000"]
+    ---
+    apiVersion: v1
+    kind: Pod
     metadata: {name: tuned}
     spec:
       securityContext:
@@ -111,6 +122,18 @@ struct SecurityTests {
         #expect(fds.out.contains("pipe:") && fds.out.contains("NO-TTY"), "\(fds.out)")
         let pty = shell(["script", "-qec", "\(minikBinary) exec --name \(Self.cluster) -it plain -- tty", "/dev/null"])
         #expect(pty.out.contains("/dev/pts/0"), "the container's own pty: \(pty.out)")
+        // A container whose process chrooted onto a symlink to a host path: the terminal
+        // still comes from its own devpts, and the host path is never opened.
+        let canary = "/tmp/it-sec-canary"
+        FileManager.default.createFile(atPath: canary, contents: Data("canary".utf8))
+        defer { try? FileManager.default.removeItem(atPath: canary) }
+        chmod(canary, 0o600)
+        let before = try FileManager.default.attributesOfItem(atPath: canary)[.modificationDate] as? Date
+        #expect(waitFor { minik(["exec", "--name", Self.cluster, "chrooted", "--", "busybox", "true"]).code == 0 })
+        let chrooted = shell(["script", "-qec", "\(minikBinary) exec --name \(Self.cluster) -it chrooted -- /bin/busybox tty", "/dev/null"])
+        #expect(chrooted.out.contains("/dev/pts/0"), "\(chrooted.out) \(chrooted.err)")
+        #expect(try String(contentsOfFile: canary, encoding: .utf8) == "canary")
+        #expect(try FileManager.default.attributesOfItem(atPath: canary)[.modificationDate] as? Date == before)
 
         // 2. Kernel settings are read-only, kernel internals masked; privileged lifts it.
         let hostPattern = try String(contentsOfFile: "/proc/sys/kernel/core_pattern", encoding: .utf8)

@@ -144,11 +144,12 @@ int minik_container_base_mntns(const char *netns_dir, int *fd);
 int minik_seccomp_build(const char *const *denied, int count, int errno_value, int restrict_clone,
                         struct sock_fprog *out);
 
-/* A new pseudo-terminal in the devpts instance whose ptmx is ptmx_path (a container's
- * /dev/pts/ptmx seen through /proc/PID/root): *master and *slave are O_CLOEXEC fds, the
- * slave opened through the master (TIOCGPTPEER), never by a path the container could
- * swap. rows/cols > 0 set the window size. Returns 0 or -errno. */
-int minik_pty_open(const char *ptmx_path, unsigned short rows, unsigned short cols, int *master, int *slave);
+/* A new pseudo-terminal in a container's own devpts: /dev/pts/ptmx of the mount namespace
+ * mnt_fd, opened on a throwaway thread inside it without following symlinks (never
+ * through /proc/PID/root, which a process's chroot moves), checked to be a devpts 5:2.
+ * *master and *slave are O_CLOEXEC fds, the slave opened through the master
+ * (TIOCGPTPEER). rows/cols > 0 set the window size. Returns 0 or -errno. */
+int minik_pty_open(int mnt_fd, unsigned short rows, unsigned short cols, int *master, int *slave);
 
 /* The terminal's window size (TIOCGWINSZ) into *rows/*cols; set it with minik_pty_resize. */
 int minik_tty_size(int fd, unsigned short *rows, unsigned short *cols);

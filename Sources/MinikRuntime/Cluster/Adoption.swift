@@ -159,11 +159,13 @@ extension ClusterRuntime {
                 if stop || watched.isEmpty { return }
                 for (pid, start) in watched where !Sandbox.isAlive(pid, startTime: start) {
                     lock.lock()
-                    adopted.removeValue(forKey: pid)
+                    // Still ours: not killed on purpose (delete, a dead sandbox) meanwhile,
+                    // and its pid not given to a new child of ours.
+                    let ours = adopted.removeValue(forKey: pid) == start && pidIndex[pid] != nil
+                    let status = ours ? Self.zombieStatus(pid) : nil
+                    if ours && status == nil { unknownExits.insert(pid) }
                     lock.unlock()
-                    let status = Self.zombieStatus(pid)
-                    if status == nil { unknownExits.insert(pid) }
-                    reaped(pid: pid, status: status ?? SIGKILL)
+                    if ours { reaped(pid: pid, status: status ?? SIGKILL) }
                 }
                 usleep(100_000)
             }
@@ -184,13 +186,15 @@ extension ClusterRuntime {
         let t = Thread { [self] in
             while true {
                 usleep(1_000_000)
+                // Under the lock: `down` sets stopping under it before it removes the
+                // directory, so no state file is written after that.
                 lock.lock()
-                let dirty = stateDirty
-                stateDirty = false
-                let stop = stopping
-                lock.unlock()
-                if stop { return }
-                if dirty { try? state().save() }
+                defer { lock.unlock() }
+                if stopping { return }
+                if stateDirty {
+                    stateDirty = false
+                    try? state().save()
+                }
             }
         }
         t.name = "state-saver"

@@ -308,13 +308,24 @@ public final class ClusterRuntime: @unchecked Sendable {
         state.hostVeth = veth
         pods.append(state)
         lock.unlock()
-        let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
-        defer { podNS.closeNetlink() }
-        try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
-                                address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
-        if previous != nil { BridgeCNI.announce(pod: Naming.netnsPath(state.netns), address: ip) }
-        do { try Sandbox.applySysctls(p.sysctls, pid: pid) } catch { throw .state("pod \(p.key): \(error)") }
-        try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)
+        do throws(RuntimeError) {
+            let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
+            defer { podNS.closeNetlink() }
+            try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
+                                    address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
+            if previous != nil { BridgeCNI.announce(pod: Naming.netnsPath(state.netns), address: ip) }
+            do { try Sandbox.applySysctls(p.sysctls, pid: pid) } catch { throw RuntimeError.state("pod \(p.key): \(error)") }
+            try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)
+        } catch {
+            // This pod only: its entry, sandbox, pin and veth go (the IP stays the pod's).
+            lock.lock()
+            pods.removeAll { $0.key == p.key && $0.pid == pid }
+            lock.unlock()
+            kill(pid, SIGKILL)
+            try? NetNamespace.remove(state.netns)
+            try? node.netns.netlink.linkDel(name: veth)
+            throw error
+        }
         lock.lock()
         if let i = pods.lastIndex(where: { $0.key == p.key }) {
             pods[i].phase = .running
@@ -324,6 +335,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "SandboxReady", message: "pause pid \(pid), IP \(ip), netns \(state.netns)"))
         }
         pidIndex[pid] = (p.key, nil)
+        adopted.removeValue(forKey: pid) // a pid of an adopted process that is gone, reused
         lock.unlock()
         startNext(p.key)
         proxyDirty()
@@ -417,8 +429,9 @@ public final class ClusterRuntime: @unchecked Sendable {
         for key in keys {
             guard let i = pods.firstIndex(where: { $0.key == key }) else { continue }
             let pod = pods.remove(at: i)
-            for c in pod.containers where c.pid > 0 { pidIndex.removeValue(forKey: c.pid) }
+            for c in pod.containers where c.pid > 0 { pidIndex.removeValue(forKey: c.pid); adopted.removeValue(forKey: c.pid) }
             pidIndex.removeValue(forKey: pod.pid)
+            adopted.removeValue(forKey: pod.pid)
             for c in pod.containers { backoff.removeValue(forKey: "\(key)/\(c.name)") }
             gone.append(pod)
         }

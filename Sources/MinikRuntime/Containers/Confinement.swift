@@ -31,6 +31,16 @@ public struct Confinement: Sendable {
         return UnsafePointer(capabilities & Self.sysAdminBit != 0 ? Self.sysAdminFilter : Self.defaultFilter)
     }
 
+    /// A confinement whose filter could not be built must not run anything: no filter
+    /// would mean no mount, unshare or clone denials at all.
+    public var isComplete: Bool { !seccomp || filter != nil }
+
+    static let mknodBit = UInt64(1) << UInt64(Capabilities.names.firstIndex(of: "MKNOD")!)
+
+    /// Without a devices cgroup (a host without the v1 devices controller) nothing would
+    /// stop a device node made with CAP_MKNOD from being opened: it goes.
+    mutating func withoutDevicesCgroup() { capabilities &= ~Self.mknodBit }
+
     /// Syscalls a container may not make (EPERM), in the spirit of Docker's default
     /// profile: mounts, namespaces, kernel modules, kexec, reboot, BPF, keyrings, clock,
     /// swap, accounting, raw I/O ports, perf and userfaultfd.
@@ -42,6 +52,8 @@ public struct Confinement: Sendable {
         "iopl", "ioperm", "perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
         "lookup_dcookie", "quotactl", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "vm86", "vm86old",
         "get_kernel_syms", "query_module", "syslog",
+        // io_uring's operations bypass seccomp altogether (Docker denies it since 25.0).
+        "io_uring_setup", "io_uring_enter", "io_uring_register",
     ]
 
     /// What Docker's profile allows a container that has CAP_SYS_ADMIN (besides clone and

@@ -101,10 +101,11 @@ public final class ContainerLogs: @unchecked Sendable {
         keys.forEach { detach($0) }
     }
 
-    /// Writes what the container's FIFO holds now; the caller holds the lock.
+    /// Writes what the container's FIFO holds now (a pipe's worth, at most 1 MiB: a writer
+    /// that keeps refilling it must not keep us here); the caller holds the lock.
     private func drain(_ s: inout Stream) {
         var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
+        for _ in 0..<16 {
             let n = read(s.fifo, &buf, buf.count)
             if n <= 0 { return }
             copy(buf, n, into: &s)

@@ -85,6 +85,7 @@ extension ClusterRuntime {
                 pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Started",
                                                message: "Started container \(name) (pid \(started.pid))"))
                 pidIndex[started.pid] = (key, name)
+                adopted.removeValue(forKey: started.pid)
                 early = earlyExits.removeValue(forKey: started.pid)
             }
             lock.unlock()
@@ -149,6 +150,7 @@ extension ClusterRuntime {
         pods[i].containers[j].state = .terminated
         pods[i].containers[j].termination = t
         pods[i].containers[j].pid = 0
+        stateDirty = true
         let wasReady = pods[i].containers[j].ready
         pods[i].containers[j].ready = false
         if wasReady { proxyDirty() }
@@ -194,6 +196,7 @@ extension ClusterRuntime {
         if delay == 0 && t.reason == "StartError" { delay = 0.01 }
         pods[i].containers[j].lastTermination = t
         pods[i].containers[j].restartCount += 1
+        stateDirty = true
         pods[i].containers[j].state = .waiting
         pods[i].containers[j].reason = delay > 0 ? "CrashLoopBackOff" : "ContainerCreating"
         pods[i].containers[j].message = delay > 0 ? "back-off \(Self.seconds(delay)) restarting failed container \(name)" : nil
@@ -225,7 +228,7 @@ extension ClusterRuntime {
             guard !stopping, let i = pods.firstIndex(where: { $0.key == key }) else { lock.unlock(); return }
             let old = pods.remove(at: i)
             let position = i
-            for c in old.containers where c.pid > 0 { pidIndex.removeValue(forKey: c.pid) }
+            for c in old.containers where c.pid > 0 { pidIndex.removeValue(forKey: c.pid); adopted.removeValue(forKey: c.pid) }
             lock.unlock()
             for c in old.containers where c.pid > 0 && Sandbox.isAlive(c.pid, startTime: c.startTime) { kill(c.pid, SIGKILL) }
             try? NetNamespace.remove(old.netns)

@@ -119,7 +119,13 @@ public final class ContainerEntry {
         cgroupFDs = Cgroups.joinFDs(ofProcess: pid)
         env = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8))?.split(separator: "\0").map(String.init) ?? []
         searchPath = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        confinement = Confinement(container)
+        var confinement = Confinement(container)
+        if !Cgroups.available("devices") { confinement?.withoutDevicesCgroup() }
+        self.confinement = confinement
+        if confinement?.isComplete == false {
+            (fds).forEach { close($0) }
+            throw .state("the seccomp filter could not be built; refusing to run a command unconfined")
+        }
     }
 
     deinit { (namespaceFDs + [pidNamespace] + cgroupFDs).forEach { close($0) } }

@@ -26,7 +26,7 @@ public final class ContainerExec {
         self.tty = tty
         if tty {
             var master: Int32 = -1, slave: Int32 = -1
-            let rc = minik_pty_open("/proc/\(entry.pid)/root/dev/pts/ptmx", rows, cols, &master, &slave)
+            let rc = minik_pty_open(entry.namespaceFDs[3], rows, cols, &master, &slave)
             if rc < 0 { throw .system("allocate a terminal in the container", errno: -rc) }
             let pid = entry.spawn(argv, env: env, stdin: slave, stdout: slave, stderr: slave, tty: true)
             close(slave)
@@ -63,6 +63,8 @@ public final class ContainerExec {
         stdout = pipes[0].r
         stderr = pipes[1].r
         stdin = wantStdin ? pipes[2].w : nil
+        // Written when poll says so, never blocking: output must keep flowing meanwhile.
+        if let w = stdin { _ = fcntl(w, F_SETFL, fcntl(w, F_GETFL) | O_NONBLOCK) }
     }
 
     static func failure(_ argv: [String], _ pid: pid_t) -> RuntimeError {
