@@ -135,13 +135,19 @@ def race_interrupt(path):
     return f"| Ctrl-C of `up` (10-350 ms) | {RUNS} | rolled back (exit 130): {rolled}, the rest finished first | anything left after a rollback: **{left}** |"
 
 def race_kill_up(path):
-    unserved = 0
+    unserved = early = 0
     n = max(RUNS // 3, 5)
     for _ in range(n):
         up = start_up(path)
         time.sleep(random.uniform(0.01, 0.3))
         up.kill()
         up.wait()
+        time.sleep(0.3)
+        if not supervisor() and not namespaces():
+            # Killed before it started a supervisor: nothing runs; the next `up` must work
+            # (it recovers the directory the killed one may have left).
+            early += 1
+            minik("up", "-q", path)
         ok = False
         for _ in range(100):
             r = minik("get", "pods", "--name", NAME)
@@ -151,7 +157,8 @@ def race_kill_up(path):
             time.sleep(0.1)
         unserved += not ok
         clean()
-    return f"| `up` SIGKILLed (10-300 ms) | {n} | | cluster not built and served by its supervisor: **{unserved}** |"
+    return (f"| `up` SIGKILLed (10-300 ms) | {n} | killed before its supervisor started: {early} (the next `up` then built it) "
+            f"| cluster not built and served: **{unserved}** |")
 
 def refusals(path):
     n = max(RUNS // 3, 5)
@@ -231,6 +238,9 @@ if __name__ == "__main__":
     clean()
     if sys.argv[1:] == ["logs"]:
         print(logs_and_exec(path))
+        sys.exit(0)
+    if sys.argv[1:] == ["kill-up"]:
+        print(race_kill_up(path))
         sys.exit(0)
     print("| race | runs | outcome | must be 0 |\n|---|---|---|---|")
     for f in (race_up_down, race_kill_supervisor, race_interrupt, race_kill_up, refusals):
