@@ -16,7 +16,7 @@ struct SandboxTests {
         ControlSocket.call(path: Naming.socketPath(Self.cluster), ControlRequest(op: .status), timeout: 5)?.state
     }
 
-    @Test("a re-created sandbox keeps its IP and MAC, answers its peers within a second, keeps its age and counts")
+    @Test("a re-created sandbox keeps its IP and MAC, announces itself, answers its peers again, keeps its age and counts; node tools")
     func recreatedSandbox() throws {
         try claim(Self.cluster)
         let spec = try SpecFile("""
@@ -80,6 +80,11 @@ struct SandboxTests {
         #expect(describe.contains("Restart Count: 1"), "\(describe)")
         #expect(describe.components(separatedBy: "Scheduled").count - 1 == 1, "\(describe)")
         #expect(describe.contains("SandboxChanged"))
+        // The tools the README runs inside nodes are there (`make deps` installs them).
+        for tool in [["dig", "-v"], ["brctl", "show"], ["conntrack", "-L"], ["tcpdump", "--version"]] {
+            let r = minik(["node", "exec", "--name", Self.cluster, node.name, "--"] + tool)
+            #expect(r.code == 0, "\(tool[0]): \(r.err)")
+        }
         #expect(minik(["down", "--name", Self.cluster]).code == 0)
         expectNothingLeft(Self.cluster, pids: [after.pid])
     }
