@@ -85,6 +85,10 @@ struct AdoptionTests {
         // A container dies while nobody watches.
         let dead = try #require(web1.containers.first?.pid)
         kill(dead, SIGKILL)
+        // Nobody reaps it (its parent died), unless the host's init does: then its exit
+        // status is unknown; while it is a zombie, the new supervisor reads it.
+        usleep(200_000)
+        let zombie = ((try? String(contentsOfFile: "/proc/\(dead)/stat", encoding: .utf8))?.split(separator: ")").last?.dropFirst().first) == "Z"
 
         let adopt = minik(["up", spec.path])
         #expect(adopt.code == 0, "\(adopt.err)")
@@ -102,6 +106,9 @@ struct AdoptionTests {
         }
         // What died meanwhile was restarted by its policy, and its probe made it ready.
         #expect(waitFor { state()?.pod("web-1", namespace: "default").map { $0.isReady && $0.containers.first?.restartCount == 1 } == true })
+        let last = state()?.pod("web-1", namespace: "default")?.containers.first?.lastTermination
+        #expect(last?.exitCode == 137)
+        #expect(last?.reason == (zombie ? "Error" : "ContainerStatusUnknown"), "zombie=\(zombie): \(String(describing: last))")
         // Restarts go on for adopted processes (not our children).
         let web0 = try #require(after.pod("web-0", namespace: "default")?.containers.first?.pid)
         kill(web0, SIGKILL)

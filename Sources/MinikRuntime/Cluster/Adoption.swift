@@ -142,8 +142,8 @@ extension ClusterRuntime {
     static func zombieStatus(_ pid: Int32) -> Int32? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state); exit_code is field 52.
+        let fields = stat[stat.index(after: close)...].split(whereSeparator: { $0 == " " || $0 == "\n" })
+        // fields[0] is field 3 (state); exit_code is field 52, the last.
         guard fields.first == "Z", fields.count >= 50 else { return nil }
         return Int32(fields[49])
     }
