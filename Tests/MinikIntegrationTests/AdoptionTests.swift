@@ -14,7 +14,7 @@ struct AdoptionTests {
     static let cluster = "it-adopt"
 
     func state() -> ClusterState? {
-        ControlSocket.call(path: Naming.socketPath(Self.cluster), ControlRequest(op: .status), timeout: 5)?.state
+        liveState(Self.cluster)
     }
 
     func supervisor() -> Int32? {

@@ -113,7 +113,7 @@ struct AgnhostTests {
         // The image's default command is agnhost's: pause, which answers nothing and stays up.
         #expect(waitFor { minik(["logs", "--name", Self.name, "paused", "-c", "c"]).out.contains("Paused") }, "pause logs: \(minik(["logs", "--name", Self.name, "paused", "-c", "c"]))")
         #expect(minik(["exec", "--name", Self.name, "paused", "--", "/agnhost", "connect", "127.0.0.1:8080", "--timeout=1s"]).code == 1)
-        let paused = ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .status), timeout: 5)?.state?.pod("paused", namespace: "default")
+        let paused = liveState(name)?.pod("paused", namespace: "default")
         #expect(paused?.containers.first?.isRunning == true && paused?.containers.first?.restartCount == 0)
 
         let down = minik(["down", "--name", name])

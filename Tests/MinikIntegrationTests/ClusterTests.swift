@@ -8,6 +8,7 @@
 import Foundation
 import MinikRuntime
 import MinikSpec
+import MinikSupervisor
 import Testing
 
 let isRoot = geteuid() == 0
@@ -375,6 +376,11 @@ func claim(_ name: String, sourceLocation: Testing.SourceLocation = #_sourceLoca
     try #require(!FileManager.default.fileExists(atPath: Naming.clusterDir(name)),
                  "a cluster named \"\(name)\" is up already; remove it with `sudo minik down --name \(name)` if it is a test's leftover",
                  sourceLocation: sourceLocation)
+}
+
+/// A cluster's state as its supervisor has it now (nil when none answers).
+func liveState(_ cluster: String) -> ClusterState? {
+    ControlSocket.call(path: Naming.socketPath(cluster), ControlRequest(op: .status), timeout: 5)?.state
 }
 
 func json(_ text: String) throws -> [String: Any] {

@@ -260,7 +260,7 @@ struct ContainerTests {
     }
 
     func state() -> ClusterState? {
-        ControlSocket.call(path: Naming.socketPath("it-ctr"), ControlRequest(op: .status), timeout: 5)?.state
+        liveState("it-ctr")
     }
 
     func pod(_ name: String, _ namespace: String = "default") -> PodState? { state()?.pod(name, namespace: namespace) }

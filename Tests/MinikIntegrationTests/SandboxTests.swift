@@ -13,7 +13,7 @@ struct SandboxTests {
     static let cluster = "it-sbx"
 
     func state() -> ClusterState? {
-        ControlSocket.call(path: Naming.socketPath(Self.cluster), ControlRequest(op: .status), timeout: 5)?.state
+        liveState(Self.cluster)
     }
 
     @Test("a re-created sandbox keeps its IP and MAC, announces itself, answers its peers again, keeps its age and counts; node tools")

@@ -242,8 +242,7 @@ struct SecurityTests {
         // Files start with a whole line (it may be empty for a moment after a rotation).
         #expect(waitFor { minik(["logs", "--name", name, "chatty"]).out.hasPrefix("0123456789") })
         // A crash loop keeps the current run and the previous one, not every run.
-        let restarts = { ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .status), timeout: 5)?
-            .state?.pod("crashy", namespace: "default")?.containers.first?.restartCount ?? 0 }
+        let restarts = { liveState(name)?.pod("crashy", namespace: "default")?.containers.first?.restartCount ?? 0 }
         #expect(waitFor { restarts() >= 8 }, "\(restarts()) restarts")
         let crashy = files("crashy")
         #expect(crashy.count <= 3, "\(crashy)") // 2, or 3 for the moment a new run starts

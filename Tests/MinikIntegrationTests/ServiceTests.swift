@@ -232,10 +232,7 @@ struct ServiceTests {
         // Someone flushes a node's nat table: the proxy puts it back within seconds.
         // (The repair may come before a look at the flushed table could: the proxy's own
         // count of repairs says it happened.)
-        let repairs = {
-            ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .status), timeout: 5)?
-                .state?.proxy.first { $0.node == "\(name)-worker2" }?.repairs ?? -1
-        }
+        let repairs = { liveState(name)?.proxy.first { $0.node == "\(name)-worker2" }?.repairs ?? -1 }
         let repairsBefore = repairs()
         #expect(minik(["node", "exec", "--name", Self.name, "\(name)-worker2", "--", "iptables", "-t", "nat", "-F"]).code == 0)
         #expect(waitFor { repairs() > repairsBefore }, "the flushed table was not noticed")

@@ -17,10 +17,13 @@ public struct Confinement: Sendable {
     public var capabilities: UInt64
     public var seccomp: Bool = true
 
-    /// A container's own confinement; nil for a privileged one (no confinement).
+    /// A container's own confinement; nil for a privileged one (no confinement). Without a
+    /// devices cgroup (a host without the v1 devices controller) nothing would stop a
+    /// device node made with CAP_MKNOD from being opened: there, CAP_MKNOD goes.
     public init?(_ c: ContainerSpec?) {
         if c?.privileged == true { return nil }
         capabilities = Capabilities.mask(add: c?.capabilitiesAdd ?? [], drop: c?.capabilitiesDrop ?? [])
+        if !Cgroups.available("devices") { capabilities &= ~Self.mknodBit }
     }
 
     static let sysAdminBit = UInt64(1) << UInt64(Capabilities.names.firstIndex(of: "SYS_ADMIN")!)
@@ -37,9 +40,6 @@ public struct Confinement: Sendable {
 
     static let mknodBit = UInt64(1) << UInt64(Capabilities.names.firstIndex(of: "MKNOD")!)
 
-    /// Without a devices cgroup (a host without the v1 devices controller) nothing would
-    /// stop a device node made with CAP_MKNOD from being opened: it goes.
-    mutating func withoutDevicesCgroup() { capabilities &= ~Self.mknodBit }
 
     /// Syscalls a container may not make (EPERM), in the spirit of Docker's default
     /// profile: mounts, namespaces, kernel modules, kexec, reboot, BPF, keyrings, clock,

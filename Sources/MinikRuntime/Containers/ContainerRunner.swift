@@ -109,9 +109,8 @@ public enum ContainerRunner {
         let overlay = "lowerdir=\(image.rootfs),upperdir=\(rw)/upper,workdir=\(rw)/work"
         let rwOptions = "size=\(c.ephemeralStorageLimit ?? defaultWritableLayer),mode=0755"
         let workdir = c.workingDir ?? image.config.workingDir ?? "/"
-        var confinement = Confinement(c)
+        let confinement = Confinement(c)
         if confinement?.isComplete == false { throw .state("container \(c.name): the seccomp filter could not be built; refusing to start it unconfined") }
-        if !Cgroups.available("devices") { confinement?.withoutDevicesCgroup() }
         // A directory of the cluster's state (the DNS pods' zone), mounted as a volume.
         let dirMount = c.clusterDirMounts.first
         let dirSource = dirMount.map { "\(Naming.clusterDir(cluster))/\($0.subpath)" } ?? ""

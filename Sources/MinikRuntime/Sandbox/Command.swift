@@ -103,6 +103,13 @@ public final class ContainerEntry {
     public let confinement: Confinement?
 
     public init(pid: pid_t, container: ContainerSpec?) throws(RuntimeError) {
+        // Checked before anything is opened: a throw after every property is set would
+        // run deinit and close the descriptors a second time.
+        let confinement = Confinement(container)
+        if confinement?.isComplete == false {
+            throw .state("the seccomp filter could not be built; refusing to run a command unconfined")
+        }
+        self.confinement = confinement
         var fds: [Int32] = []
         for ns in ["net", "uts", "ipc", "mnt", "pid"] {
             let fd = open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
@@ -119,13 +126,6 @@ public final class ContainerEntry {
         cgroupFDs = Cgroups.joinFDs(ofProcess: pid)
         env = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8))?.split(separator: "\0").map(String.init) ?? []
         searchPath = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        var confinement = Confinement(container)
-        if !Cgroups.available("devices") { confinement?.withoutDevicesCgroup() }
-        self.confinement = confinement
-        if confinement?.isComplete == false {
-            (fds).forEach { close($0) }
-            throw .state("the seccomp filter could not be built; refusing to run a command unconfined")
-        }
     }
 
     deinit { (namespaceFDs + [pidNamespace] + cgroupFDs).forEach { close($0) } }
