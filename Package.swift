@@ -11,6 +11,14 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // The Kubernetes API server: HTTP/1.1 (NIOHTTP1), TLS with client certificates
+        // (swift-nio-ssl), the cluster's CA and certificates (swift-certificates over
+        // swift-crypto). No crypto of our own.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // C layer: namespace syscalls on throwaway threads, clone()-based spawning,
@@ -42,20 +50,42 @@ let package = Package(
         // Runtime: namespaces, sandboxes, the bridge CNI with host-local IPAM, the overlay,
         // the ordered build of a cluster and its teardown.
         .target(name: "MinikRuntime", dependencies: ["CMinik", "MinikSpec", "MinikNetlink", "MinikDNS"]),
-        // Supervisor: owns a running cluster and serves the CLI over a local socket.
-        .target(name: "MinikSupervisor", dependencies: ["MinikRuntime", "MinikSpec"]),
+        // Kubernetes API objects as JSON values, the object store with its watch window,
+        // selectors, Tables (the apiserver's printers), discovery and OpenAPI documents,
+        // and the request router. Pure: no sockets, no kernel.
+        .target(name: "MinikAPI", dependencies: ["MinikSpec", "MinikRuntime"]),
+        // The API's transport: HTTPS on loopback with the cluster's CA and client
+        // certificates, bearer tokens for service accounts, chunked watches; the
+        // kubeconfig a user's kubectl reads.
+        .target(
+            name: "MinikAPIServer",
+            dependencies: [
+                "MinikAPI", "MinikSpec", "MinikRuntime", "Yams",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // Supervisor: owns a running cluster, serves the Kubernetes API and the CLI's
+        // control socket.
+        .target(name: "MinikSupervisor", dependencies: ["MinikRuntime", "MinikSpec", "MinikAPI", "MinikAPIServer"]),
         .executableTarget(
             name: "minik",
             dependencies: [
-                "MinikSupervisor", "MinikRuntime", "MinikSpec", "CMinik",
+                "MinikSupervisor", "MinikRuntime", "MinikSpec", "CMinik", "MinikAPI", "MinikAPIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "Yams",
             ]
         ),
-        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime", "MinikDNS"]),
+        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime", "MinikDNS", "MinikAPI", "MinikAPIServer"]),
         .testTarget(
             name: "MinikIntegrationTests",
-            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "MinikSupervisor", "CMinik", "MinikDNS"]
+            dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "MinikSupervisor", "CMinik", "MinikDNS", "MinikAPI", "MinikAPIServer"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -208,6 +208,8 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
     public var namespace: String
     public var name: String
     public var labels: [String: String] = [:]
+    /// metadata.annotations (kubectl's last-applied-configuration among them).
+    public var annotations: [String: String] = [:]
     public var type: ServiceType = .clusterIP
     /// nil: no selector (endpoints are not managed; minik has no Endpoints objects to write).
     public var selector: [String: String]?
@@ -324,6 +326,33 @@ public struct DeploymentSpec: Codable, Sendable, Equatable {
     public var selector: [String: String]
     /// A pod of the Deployment, named <name>-0, not yet placed.
     public var template: PodSpec
+    /// The Deployment's own metadata (not its pods').
+    public var labels: [String: String] = [:]
+    public var annotations: [String: String] = [:]
+
+    public init(namespace: String, name: String, replicas: Int, selector: [String: String], template: PodSpec,
+                labels: [String: String] = [:], annotations: [String: String] = [:]) {
+        self.namespace = namespace
+        self.name = name
+        self.replicas = replicas
+        self.selector = selector
+        self.template = template
+        self.labels = labels
+        self.annotations = annotations
+    }
+
+    enum CodingKeys: String, CodingKey { case namespace, name, replicas, selector, template, labels, annotations }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        namespace = try c.decode(String.self, forKey: .namespace)
+        name = try c.decode(String.self, forKey: .name)
+        replicas = try c.decode(Int.self, forKey: .replicas)
+        selector = try c.decode([String: String].self, forKey: .selector)
+        template = try c.decode(PodSpec.self, forKey: .template)
+        labels = try c.decode(.labels, default: [:])
+        annotations = try c.decode(.annotations, default: [:])
+    }
 
     public var key: String { "\(namespace)/\(name)" }
     public var owner: String { "Deployment/\(name)" }
@@ -418,10 +447,14 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var dns: DNSSettings = .init()
     /// Accepted-but-ignored fields and similar notes, each naming its place.
     public var warnings: [String]
+    /// kind's networking.apiServerAddress and apiServerPort: where the Kubernetes API
+    /// listens (a loopback address; port 0 picks a free one).
+    public var apiServerAddress = "127.0.0.1"
+    public var apiServerPort = 0
 
     enum CodingKeys: String, CodingKey {
         case name, nodes, podSubnet, serviceSubnet, disableDefaultCNI, kubeProxyMode, network, namespaces
-        case pods, deployments, services, restartBackoffSeconds, dns, warnings
+        case pods, deployments, services, restartBackoffSeconds, dns, warnings, apiServerAddress, apiServerPort
     }
 
     /// The cluster DNS service's address (the serviceSubnet's tenth), nil when DNS is off.
@@ -581,5 +614,33 @@ extension ClusterSpec {
         restartBackoffSeconds = try c.decode(.restartBackoffSeconds, default: 1)
         dns = try c.decode(.dns, default: DNSSettings(enabled: false))
         warnings = try c.decode(.warnings, default: [])
+        apiServerAddress = try c.decode(.apiServerAddress, default: "127.0.0.1")
+        apiServerPort = try c.decode(.apiServerPort, default: 0)
+    }
+}
+
+extension ServiceSpec {
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, labels, annotations, type, selector, clusterIP, headless, ports, clientIPAffinity
+        case affinityTimeoutSeconds, publishNotReadyAddresses, externalIPs, externalName, source
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        namespace = try c.decode(String.self, forKey: .namespace)
+        name = try c.decode(String.self, forKey: .name)
+        labels = try c.decode(.labels, default: [:])
+        annotations = try c.decode(.annotations, default: [:])
+        type = try c.decode(.type, default: .clusterIP)
+        selector = try c.decodeIfPresent([String: String].self, forKey: .selector)
+        clusterIP = try c.decodeIfPresent(IPv4Address.self, forKey: .clusterIP)
+        headless = try c.decode(.headless, default: false)
+        ports = try c.decode(.ports, default: [])
+        clientIPAffinity = try c.decode(.clientIPAffinity, default: false)
+        affinityTimeoutSeconds = try c.decode(.affinityTimeoutSeconds, default: ServiceSpec.defaultAffinityTimeout)
+        publishNotReadyAddresses = try c.decode(.publishNotReadyAddresses, default: false)
+        externalIPs = try c.decode(.externalIPs, default: [])
+        externalName = try c.decodeIfPresent(String.self, forKey: .externalName)
+        source = try c.decode(SourceLocation.self, forKey: .source)
     }
 }

@@ -78,7 +78,8 @@ public enum ClusterDNS {
             nodeName: node, requestedNodeName: node, nodeSelector: [:], containers: [c], initContainers: [],
             restartPolicy: "Always", hostname: nil, subdomain: nil, owner: "Deployment/\(deploymentName)", source: source)
         template.dnsPolicy = .default
-        return DeploymentSpec(namespace: namespace, name: deploymentName, replicas: replicas, selector: selector, template: template)
+        return DeploymentSpec(namespace: namespace, name: deploymentName, replicas: replicas, selector: selector, template: template,
+                              labels: ["k8s-app": "kube-dns"])
     }
 }
 

@@ -129,6 +129,8 @@ struct Builder {
     var serviceSubnetAt: YNode?
     var disableDefaultCNI = false
     var kubeProxyMode = "iptables"
+    var apiServerAddress = "127.0.0.1"
+    var apiServerPort = 0
     var network = NetworkSettings(backend: .vxlan, underlaySubnet: try! IPv4CIDR.parse("172.18.0.0/16"), mtu: 1500)
     var underlayAt: YNode?
     var namespaces: [String] = ["default", "kube-system"]
@@ -212,11 +214,19 @@ struct Builder {
             if let s = r.string(n) { name = s }
         }
         if let net = f["networking"], let nf = r.mapping(net, "Cluster networking", known: [
-            "podSubnet", "serviceSubnet", "disableDefaultCNI", "kubeProxyMode", "ipFamily",
+            "podSubnet", "serviceSubnet", "disableDefaultCNI", "kubeProxyMode", "ipFamily", "apiServerAddress", "apiServerPort",
         ], ignored: [
-            "apiServerAddress": "minik runs no API server", "apiServerPort": "minik runs no API server",
             "dnsSearch": "node DNS search domains are not used",
         ]) {
+            if let y = nf["apiServerAddress"], let a = r.string(y) {
+                // The network safety rule: the API is for this machine only.
+                if let ip = IPv4Address(a), ip.description.hasPrefix("127.") { apiServerAddress = ip.description } else {
+                    r.fail(y, "apiServerAddress \"\(a)\" is not a loopback address: minik's API listens on 127.0.0.1 (or another 127.x address) only")
+                }
+            }
+            if let y = nf["apiServerPort"], let p = r.int(y) {
+                if (0...65535).contains(p) { apiServerPort = p } else { r.fail(y, "apiServerPort \(p) is not a port (0 picks a free one, else 1-65535)") }
+            }
             if let y = nf["podSubnet"], let c = cidr(y) { podSubnet = c; podSubnetAt = y }
             if let y = nf["serviceSubnet"], let c = cidr(y) { serviceSubnet = c; serviceSubnetAt = y }
             if let b = r.bool(nf["disableDefaultCNI"]) { disableDefaultCNI = b }
@@ -434,7 +444,8 @@ struct Builder {
             return
         }
         guard let (template, nodeAt, nameservers) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)") else { return }
-        let d = DeploymentSpec(namespace: meta.namespace, name: meta.name, replicas: replicas, selector: selector, template: template)
+        let d = DeploymentSpec(namespace: meta.namespace, name: meta.name, replicas: replicas, selector: selector, template: template,
+                               labels: meta.labels, annotations: meta.annotations)
         if deployments.contains(where: { $0.key == d.key }) {
             r.fail(md, "deployment \(d.key) is defined twice")
             return
@@ -736,6 +747,8 @@ struct Builder {
                               disableDefaultCNI: disableDefaultCNI, kubeProxyMode: kubeProxyMode, network: network,
                               namespaces: namespaces, pods: [], deployments: deployments,
                               restartBackoffSeconds: restartBackoff, dns: dns, warnings: [])
+        out.apiServerAddress = apiServerAddress
+        out.apiServerPort = apiServerPort
         checkNameservers(in: out)
         // The DNS pods are placed before the documents' pods, so that they always have
         // their place on the control-plane, and listed after them with the DNS Service

@@ -15,6 +15,7 @@ extension Builder {
         }
         var s = ServiceSpec(namespace: meta.namespace, name: meta.name, source: r.location(doc))
         s.labels = meta.labels
+        s.annotations = meta.annotations
         var raw = RawService(spec: s, at: md, clusterIPAt: nil, nodePortAt: [:], externalIPsAt: [])
         guard let sy = f["spec"] else {
             r.fail(doc, "spec is required (a Service needs spec.ports, and spec.selector to pick pods)")

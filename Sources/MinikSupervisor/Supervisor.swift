@@ -16,11 +16,14 @@ public final class Supervisor: @unchecked Sendable {
     let lock: ClusterLock
     /// One apply/delete/scale at a time.
     let updates = NSLock()
+    /// The Kubernetes API the cluster serves.
+    let api: ClusterAPI
 
     public init(runtime: ClusterRuntime, progress out: Int32, lock: ClusterLock) {
         self.runtime = runtime
         self.out = out
         self.lock = lock
+        self.api = ClusterAPI(runtime: runtime, updates: updates)
     }
 
     /// A progress line for `up`. `up` may be gone (killed): then nobody reads, and the
@@ -64,6 +67,15 @@ public final class Supervisor: @unchecked Sendable {
             exit(1)
         }
         let listener: Int32
+        do {
+            let port = old?.apiServer.flatMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+            try api.start(port: port)
+        } catch {
+            say("error: the Kubernetes API: \(error)")
+            if old == nil { runtime.down() }
+            lock.release()
+            exit(1)
+        }
         do { listener = try ControlSocket.listen(path: Naming.socketPath(runtime.spec.name)) } catch {
             say("error: \(error)")
             // A cluster this supervisor built goes; one it was adopting was running before

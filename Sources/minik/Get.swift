@@ -11,7 +11,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List nodes, pods, services, endpoints or clusters, as kubectl and kind print them.")
 
-    @Argument(help: "nodes, pods, services (svc), endpoints (ep), proxy or clusters.") var resource: String
+    @Argument(help: "nodes, pods, services (svc), endpoints (ep), proxy, clusters or kubeconfig.") var resource: String
     @Argument(help: "Only this one (services and endpoints).") var name: String?
     @Option(name: .shortAndLong, help: "Output format: wide, json or yaml.") var output: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Namespace of the pods.") var namespace: String = "default"
@@ -32,6 +32,14 @@ struct Get: ParsableCommand {
         case "services", "service", "svc": try printServices(try state())
         case "endpoints", "endpoint", "ep": try printEndpoints(try state())
         case "proxy": try printProxy(try state())
+        case "kubeconfig":
+            // As `kind get kubeconfig`: the cluster's own, for KUBECONFIG=... or a merge.
+            try requireRoot("minik get kubeconfig", because: "the cluster's credentials are readable by root only")
+            let c = try cluster.resolve()
+            guard let text = try? String(contentsOfFile: Naming.kubeconfigFile(c), encoding: .utf8) else {
+                throw CLIError("cluster \(c) has no kubeconfig (\(Naming.kubeconfigFile(c))); it was made by a minik without the API")
+            }
+            print(text, terminator: "")
         default:
             throw CLIError("unknown resource \"\(resource)\" (use nodes, pods, services, endpoints or clusters)")
         }

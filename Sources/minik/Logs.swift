@@ -20,26 +20,10 @@ struct Logs: ParsableCommand {
             throw CLIError("pod \"\(pod)\" not found in namespace \(namespace)")
         }
         let c = try pick(container, in: p, preferRunning: false)
-        // Waiting (in back-off) means the current attempt has not run yet: show the last one.
-        var attempt = c.state == .waiting ? max(c.restartCount - 1, 0) : c.restartCount
-        if previous {
-            guard c.restartCount > 0 else {
-                throw CLIError("previous terminated container \"\(c.name)\" in pod \"\(pod)\" not found")
-            }
-            attempt = c.state == .waiting ? max(c.restartCount - 2, 0) : c.restartCount - 1
+        if previous && c.restartCount == 0 {
+            throw CLIError("previous terminated container \"\(c.name)\" in pod \"\(pod)\" not found")
         }
-        var path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: attempt)
-        if !FileManager.default.fileExists(atPath: path) {
-            // In back-off, or a fast crash loop moved on (only two runs are kept): the
-            // latest run up to that one.
-            let dir = ContainerRunner.logDir(name, namespace: namespace, pod: pod, container: c.name)
-            let runs = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap { f -> Int? in
-                f.hasSuffix(".log") ? Int(f.dropLast(4)) : nil
-            }
-            if let run = runs.filter({ $0 <= attempt }).max() ?? (previous ? nil : runs.max()) {
-                path = ContainerRunner.logFile(name, namespace: namespace, pod: pod, container: c.name, attempt: run)
-            }
-        }
+        let path = ContainerRunner.logPath(name, pod: p, container: c, previous: previous)
         guard var handle = FileHandle(forReadingAtPath: path) else {
             throw CLIError("container \"\(c.name)\" in pod \"\(pod)\" has no logs yet")
         }

@@ -4,6 +4,7 @@ import Foundation
 import MinikRuntime
 import MinikSpec
 import MinikSupervisor
+import MinikAPIServer
 
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a cluster from a spec file and start its supervisor.")
@@ -37,6 +38,7 @@ struct Up: ParsableCommand {
                 if !quiet { print("Cluster \"\(spec.name)\" runs without its supervisor (gone since \(Supervisor.lastSeen(old))); adopting it ...") }
                 switch startSupervisor(spec: old.spec, specCopy: old.specFile, lock: lock, adopt: true) {
                 case .ready:
+                    mergeKubeconfig(spec.name, quiet: quiet)
                     if !quiet { print("Cluster \"\(spec.name)\" is supervised again. Changes to \(file) since it was made need `minik apply -f \(file)`.") }
                     return
                 case .failed, .interrupted: throw ExitCode.failure
@@ -68,7 +70,12 @@ struct Up: ParsableCommand {
         case .failed: throw ExitCode.failure
         case .interrupted: throw ExitCode(130)
         }
+        let context = mergeKubeconfig(spec.name, quiet: quiet)
         if !quiet {
+            if let context {
+                print("Set kubectl context to \"\(context)\"")
+                print("You can now use your cluster with:\n\nkubectl cluster-info --context \(context)\n")
+            }
             print("Cluster \"\(spec.name)\" is up. Try:")
             print("  minik get nodes -o wide")
             print("  minik get pods -A -o wide")
@@ -261,6 +268,22 @@ struct Supervise: ParsableCommand {
     }
 }
 
+/// Merges the cluster's kubeconfig into the user's ($KUBECONFIG or ~/.kube/config) and
+/// returns the context's name; a failure is a warning (the cluster is up all the same).
+@discardableResult
+func mergeKubeconfig(_ cluster: String, quiet: Bool) -> String? {
+    let path = Kubeconfig.userPath()
+    guard let text = try? String(contentsOfFile: Naming.kubeconfigFile(cluster), encoding: .utf8) else {
+        printErr("warning: cluster \(cluster) has no kubeconfig (\(Naming.kubeconfigFile(cluster)))")
+        return nil
+    }
+    do { try Kubeconfig.merge(text, into: path) } catch {
+        printErr("warning: \(error); `minik get kubeconfig --name \(cluster)` prints the cluster's")
+        return nil
+    }
+    return Kubeconfig.contextName(cluster)
+}
+
 struct Down: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Delete a cluster: every process, namespace, link and mount it made.")
 
@@ -301,6 +324,8 @@ struct Down: ParsableCommand {
             }
             // Whatever is left (nothing, normally) goes too.
             Teardown.destroy(cluster: name)
+            let kubeconfig = Kubeconfig.userPath()
+            do { try Kubeconfig.remove(cluster: name, from: kubeconfig) } catch { printErr("warning: \(error)") }
             let ms = Int(Date().timeIntervalSince(started) * 1000)
             print("Deleted cluster \"\(name)\" (\(how), \(ms) ms)")
         }

@@ -6,6 +6,7 @@
 // (--name), published ports are ones nobody else uses, and a test removes only the
 // cluster it created.
 import Foundation
+import MinikAPIServer
 import MinikRuntime
 import MinikSpec
 import MinikSupervisor
@@ -320,8 +321,14 @@ let minikBinary: String = {
     var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
     // On Linux the test runner is .build/<config>/minikPackageTests.xctest.
     if !FileManager.default.fileExists(atPath: dir.appendingPathComponent("minik").path) { dir = dir.deletingLastPathComponent() }
+    // Every minik and kubectl the tests start (they inherit this) uses the tests' own
+    // kubeconfig, never the user's.
+    setenv("KUBECONFIG", testKubeconfig, 1)
     return dir.appendingPathComponent("minik").path
 }()
+
+/// The kubeconfig the tests' clusters merge into; removed when no cluster uses it.
+let testKubeconfig = "/tmp/minik-tests-\(getpid()).kubeconfig"
 
 struct Result {
     var code: Int32
@@ -359,7 +366,10 @@ func minik(_ args: [String], env: [String: String] = [:], unnamed: Bool = false,
             Issue.record("minik \(args.joined(separator: " ")) names no cluster: add --name", sourceLocation: sourceLocation)
         }
     }
-    return shell([minikBinary] + args, env: env)
+    let r = shell([minikBinary] + args, env: env)
+    // The last cluster gone: the tests' kubeconfig goes too.
+    if args.first == "down" { Kubeconfig.removeIfEmpty(testKubeconfig) }
+    return r
 }
 
 /// The subcommands that act on one cluster (ClusterOption).

@@ -177,7 +177,22 @@ extension ClusterRuntime {
     func markStateDirty() {
         lock.lock()
         stateDirty = true
+        let hook = _onChange
         lock.unlock()
+        hook?()
+    }
+
+    /// Changes a pod's labels and annotations in place, as the API does: the pod keeps
+    /// running; services pick it up or drop it at the next sync. false: no such pod.
+    public func relabel(pod key: String, labels: [String: String], annotations: [String: String]) -> Bool {
+        lock.lock()
+        guard let i = _spec.pods.firstIndex(where: { $0.key == key }) else { lock.unlock(); return false }
+        _spec.pods[i].labels = labels
+        _spec.pods[i].annotations = annotations
+        if let j = pods.firstIndex(where: { $0.key == key }) { pods[j].labels = labels }
+        lock.unlock()
+        proxyDirty()
+        return true
     }
 
     /// Writes the state within a second of a change, so that what commands show while no

@@ -74,6 +74,18 @@ public final class ClusterRuntime: @unchecked Sendable {
     var adopted: [Int32: UInt64] = [:]
     /// The state changed since it was last written (the saver writes it within a second).
     var stateDirty = false
+    /// Called after every change of the cluster's state (the API server's store syncs).
+    public var onChange: (@Sendable () -> Void)? {
+        get { lock.lock(); defer { lock.unlock() }; return _onChange }
+        set { lock.lock(); _onChange = newValue; lock.unlock() }
+    }
+    var _onChange: (@Sendable () -> Void)?
+    /// Where the cluster's API server listens, once it does.
+    public var apiServer: String? {
+        get { lock.lock(); defer { lock.unlock() }; return _apiServer }
+        set { lock.lock(); _apiServer = newValue; lock.unlock() }
+    }
+    var _apiServer: String?
     /// Adopted processes that ended without a status anyone could read.
     var unknownExits: Set<Int32> = []
 
@@ -381,7 +393,8 @@ public final class ClusterRuntime: @unchecked Sendable {
             },
             services: serviceStates(),
             proxy: proxy?.statuses ?? [],
-            savedAt: Date())
+            savedAt: Date(),
+            apiServer: _apiServer)
     }
 
     /// Makes the running pods match `desired` (same cluster, new pods/deployments):

@@ -66,3 +66,10 @@ public enum Naming {
         return "veth" + String(repeating: "0", count: 8 - hex.count) + hex
     }
 }
+
+extension Naming {
+    /// The cluster's certificates (CA, API server, admin).
+    public static func pkiDir(_ cluster: String) -> String { "\(clusterDir(cluster))/pki" }
+    /// The cluster's kubeconfig, as `minik get kubeconfig` prints it.
+    public static func kubeconfigFile(_ cluster: String) -> String { "\(clusterDir(cluster))/kubeconfig" }
+}

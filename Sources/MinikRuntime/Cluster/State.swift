@@ -154,6 +154,8 @@ public struct ClusterState: Codable, Sendable {
     public var proxy: [ProxyNodeStatus] = []
     /// When the supervisor wrote this (it writes within a second of every change).
     public var savedAt: Date?
+    /// Where the cluster's Kubernetes API listens ("https://127.0.0.1:PORT").
+    public var apiServer: String?
 
     public func pod(_ name: String, namespace: String) -> PodState? {
         pods.first { $0.name == name && $0.namespace == namespace }

@@ -32,6 +32,24 @@ public enum ContainerRunner {
         "\(logDir(cluster, namespace: namespace, pod: pod, container: container))/\(attempt).log"
     }
 
+    /// The log file of a container's current run (or the previous one): in back-off the
+    /// current attempt has not run yet, so the last one is shown; when a fast crash loop
+    /// moved on (only two runs are kept), the latest run kept up to that one.
+    public static func logPath(_ cluster: String, pod p: PodState, container c: ContainerStatus, previous: Bool) -> String {
+        var attempt = c.state == .waiting ? max(c.restartCount - 1, 0) : c.restartCount
+        if previous { attempt = c.state == .waiting ? max(c.restartCount - 2, 0) : max(c.restartCount - 1, 0) }
+        let path = logFile(cluster, namespace: p.namespace, pod: p.name, container: c.name, attempt: attempt)
+        if FileManager.default.fileExists(atPath: path) { return path }
+        let dir = logDir(cluster, namespace: p.namespace, pod: p.name, container: c.name)
+        let runs = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap { f -> Int? in
+            f.hasSuffix(".log") ? Int(f.dropLast(4)) : nil
+        }
+        if let run = runs.filter({ $0 <= attempt }).max() ?? (previous ? nil : runs.max()) {
+            return logFile(cluster, namespace: p.namespace, pod: p.name, container: c.name, attempt: run)
+        }
+        return path
+    }
+
     /// Writes the pod's /etc files, as kubelet does: hosts (with the pod's FQDN when it has
     /// a hostname and subdomain), hostname, and resolv.conf for its dnsPolicy.
     public static func preparePod(cluster: ClusterSpec, pod: PodSpec, ip: IPv4Address) throws(RuntimeError) {

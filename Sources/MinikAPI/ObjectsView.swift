@@ -1,0 +1,617 @@
+// The cluster as Kubernetes API objects: namespaces, nodes, pods, services, endpoints,
+// endpoint slices, deployments, replica sets and events, made from what the runtime
+// records (ClusterState). Every field that Go does not omit when empty is present and
+// typed, as strict clients (the Python client's models) require.
+//
+// uids are derived from the object's identity (cluster, resource, namespace, name and
+// creation time), so they stay the same when a new supervisor adopts the cluster.
+import Foundation
+import MinikRuntime
+import MinikSpec
+
+/// The host facts a Node reports (nodeInfo, capacity): read once by the server.
+public struct HostInfo: Sendable {
+    public var kernelVersion: String
+    public var osImage: String
+    public var bootID: String
+    public var machineID: String
+    public var cpus: Int
+    public var memoryKi: Int64
+    public var architecture: String
+
+    public init(kernelVersion: String, osImage: String, bootID: String, machineID: String, cpus: Int, memoryKi: Int64, architecture: String = "amd64") {
+        self.kernelVersion = kernelVersion
+        self.osImage = osImage
+        self.bootID = bootID
+        self.machineID = machineID
+        self.cpus = cpus
+        self.memoryKi = memoryKi
+        self.architecture = architecture
+    }
+
+    /// This machine's.
+    public static func read() -> HostInfo {
+        func file(_ p: String) -> String {
+            (try? String(contentsOfFile: p, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        }
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let machine = withUnsafeBytes(of: &u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var os = "Linux"
+        for line in file("/etc/os-release").split(separator: "\n") where line.hasPrefix("PRETTY_NAME=") {
+            os = String(line.dropFirst("PRETTY_NAME=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        var mem: Int64 = 0
+        for line in file("/proc/meminfo").split(separator: "\n") where line.hasPrefix("MemTotal:") {
+            mem = Int64(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        return HostInfo(kernelVersion: release, osImage: os, bootID: file("/proc/sys/kernel/random/boot_id"),
+                        machineID: file("/etc/machine-id"), cpus: ProcessInfo.processInfo.activeProcessorCount, memoryKi: mem,
+                        architecture: machine == "aarch64" ? "arm64" : machine == "x86_64" ? "amd64" : machine)
+    }
+}
+
+public enum APIVersionInfo {
+    /// The Kubernetes API version served (kubectl 1.32 is what minik is tested with).
+    public static let major = "1"
+    public static let minor = "32"
+    public static let gitVersion = "v1.32.0-minik"
+    public static let minik = "0.11.0"
+    public static let runtime = "minik://\(minik)"
+}
+
+/// RFC 3339 in seconds, as metav1.Time marshals ("2026-11-29T10:14:18Z").
+public func rfc3339(_ date: Date) -> String {
+    var secs = time_t(date.timeIntervalSince1970.rounded(.down))
+    var t = tm()
+    gmtime_r(&secs, &t)
+    func p(_ v: Int32, _ n: Int) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, n - s.count)) + s
+    }
+    return "\(p(t.tm_year + 1900, 4))-\(p(t.tm_mon + 1, 2))-\(p(t.tm_mday, 2))T\(p(t.tm_hour, 2)):\(p(t.tm_min, 2)):\(p(t.tm_sec, 2))Z"
+}
+
+/// Parses RFC 3339 ("...Z" with an optional fraction).
+public func parseRFC3339(_ s: String) -> Date? { ClusterState.parseISO(s) }
+
+public struct ObjectsView {
+    public let state: ClusterState
+    public let host: HostInfo
+
+    public init(state: ClusterState, host: HostInfo) {
+        self.state = state
+        self.host = host
+    }
+
+    public static let resources = ["namespaces", "nodes", "pods", "services", "endpoints", "endpointslices", "deployments", "replicasets", "events", "configmaps"]
+
+    /// Every object of every resource, keyed.
+    public func all() -> [String: [ObjectKey: JSON]] {
+        var out: [String: [ObjectKey: JSON]] = [:]
+        for r in ObjectsView.resources { out[r] = [:] }
+        func put(_ r: String, _ o: JSON) {
+            let ns = o["metadata"]?["namespace"]?.string ?? ""
+            out[r]![ObjectKey(r, ns, o["metadata"]?["name"]?.string ?? "")] = o
+        }
+        for n in state.spec.namespaces { put("namespaces", namespace(n)) }
+        for n in state.nodes { put("nodes", node(n)) }
+        let specs = Dictionary(state.spec.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        for p in state.pods { put("pods", pod(p, spec: specs[p.key])) }
+        for s in state.services {
+            put("services", service(s))
+            if s.spec.selector != nil && s.spec.type != .externalName {
+                put("endpoints", endpoints(s))
+                for slice in endpointSlices(s) { put("endpointslices", slice) }
+            }
+        }
+        for d in state.spec.deployments {
+            put("deployments", deployment(d))
+            put("replicasets", replicaSet(d))
+        }
+        for e in events() { put("events", e) }
+        return out
+    }
+
+    // MARK: identity
+
+    public func uid(_ resource: String, _ namespace: String, _ name: String, _ created: Date) -> String {
+        // FNV-1a, 128 bits from two 64-bit lanes: an identifier, not a secret.
+        var a: UInt64 = 0xcbf29ce484222325, b: UInt64 = 0x84222325cbf29ce4
+        let micros = Int64((created.timeIntervalSince1970 * 1_000_000).rounded())
+        for byte in "\(state.name)/\(resource)/\(namespace)/\(name)/\(micros)".utf8 {
+            a = (a ^ UInt64(byte)) &* 0x100000001b3
+            b = (b ^ UInt64(byte)) &* 0x100000001b3 &+ 0x9e3779b97f4a7c15
+        }
+        func hex(_ v: UInt64, _ n: Int) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        let h = hex(a, 16) + hex(b, 16)
+        let c = Array(h)
+        return "\(String(c[0..<8]))-\(String(c[8..<12]))-8\(String(c[13..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
+    }
+
+    func meta(_ resource: String, namespace: String?, name: String, created: Date, labels: [String: String] = [:],
+              annotations: [String: String] = [:], owners: [JSON] = []) -> JSON {
+        var m: JSON = ["name": .string(name), "uid": .string(uid(resource, namespace ?? "", name, created)),
+                       "creationTimestamp": .string(rfc3339(created))]
+        if let namespace { m["namespace"] = .string(namespace) }
+        if !labels.isEmpty { m["labels"] = .strings(labels) }
+        if !annotations.isEmpty { m["annotations"] = .strings(annotations) }
+        if !owners.isEmpty { m["ownerReferences"] = .array(owners) }
+        return m
+    }
+
+    func owner(_ apiVersion: String, _ kind: String, _ name: String, uid: String) -> JSON {
+        ["apiVersion": .string(apiVersion), "kind": .string(kind), "name": .string(name), "uid": .string(uid),
+         "controller": true, "blockOwnerDeletion": true]
+    }
+
+    // MARK: namespaces and nodes
+
+    func namespace(_ n: String) -> JSON {
+        ["apiVersion": "v1", "kind": "Namespace",
+         "metadata": meta("namespaces", namespace: nil, name: n, created: state.createdAt, labels: ["kubernetes.io/metadata.name": n]),
+         "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"]]
+    }
+
+    func node(_ n: NodeState) -> JSON {
+        var labels = n.labels
+        labels["kubernetes.io/hostname"] = n.name
+        labels["kubernetes.io/os"] = "linux"
+        labels["kubernetes.io/arch"] = .init(host.architecture)
+        labels["beta.kubernetes.io/os"] = "linux"
+        labels["beta.kubernetes.io/arch"] = .init(host.architecture)
+        let tainted = n.role == .controlPlane && state.nodes.contains { $0.role == .worker }
+        var spec: JSON = ["podCIDR": .string(n.podCIDR.description), "podCIDRs": [.string(n.podCIDR.description)],
+                          "providerID": .string("minik://\(state.name)/\(n.name)")]
+        if tainted { spec["taints"] = [["key": .string(PodSpec.controlPlaneTaint), "effect": "NoSchedule"]] }
+        let since = rfc3339(n.createdAt)
+        let now = rfc3339(state.savedAt ?? Date())
+        func condition(_ type: String, _ status: String, _ reason: String, _ message: String) -> JSON {
+            ["type": .string(type), "status": .string(status), "lastHeartbeatTime": .string(now), "lastTransitionTime": .string(since),
+             "reason": .string(reason), "message": .string(message)]
+        }
+        let capacity: JSON = ["cpu": .string(String(host.cpus)), "memory": .string("\(host.memoryKi)Ki"),
+                              "pods": .string(String(SpecLoader.podsPerNode)), "ephemeral-storage": "1Gi"]
+        return ["apiVersion": "v1", "kind": "Node",
+                "metadata": meta("nodes", namespace: nil, name: n.name, created: n.createdAt, labels: labels,
+                                 annotations: ["minik.dev/netns": n.netns]),
+                "spec": spec,
+                "status": [
+                    "addresses": [["type": "InternalIP", "address": .string(n.internalIP.description)], ["type": "Hostname", "address": .string(n.name)]],
+                    "capacity": capacity, "allocatable": capacity,
+                    "conditions": [
+                        condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                        condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                        condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                        condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                    ],
+                    "daemonEndpoints": ["kubeletEndpoint": ["Port": 10250]],
+                    "nodeInfo": [
+                        "machineID": .string(host.machineID), "systemUUID": .string(uid("nodes", "", n.name, n.createdAt)),
+                        "bootID": .string(host.bootID), "kernelVersion": .string(host.kernelVersion), "osImage": .string(host.osImage),
+                        "containerRuntimeVersion": .string(APIVersionInfo.runtime), "kubeletVersion": .string(APIVersionInfo.gitVersion),
+                        "kubeProxyVersion": .string(APIVersionInfo.gitVersion), "operatingSystem": "linux", "architecture": .string(host.architecture),
+                    ],
+                    "images": [],
+                ]]
+    }
+
+    // MARK: pods
+
+    func containerSpec(_ c: ContainerSpec) -> JSON {
+        var o: JSON = ["name": .string(c.name), "image": .string(c.image), "imagePullPolicy": "IfNotPresent",
+                       "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"]
+        if !c.command.isEmpty { o["command"] = .array(c.command.map { .string($0) }) }
+        if !c.args.isEmpty { o["args"] = .array(c.args.map { .string($0) }) }
+        if !c.env.isEmpty { o["env"] = .array(c.env.map { ["name": .string($0.name), "value": .string($0.value)] }) }
+        if let w = c.workingDir { o["workingDir"] = .string(w) }
+        if !c.ports.isEmpty {
+            o["ports"] = .array(c.ports.map { p in
+                var j: JSON = ["containerPort": .int(Int64(p.containerPort)), "protocol": .string(p.proto)]
+                if let n = p.name { j["name"] = .string(n) }
+                return j
+            })
+        }
+        var limits: [String: JSON] = [:]
+        if let m = c.memoryLimit { limits["memory"] = .string(quantityText(m)) }
+        if let e = c.ephemeralStorageLimit { limits["ephemeral-storage"] = .string(quantityText(e)) }
+        o["resources"] = limits.isEmpty ? [:] : ["limits": .object(limits), "requests": .object(limits)]
+        var sc: [String: JSON] = [:]
+        if c.privileged { sc["privileged"] = true }
+        if !c.capabilitiesAdd.isEmpty || !c.capabilitiesDrop.isEmpty {
+            var caps: [String: JSON] = [:]
+            if !c.capabilitiesAdd.isEmpty { caps["add"] = .array(c.capabilitiesAdd.map { .string($0) }) }
+            if !c.capabilitiesDrop.isEmpty { caps["drop"] = .array(c.capabilitiesDrop.map { .string($0) }) }
+            sc["capabilities"] = .object(caps)
+        }
+        if !sc.isEmpty { o["securityContext"] = .object(sc) }
+        if let p = c.readinessProbe { o["readinessProbe"] = probe(p) }
+        if let p = c.livenessProbe { o["livenessProbe"] = probe(p) }
+        return o
+    }
+
+    func probe(_ p: Probe) -> JSON {
+        func port(_ r: PortRef) -> JSON {
+            switch r {
+            case .number(let n): return .int(Int64(n))
+            case .name(let s): return .string(s)
+            }
+        }
+        var o: JSON = ["initialDelaySeconds": .int(Int64(p.initialDelaySeconds)), "periodSeconds": .int(Int64(p.periodSeconds)),
+                       "timeoutSeconds": .int(Int64(p.timeoutSeconds)), "successThreshold": .int(Int64(p.successThreshold)),
+                       "failureThreshold": .int(Int64(p.failureThreshold))]
+        switch p.action {
+        case .exec(let argv): o["exec"] = ["command": .array(argv.map { .string($0) })]
+        case .httpGet(let path, let r): o["httpGet"] = ["path": .string(path), "port": port(r), "scheme": "HTTP"]
+        case .tcpSocket(let r): o["tcpSocket"] = ["port": port(r)]
+        }
+        return o
+    }
+
+    /// spec of a pod (or of a Deployment's template).
+    func podSpec(_ s: PodSpec, nodeName: String?) -> JSON {
+        var o: JSON = ["containers": .array(s.containers.map(containerSpec)), "restartPolicy": .string(s.restartPolicy),
+                       "dnsPolicy": .string(s.dnsPolicy.rawValue), "schedulerName": "default-scheduler",
+                       "terminationGracePeriodSeconds": 30, "securityContext": [:],
+                       "serviceAccountName": "default", "serviceAccount": "default", "enableServiceLinks": true,
+                       "priority": 0, "preemptionPolicy": "PreemptLowerPriority"]
+        if !s.initContainers.isEmpty { o["initContainers"] = .array(s.initContainers.map(containerSpec)) }
+        if let nodeName, !nodeName.isEmpty { o["nodeName"] = .string(nodeName) }
+        if !s.nodeSelector.isEmpty { o["nodeSelector"] = .strings(s.nodeSelector) }
+        if let h = s.hostname { o["hostname"] = .string(h) }
+        if let d = s.subdomain { o["subdomain"] = .string(d) }
+        if s.shareProcessNamespace { o["shareProcessNamespace"] = true }
+        if !s.sysctls.isEmpty { o["securityContext"] = ["sysctls": .array(s.sysctls.map { ["name": .string($0.name), "value": .string($0.value)] })] }
+        if let c = s.dnsConfig {
+            var d: JSON = [:]
+            if !c.nameservers.isEmpty { d["nameservers"] = .array(c.nameservers.map { .string($0.description) }) }
+            if !c.searches.isEmpty { d["searches"] = .array(c.searches.map { .string($0) }) }
+            if !c.options.isEmpty {
+                d["options"] = .array(c.options.map { o in
+                    var j: JSON = ["name": .string(o.name)]
+                    if let v = o.value { j["value"] = .string(v) }
+                    return j
+                })
+            }
+            o["dnsConfig"] = d
+        }
+        var tolerations: [JSON] = s.tolerations.map { t in
+            var j: JSON = ["operator": .string(t.operator)]
+            if let k = t.key { j["key"] = .string(k) }
+            if let v = t.value { j["value"] = .string(v) }
+            if let e = t.effect { j["effect"] = .string(e) }
+            return j
+        }
+        // As the DefaultTolerationSeconds admission plugin adds them.
+        tolerations.append(["key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300])
+        tolerations.append(["key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300])
+        o["tolerations"] = .array(tolerations)
+        return o
+    }
+
+    func containerStatus(_ pod: PodState, _ c: ContainerStatus) -> JSON {
+        func terminated(_ t: ContainerStatus.Termination) -> JSON {
+            var j: JSON = ["exitCode": .int(Int64(t.exitCode)), "reason": .string(t.reason), "finishedAt": .string(rfc3339(t.finishedAt)),
+                           "containerID": .string(containerID(pod, c))]
+            j["startedAt"] = t.startedAt.map { .string(rfc3339($0)) } ?? .null
+            if let m = t.message { j["message"] = .string(m) }
+            if let s = t.signal { j["signal"] = .int(Int64(s)) }
+            return j
+        }
+        var state: JSON
+        switch c.state {
+        case .running: state = ["running": ["startedAt": .string(rfc3339(c.startedAt ?? pod.createdAt))]]
+        case .waiting:
+            var w: JSON = [:]
+            if let r = c.reason { w["reason"] = .string(r) }
+            if let m = c.message { w["message"] = .string(m) }
+            state = ["waiting": w]
+        case .terminated: state = ["terminated": c.termination.map(terminated) ?? ["exitCode": 0, "startedAt": nil, "finishedAt": nil]]
+        }
+        var o: JSON = ["name": .string(c.name), "image": .string(c.image), "imageID": .string("minik://images/\(c.image)"),
+                       "ready": .bool(c.isRunning && c.ready), "restartCount": .int(Int64(c.restartCount)),
+                       "started": .bool(c.isRunning), "state": state,
+                       "lastState": c.lastTermination.map { ["terminated": terminated($0)] } ?? [:]]
+        if c.pid > 0 || c.state != .waiting { o["containerID"] = .string(containerID(pod, c)) }
+        return o
+    }
+
+    func containerID(_ pod: PodState, _ c: ContainerStatus) -> String {
+        "minik://\(pod.namespace)_\(pod.name)_\(c.name)_\(c.restartCount)"
+    }
+
+    func ownerName(_ owner: String?) -> (kind: String, name: String)? {
+        guard let o = owner else { return nil }
+        let parts = o.split(separator: "/", maxSplits: 1)
+        return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+    }
+
+    func pod(_ p: PodState, spec: PodSpec?) -> JSON {
+        var owners: [JSON] = []
+        var labels = p.labels
+        if let (kind, name) = ownerName(p.owner), kind == "Deployment", let d = state.spec.deployments.first(where: { $0.name == name && $0.namespace == p.namespace }) {
+            let rs = replicaSetName(d)
+            labels["pod-template-hash"] = templateHash(d)
+            owners.append(owner("apps/v1", "ReplicaSet", rs, uid: uid("replicasets", d.namespace, rs, state.createdAt)))
+        }
+        let hostIP = state.nodes.first { $0.name == p.node }?.internalIP.description
+        let created = rfc3339(p.createdAt)
+        let inits = p.initContainers
+        let initialized = inits.allSatisfy { $0.state == .terminated && $0.termination?.exitCode == 0 }
+        let containersReady = !p.appContainers.isEmpty && p.appContainers.allSatisfy { $0.isRunning && $0.ready }
+        let readySince = p.appContainers.compactMap(\.startedAt).max().map(rfc3339) ?? created
+        func condition(_ type: String, _ ok: Bool, _ since: String, reason: String? = nil) -> JSON {
+            var c: JSON = ["type": .string(type), "status": .string(ok ? "True" : "False"), "lastProbeTime": nil, "lastTransitionTime": .string(since)]
+            if !ok, let reason {
+                c["reason"] = .string(reason)
+                c["message"] = .string(p.notReadyReason)
+            }
+            return c
+        }
+        var status: JSON = [
+            "phase": .string(p.phase.rawValue),
+            "conditions": [
+                condition("PodReadyToStartContainers", p.phase != .pending, created),
+                condition("Initialized", initialized, created, reason: "ContainersNotInitialized"),
+                condition("Ready", p.isReady, readySince, reason: "ContainersNotReady"),
+                condition("ContainersReady", containersReady, readySince, reason: "ContainersNotReady"),
+                condition("PodScheduled", true, created),
+            ],
+            "startTime": .string(created),
+            "qosClass": .string((spec?.containers ?? []).contains { $0.memoryLimit != nil } ? "Burstable" : "BestEffort"),
+            "containerStatuses": .array(p.appContainers.map { containerStatus(p, $0) }),
+        ]
+        if !inits.isEmpty { status["initContainerStatuses"] = .array(inits.map { containerStatus(p, $0) }) }
+        if let hostIP {
+            status["hostIP"] = .string(hostIP)
+            status["hostIPs"] = [["ip": .string(hostIP)]]
+        }
+        if let ip = p.ip {
+            status["podIP"] = .string(ip.description)
+            status["podIPs"] = [["ip": .string(ip.description)]]
+        }
+        if let m = p.message { status["message"] = .string(m) }
+        var o: JSON = ["apiVersion": "v1", "kind": "Pod",
+                       "metadata": meta("pods", namespace: p.namespace, name: p.name, created: p.createdAt, labels: labels,
+                                        annotations: (spec?.annotations ?? [:]).merging(["minik.dev/netns": p.netns]) { a, _ in a }, owners: owners),
+                       "status": status]
+        o["spec"] = spec.map { podSpec($0, nodeName: p.node) } ?? ["containers": .array(p.appContainers.map { ["name": .string($0.name), "image": .string($0.image)] }), "nodeName": .string(p.node)]
+        return o
+    }
+
+    // MARK: services, endpoints, slices
+
+    func service(_ st: ServiceState) -> JSON {
+        let s = st.spec
+        var spec: JSON = ["type": .string(s.type.rawValue), "sessionAffinity": .string(s.clientIPAffinity ? "ClientIP" : "None")]
+        if s.type != .externalName {
+            spec["ipFamilies"] = ["IPv4"]
+            spec["ipFamilyPolicy"] = "SingleStack"
+            spec["internalTrafficPolicy"] = "Cluster"
+            let ip = s.headless ? "None" : s.clusterIP?.description
+            if let ip {
+                spec["clusterIP"] = .string(ip)
+                spec["clusterIPs"] = [.string(ip)]
+            }
+        }
+        if s.hasNodePorts { spec["externalTrafficPolicy"] = "Cluster" }
+        if let sel = s.selector { spec["selector"] = .strings(sel) }
+        if s.clientIPAffinity { spec["sessionAffinityConfig"] = ["clientIP": ["timeoutSeconds": .int(Int64(s.affinityTimeoutSeconds))]] }
+        if s.publishNotReadyAddresses { spec["publishNotReadyAddresses"] = true }
+        if !s.externalIPs.isEmpty { spec["externalIPs"] = .array(s.externalIPs.map { .string($0.description) }) }
+        if let n = s.externalName { spec["externalName"] = .string(n) }
+        if !s.ports.isEmpty {
+            spec["ports"] = .array(s.ports.map { p in
+                var j: JSON = ["protocol": .string(p.proto), "port": .int(Int64(p.port))]
+                switch p.targetPort {
+                case .number(let n): j["targetPort"] = .int(Int64(n))
+                case .name(let n): j["targetPort"] = .string(n)
+                }
+                if !p.name.isEmpty { j["name"] = .string(p.name) }
+                if let np = p.nodePort { j["nodePort"] = .int(Int64(np)) }
+                return j
+            })
+        }
+        return ["apiVersion": "v1", "kind": "Service",
+                "metadata": meta("services", namespace: s.namespace, name: s.name, created: st.createdAt, labels: s.labels, annotations: s.annotations),
+                "spec": spec, "status": ["loadBalancer": [:]]]
+    }
+
+    func target(_ e: Endpoint) -> JSON {
+        let parts = e.pod.split(separator: "/", maxSplits: 1).map(String.init)
+        var t: JSON = ["kind": "Pod", "namespace": .string(parts.first ?? ""), "name": .string(parts.last ?? "")]
+        if let p = state.pods.first(where: { $0.key == e.pod }) { t["uid"] = .string(uid("pods", p.namespace, p.name, p.createdAt)) }
+        return t
+    }
+
+    func endpoints(_ st: ServiceState) -> JSON {
+        var groups: [String: (addresses: [JSON], notReady: [JSON], ports: [JSON])] = [:]
+        var order: [String] = []
+        // One subset per port set, as the endpoints controller packs them.
+        var portsOf: [String: [Endpoint]] = [:]
+        for e in st.endpoints where e.port != nil || st.spec.ports.isEmpty { portsOf[e.pod, default: []].append(e) }
+        for pod in portsOf.keys.sorted() {
+            let eps = portsOf[pod]!
+            let ports: [JSON] = eps.filter { $0.port != nil }.sorted { $0.portName < $1.portName }.map { e in
+                var j: JSON = ["port": .int(Int64(e.port!)), "protocol": .string(e.proto)]
+                if !e.portName.isEmpty { j["name"] = .string(e.portName) }
+                return j
+            }
+            let key = ports.map(\.text).joined(separator: ",")
+            if groups[key] == nil { groups[key] = ([], [], ports); order.append(key) }
+            let e = eps[0]
+            let a: JSON = ["ip": .string(e.ip.description), "nodeName": .string(e.node), "targetRef": target(e)]
+            if st.isPublished(e) { groups[key]!.addresses.append(a) } else { groups[key]!.notReady.append(a) }
+        }
+        var o: JSON = ["apiVersion": "v1", "kind": "Endpoints",
+                       "metadata": meta("endpoints", namespace: st.spec.namespace, name: st.spec.name, created: st.createdAt, labels: st.spec.labels)]
+        if !order.isEmpty {
+            o["subsets"] = .array(order.map { k in
+                var s: JSON = [:]
+                let g = groups[k]!
+                if !g.addresses.isEmpty { s["addresses"] = .array(g.addresses) }
+                if !g.notReady.isEmpty { s["notReadyAddresses"] = .array(g.notReady) }
+                if !g.ports.isEmpty { s["ports"] = .array(g.ports) }
+                return s
+            })
+        }
+        return o
+    }
+
+    func endpointSlices(_ st: ServiceState) -> [JSON] {
+        let s = st.spec
+        let svcUID = uid("services", s.namespace, s.name, st.createdAt)
+        var byPorts: [String: (ports: [JSON], endpoints: [JSON])] = [:]
+        var portsOf: [String: [Endpoint]] = [:]
+        for e in st.endpoints { portsOf[e.pod, default: []].append(e) }
+        for pod in portsOf.keys.sorted() {
+            let eps = portsOf[pod]!
+            let ports: [JSON] = eps.filter { $0.port != nil }.sorted { $0.portName < $1.portName }.map { e in
+                ["name": .string(e.portName), "port": .int(Int64(e.port!)), "protocol": .string(e.proto)]
+            }
+            let key = ports.map(\.text).joined(separator: ",")
+            let e = eps[0]
+            let ready = eps.allSatisfy(\.ready)
+            let ep: JSON = ["addresses": [.string(e.ip.description)], "nodeName": .string(e.node), "targetRef": target(e),
+                            "conditions": ["ready": .bool(ready || s.publishNotReadyAddresses), "serving": .bool(ready), "terminating": false]]
+            byPorts[key, default: (ports, [])].endpoints.append(ep)
+        }
+        if byPorts.isEmpty { byPorts[""] = ([], []) }
+        var labels = s.labels
+        labels["kubernetes.io/service-name"] = s.name
+        labels["endpointslice.kubernetes.io/managed-by"] = "endpointslice-controller.k8s.io"
+        return byPorts.keys.sorted().map { key in
+            let name = "\(s.name)-\(String(uid("endpointslices", s.namespace, s.name + key, st.createdAt).filter(\.isLetter).prefix(5)))"
+            return ["apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                    "metadata": meta("endpointslices", namespace: s.namespace, name: name, created: st.createdAt, labels: labels,
+                                     owners: [owner("v1", "Service", s.name, uid: svcUID)]),
+                    "endpoints": .array(byPorts[key]!.endpoints), "ports": .array(byPorts[key]!.ports)]
+        }
+    }
+
+    // MARK: deployments and replica sets
+
+    /// The pod-template-hash: a hash of the template, as a short lowercase name.
+    public func templateHash(_ d: DeploymentSpec) -> String {
+        var t = d.template
+        t.source = SourceLocation(file: "", line: 0, column: 0, field: "")
+        t.name = ""
+        t.nodeName = ""
+        let text = podSpec(t, nodeName: nil).text + JSON.strings(t.labels).text
+        // As the deployment controller: the FNV-32a of the template, its decimal digits
+        // mapped onto rand.SafeEncodeString's alphabet.
+        var h: UInt32 = 2166136261
+        for b in text.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        return String(String(h).utf8.map { alphabet[Int($0) % alphabet.count] })
+    }
+
+    func replicaSetName(_ d: DeploymentSpec) -> String { "\(d.name)-\(templateHash(d))" }
+
+    func podsOf(_ d: DeploymentSpec) -> [PodState] { state.pods.filter { $0.owner == d.owner && $0.namespace == d.namespace } }
+
+    func template(_ d: DeploymentSpec, hash: String?) -> JSON {
+        var labels = d.template.labels
+        if let hash { labels["pod-template-hash"] = hash }
+        var m: JSON = ["labels": .strings(labels), "creationTimestamp": nil]
+        if !d.template.annotations.isEmpty { m["annotations"] = .strings(d.template.annotations) }
+        return ["metadata": m, "spec": podSpec(d.template, nodeName: d.template.requestedNodeName)]
+    }
+
+    func created(_ d: DeploymentSpec) -> Date { podsOf(d).map(\.createdAt).min() ?? state.createdAt }
+
+    func deployment(_ d: DeploymentSpec) -> JSON {
+        let pods = podsOf(d)
+        let ready = pods.filter(\.isReady).count
+        let created = rfc3339(state.createdAt)
+        let available = ready >= d.replicas
+        let hash = templateHash(d)
+        return ["apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": meta("deployments", namespace: d.namespace, name: d.name, created: state.createdAt,
+                                 labels: d.labels, annotations: d.annotations.merging(["deployment.kubernetes.io/revision": "1"]) { a, _ in a }),
+                "spec": ["replicas": .int(Int64(d.replicas)), "selector": ["matchLabels": .strings(d.selector)],
+                         "template": template(d, hash: nil),
+                         "strategy": ["type": "RollingUpdate", "rollingUpdate": ["maxSurge": "25%", "maxUnavailable": "25%"]],
+                         "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600],
+                "status": ["observedGeneration": 1, "replicas": .int(Int64(pods.count)), "updatedReplicas": .int(Int64(pods.count)),
+                           "readyReplicas": .int(Int64(ready)), "availableReplicas": .int(Int64(ready)),
+                           "unavailableReplicas": .int(Int64(max(0, d.replicas - ready))),
+                           "conditions": [
+                               ["type": "Available", "status": .string(available ? "True" : "False"),
+                                "reason": .string(available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable"),
+                                "message": .string(available ? "Deployment has minimum availability." : "Deployment does not have minimum availability."),
+                                "lastUpdateTime": .string(created), "lastTransitionTime": .string(created)],
+                               ["type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                                "message": .string("ReplicaSet \"\(d.name)-\(hash)\" has successfully progressed."),
+                                "lastUpdateTime": .string(created), "lastTransitionTime": .string(created)],
+                           ]]]
+    }
+
+    func replicaSet(_ d: DeploymentSpec) -> JSON {
+        let pods = podsOf(d)
+        let hash = templateHash(d)
+        let name = replicaSetName(d)
+        let ready = pods.filter(\.isReady).count
+        var labels = d.template.labels
+        labels["pod-template-hash"] = hash
+        var selector = d.selector
+        selector["pod-template-hash"] = hash
+        return ["apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": meta("replicasets", namespace: d.namespace, name: name, created: state.createdAt, labels: labels,
+                                 annotations: ["deployment.kubernetes.io/desired-replicas": .init(String(d.replicas)),
+                                               "deployment.kubernetes.io/max-replicas": .init(String(d.replicas + max(1, (d.replicas + 3) / 4))),
+                                               "deployment.kubernetes.io/revision": "1"],
+                                 owners: [owner("apps/v1", "Deployment", d.name, uid: uid("deployments", d.namespace, d.name, state.createdAt))]),
+                "spec": ["replicas": .int(Int64(d.replicas)), "selector": ["matchLabels": .strings(selector)], "template": template(d, hash: hash)],
+                "status": ["observedGeneration": 1, "replicas": .int(Int64(pods.count)), "fullyLabeledReplicas": .int(Int64(pods.count)),
+                           "readyReplicas": .int(Int64(ready)), "availableReplicas": .int(Int64(ready))]]
+    }
+
+    // MARK: events
+
+    /// The pods' events; consecutive repeats of one (reason, message) are one Event with a
+    /// count, as the kubelet's event correlator aggregates them.
+    func events() -> [JSON] {
+        var out: [JSON] = []
+        for p in state.pods {
+            let podUID = uid("pods", p.namespace, p.name, p.createdAt)
+            var merged: [(first: PodEvent, last: Date, count: Int)] = []
+            for e in p.events {
+                if let i = merged.firstIndex(where: { $0.first.reason == e.reason && $0.first.message == e.message && $0.first.type == e.type }) {
+                    merged[i].last = e.time
+                    merged[i].count += 1
+                } else {
+                    merged.append((e, e.time, 1))
+                }
+            }
+            for m in merged {
+                let micros = Int64((m.first.time.timeIntervalSince1970 * 1_000_000).rounded())
+                let name = "\(p.name).\(String(UInt64(micros), radix: 16))"
+                out.append(["apiVersion": "v1", "kind": "Event",
+                             "metadata": meta("events", namespace: p.namespace, name: name, created: m.first.time),
+                             "involvedObject": ["kind": "Pod", "namespace": .string(p.namespace), "name": .string(p.name), "uid": .string(podUID), "apiVersion": "v1"],
+                             "reason": .string(m.first.reason), "message": .string(m.first.message), "type": .string(m.first.type),
+                             "source": ["component": "kubelet", "host": .string(p.node)],
+                             "firstTimestamp": .string(rfc3339(m.first.time)), "lastTimestamp": .string(rfc3339(m.last)),
+                             "count": .int(Int64(m.count)), "eventTime": nil, "reportingComponent": "kubelet", "reportingInstance": .string(p.node)])
+            }
+        }
+        return out
+    }
+}
+
+extension JSON {
+    init(_ s: String) { self = .string(s) }
+}
+
+/// Bytes as a Kubernetes quantity in binary units where exact ("64Mi"), else plain.
+public func quantityText(_ bytes: Int64) -> String {
+    for (suffix, unit) in [("Ti", Int64(1) << 40), ("Gi", Int64(1) << 30), ("Mi", Int64(1) << 20), ("Ki", Int64(1) << 10)] where bytes >= unit && bytes % unit == 0 {
+        return "\(bytes / unit)\(suffix)"
+    }
+    return String(bytes)
+}
