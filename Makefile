@@ -27,6 +27,14 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# The clients the API is tested with: kubectl 1.31+ (Debian's kubernetes-client is
+	@# 1.20, too old) from the Kubernetes or Google Cloud apt repository where one is
+	@# configured, and the official Python client from PyPI.
+	@if ! kubectl version --client -o json 2>/dev/null | grep -q '"minor": "3[1-9]'; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl >/dev/null 2>&1 || \
+	  echo "note: kubectl 1.31+ is not installed and no apt repository has it; the kubectl tests are skipped (see README)"; \
+	fi
+	@python3 -c 'import kubernetes' 2>/dev/null || pip install -q 'kubernetes>=31' 2>&1 | grep -v -i "warning\|dependency resolver\|requires" || true
 
 # Images (busybox, pause, netexec, minik-dns) are root filesystems built from images/*/recipe; the
 # pause image's static binary is also what every pod's sandbox runs.

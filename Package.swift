@@ -53,7 +53,7 @@ let package = Package(
         // Kubernetes API objects as JSON values, the object store with its watch window,
         // selectors, Tables (the apiserver's printers), discovery and OpenAPI documents,
         // and the request router. Pure: no sockets, no kernel.
-        .target(name: "MinikAPI", dependencies: ["MinikSpec", "MinikRuntime"]),
+        .target(name: "MinikAPI", dependencies: ["MinikSpec", "MinikRuntime", "Yams"]),
         // The API's transport: HTTPS on loopback with the cluster's CA and client
         // certificates, bearer tokens for service accounts, chunked watches; the
         // kubeconfig a user's kubectl reads.

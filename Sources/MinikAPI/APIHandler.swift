@@ -5,6 +5,7 @@
 //   /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
 // Every error is a Status object with the apiserver's reason and code.
 import Foundation
+import Yams
 
 public struct APIRequest: Sendable {
     public var method: String
@@ -379,13 +380,23 @@ public final class APIHandler: Sendable {
             throw .methodNotAllowed("the server does not allow this method on the requested resource")
         }
         guard req.body.count <= 3 * 1024 * 1024 else { throw APIError(413, "RequestEntityTooLarge", "the request body is larger than 3 MiB") }
+        if req.method == "PATCH" {
+            let type = req.contentType.split(separator: ";").first.map { String($0).trimmingSpaces } ?? ""
+            guard Patch.types.contains(type) else {
+                throw APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: \(Patch.types.joined(separator: ", "))")
+            }
+        }
         let body: JSON
         if ProtoSchema.isProtobuf(req.contentType) {
             body = try ProtoSchema.decode(req.body)
+        } else if let json = try? JSON.parse(req.body) {
+            body = json
+        } else if req.contentType.hasPrefix("application/apply-patch+yaml") || req.contentType.hasPrefix("application/yaml"),
+                  let text = String(validating: req.body, as: UTF8.self), let tree = try? Yams.load(yaml: text), let yaml = JSON(any: tree) {
+            body = yaml
         } else {
-            do { body = try JSON.parse(req.body) } catch {
-                throw APIError.badRequest("the body of the request was in an unknown format: \(error)")
-            }
+            do { _ = try JSON.parse(req.body) } catch { throw APIError.badRequest("the body of the request was in an unknown format: \(error)") }
+            throw APIError.badRequest("the body of the request was in an unknown format")
         }
         try requireNamespace(t.namespace)
         let strict = req.query["fieldValidation"].map { $0 == "Strict" } ?? true

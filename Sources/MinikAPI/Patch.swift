@@ -9,6 +9,10 @@
 // Anything else is 415 Unsupported Media Type.
 
 public enum Patch {
+    /// The PATCH content types the server takes (apply-patch: server-side apply).
+    public static let types = ["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json",
+                               "application/apply-patch+yaml"]
+
     public static func apply(contentType: String, patch: JSON, to original: JSON) throws(APIError) -> JSON {
         let type = contentType.split(separator: ";").first.map { String($0).trimmingSpaces } ?? ""
         switch type {

@@ -312,6 +312,12 @@ final class SpecFile {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
+    /// Rewrites the file with one text replaced.
+    func replace(_ old: String, with new: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try text.replacingOccurrences(of: old, with: new).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
     deinit { try? FileManager.default.removeItem(atPath: dir) }
 }
 
