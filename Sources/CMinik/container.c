@@ -161,6 +161,12 @@ static int container_child(void *p) {
         if (a->dir_readonly && mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
             FAIL("make a cluster directory read-only");
     }
+    if (a->secrets_source) {
+        const char *target = "var/run/secrets/kubernetes.io/serviceaccount";
+        if (mkdir_p(target) < 0 || mount(a->secrets_source, target, NULL, MS_BIND, NULL) < 0) FAIL("mount the service account token");
+        if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+            FAIL("make the service account token read-only");
+    }
     /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. */
     if (syscall(SYS_pivot_root, ".", ".") < 0) FAIL("pivot_root");
     if (umount2(".", MNT_DETACH) < 0) FAIL("detach the old root");

@@ -119,8 +119,10 @@ public protocol APIBackend: AnyObject, Sendable {
     func refresh()
     /// The log file of a container's current (or previous) run.
     func logFile(namespace: String, pod: String, container: String?, previous: Bool) throws(APIError) -> LogPlan
-    /// Deletes an object (and what it owns); returns when the runtime has acted.
-    func delete(_ key: ObjectKey) throws(APIError)
+    /// Deletes an object (and what it owns). A pod is deleted gracefully: this returns
+    /// once it is Terminating, and it is gone after its grace period at the latest
+    /// (gracePeriodSeconds: the client's, else the pod's terminationGracePeriodSeconds).
+    func delete(_ key: ObjectKey, gracePeriodSeconds: Int?) throws(APIError)
     /// Sets a Deployment's replicas.
     func scale(namespace: String, name: String, replicas: Int) throws(APIError)
     /// Creates or replaces an object (a Pod, Deployment, Service or Namespace); the object
@@ -242,11 +244,17 @@ public final class APIHandler: Sendable {
             guard r.verbs.contains("delete"), let backend else { throw .methodNotAllowed("the server does not allow this method on the requested resource") }
             guard let name = t.name else { return try deleteCollection(req, t) }
             guard let o = store.get(key(t)) else { throw APIError.notFound(r.resource, name, group: r.group) }
-            if let pre = try? JSON.parse(req.body), let uid = pre["preconditions"]?["uid"]?.string, uid != o["metadata"]?["uid"]?.string {
+            let options = (try? JSON.parse(req.body)) ?? [:]
+            if let uid = options["preconditions"]?["uid"]?.string, uid != o["metadata"]?["uid"]?.string {
                 throw APIError(409, "Conflict", "Precondition failed: UID in precondition: \(uid), UID in object meta: \(o["metadata"]?["uid"]?.string ?? "")")
             }
-            try backend.delete(key(t))
+            var grace = options["gracePeriodSeconds"]?.int.map(Int.init)
+            if let q = req.query["gracePeriodSeconds"] { grace = Int(q) }
+            if let g = grace, g < 0 { throw APIError(422, "Invalid", "gracePeriodSeconds: Invalid value: \(g): must be greater than or equal to 0") }
+            try backend.delete(key(t), gracePeriodSeconds: grace)
             backend.refresh()
+            // A pod still terminating is answered as it is now; anything else is gone.
+            if let now = store.get(key(t)), now["metadata"]?["deletionTimestamp"] != nil { return .json(200, now) }
             var gone = o
             gone["metadata"]?["deletionTimestamp"] = .string(rfc3339(Date()))
             return .json(200, gone)
@@ -363,7 +371,8 @@ public final class APIHandler: Sendable {
         let f = try filter(req, t)
         let (items, _) = store.list(f)
         for o in items {
-            try backend.delete(ObjectKey(t.resource.resource, o["metadata"]?["namespace"]?.string ?? "", o["metadata"]?["name"]?.string ?? ""))
+            try backend.delete(ObjectKey(t.resource.resource, o["metadata"]?["namespace"]?.string ?? "", o["metadata"]?["name"]?.string ?? ""),
+                               gracePeriodSeconds: nil)
         }
         backend.refresh()
         return .json(200, ["kind": .string(t.resource.listKind), "apiVersion": .string(t.resource.groupVersion),
@@ -474,29 +483,9 @@ public final class APIHandler: Sendable {
             return .json(200, current)
         }
         if dryRun { return .json(200, next) }
-        if let current, r.resource == "pods" { try checkPodUpdate(current, next, name) }
         let warnings = try backend.write(next, resource: r, create: current == nil, strict: strict)
         backend.refresh()
         return .json(current == nil ? 201 : 200, store.get(k) ?? next, warnings: warnings)
-    }
-
-    /// The apiserver's ValidatePodUpdate: a running pod's spec may change only in its
-    /// containers' images (and tolerations added); labels and annotations freely.
-    func checkPodUpdate(_ current: JSON, _ next: JSON, _ name: String) throws(APIError) {
-        func frozen(_ o: JSON) -> JSON {
-            var spec = WriteForm.input(o, resource: "pods")["spec"] ?? [:]
-            for field in ["containers", "initContainers"] {
-                if let cs = spec[field]?.array { spec[field] = .array(cs.map { var c = $0; c["image"] = nil; return c }) }
-            }
-            spec["tolerations"] = nil
-            spec["nodeName"] = nil
-            return spec
-        }
-        if frozen(current) != frozen(next) {
-            throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-                           details: ["name": .string(name), "group": "", "kind": "Pod",
-                                     "causes": [["reason": "FieldValueForbidden", "message": "Forbidden: pod updates may not change fields other than `spec.containers[*].image`", "field": "spec"]]])
-        }
     }
 
     /// What a write may change: everything but status and the server's metadata.

@@ -4,6 +4,7 @@
 // Integers stay integers (an exitCode or a port is never 80.0), object keys are written
 // sorted (as Go marshals maps), and the parser is strict: one value, UTF-8, no trailing
 // bytes, nesting at most 200 deep, so no input can exhaust the stack.
+import Foundation
 
 public enum JSON: Sendable, Equatable {
     case null
@@ -355,6 +356,7 @@ extension JSON {
             }
             self = .object(out)
         default:
+            if value is NSNull { self = .null; return }
             return nil
         }
     }

@@ -35,6 +35,13 @@ public struct WatchEvent: Sendable {
     /// The object as it is after the change (for DELETED: as it was, with the new revision).
     public var object: JSON
     public var revision: Int64
+
+    public init(type: Kind, key: ObjectKey, object: JSON, revision: Int64) {
+        self.type = type
+        self.key = key
+        self.object = object
+        self.revision = revision
+    }
 }
 
 /// Which objects a list or watch wants.
@@ -83,7 +90,12 @@ public final class ObjectStore: @unchecked Sendable {
     private var watchers: [Int: (filter: ObjectFilter, sink: @Sendable ([WatchEvent]) -> Void)] = [:]
     private var nextWatcher = 0
 
-    public init(window: Int = 10_000) { self.window = window }
+    /// `after`: the revision a previous store of this cluster reached (a supervisor that
+    /// adopts the cluster goes on from there, so resourceVersions never go back).
+    public init(window: Int = 10_000, after: Int64 = 0) {
+        self.window = window
+        revision = max(1, after)
+    }
 
     /// The current revision (for a list's resourceVersion).
     public var currentRevision: Int64 {

@@ -101,7 +101,7 @@ public struct ObjectsView {
         for p in state.pods { put("pods", pod(p, spec: specs[p.key])) }
         for s in state.services {
             put("services", service(s))
-            if s.spec.selector != nil && s.spec.type != .externalName {
+            if (s.spec.selector != nil || !s.spec.fixedEndpoints.isEmpty) && s.spec.type != .externalName {
                 put("endpoints", endpoints(s))
                 for slice in endpointSlices(s) { put("endpointslices", slice) }
             }
@@ -256,7 +256,7 @@ public struct ObjectsView {
     func podSpec(_ s: PodSpec, nodeName: String?) -> JSON {
         var o: JSON = ["containers": .array(s.containers.map(containerSpec)), "restartPolicy": .string(s.restartPolicy),
                        "dnsPolicy": .string(s.dnsPolicy.rawValue), "schedulerName": "default-scheduler",
-                       "terminationGracePeriodSeconds": 30, "securityContext": [:],
+                       "terminationGracePeriodSeconds": .int(Int64(s.terminationGracePeriodSeconds)), "securityContext": [:],
                        "serviceAccountName": "default", "serviceAccount": "default", "enableServiceLinks": true,
                        "priority": 0, "preemptionPolicy": "PreemptLowerPriority"]
         if !s.initContainers.isEmpty { o["initContainers"] = .array(s.initContainers.map(containerSpec)) }
@@ -375,10 +375,15 @@ public struct ObjectsView {
             status["podIPs"] = [["ip": .string(ip.description)]]
         }
         if let m = p.message { status["message"] = .string(m) }
-        var o: JSON = ["apiVersion": "v1", "kind": "Pod",
-                       "metadata": meta("pods", namespace: p.namespace, name: p.name, created: p.createdAt, labels: labels,
-                                        annotations: (spec?.annotations ?? [:]).merging(["minik.dev/netns": p.netns]) { a, _ in a }, owners: owners),
-                       "status": status]
+        var metadata = meta("pods", namespace: p.namespace, name: p.name, created: p.createdAt, labels: labels,
+                            annotations: (spec?.annotations ?? [:]).merging(["minik.dev/netns": p.netns]) { a, _ in a }, owners: owners)
+        if let d = p.deletionTimestamp {
+            let grace = p.deletionGracePeriodSeconds ?? 0
+            // As the apiserver sets it: the time by which the pod will be gone.
+            metadata["deletionTimestamp"] = .string(rfc3339(d.addingTimeInterval(Double(grace))))
+            metadata["deletionGracePeriodSeconds"] = .int(Int64(grace))
+        }
+        var o: JSON = ["apiVersion": "v1", "kind": "Pod", "metadata": metadata, "status": status]
         o["spec"] = spec.map { podSpec($0, nodeName: p.node) } ?? ["containers": .array(p.appContainers.map { ["name": .string($0.name), "image": .string($0.image)] }), "nodeName": .string(p.node)]
         return o
     }
@@ -421,7 +426,8 @@ public struct ObjectsView {
                 "spec": spec, "status": ["loadBalancer": [:]]]
     }
 
-    func target(_ e: Endpoint) -> JSON {
+    func target(_ e: Endpoint) -> JSON? {
+        guard !e.pod.isEmpty else { return nil }
         let parts = e.pod.split(separator: "/", maxSplits: 1).map(String.init)
         var t: JSON = ["kind": "Pod", "namespace": .string(parts.first ?? ""), "name": .string(parts.last ?? "")]
         if let p = state.pods.first(where: { $0.key == e.pod }) { t["uid"] = .string(uid("pods", p.namespace, p.name, p.createdAt)) }
@@ -444,7 +450,8 @@ public struct ObjectsView {
             let key = ports.map(\.text).joined(separator: ",")
             if groups[key] == nil { groups[key] = ([], [], ports); order.append(key) }
             let e = eps[0]
-            let a: JSON = ["ip": .string(e.ip.description), "nodeName": .string(e.node), "targetRef": target(e)]
+            var a: JSON = ["ip": .string(e.ip.description)]
+            if let t = target(e) { a["targetRef"] = t; a["nodeName"] = .string(e.node) }
             if st.isPublished(e) { groups[key]!.addresses.append(a) } else { groups[key]!.notReady.append(a) }
         }
         var o: JSON = ["apiVersion": "v1", "kind": "Endpoints",
@@ -476,8 +483,9 @@ public struct ObjectsView {
             let key = ports.map(\.text).joined(separator: ",")
             let e = eps[0]
             let ready = eps.allSatisfy(\.ready)
-            let ep: JSON = ["addresses": [.string(e.ip.description)], "nodeName": .string(e.node), "targetRef": target(e),
+            var ep: JSON = ["addresses": [.string(e.ip.description)],
                             "conditions": ["ready": .bool(ready || s.publishNotReadyAddresses), "serving": .bool(ready), "terminating": false]]
+            if let t = target(e) { ep["targetRef"] = t; ep["nodeName"] = .string(e.node) }
             byPorts[key, default: (ports, [])].endpoints.append(ep)
         }
         if byPorts.isEmpty { byPorts[""] = ([], []) }

@@ -223,6 +223,9 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
     public var externalIPs: [IPv4Address] = []
     public var externalName: String?
     public var source: SourceLocation
+    /// The endpoints of a service without selector that minik sets itself (the API
+    /// service's: the control-plane's address), each with every port's targetPort.
+    public var fixedEndpoints: [IPv4Address] = []
 
     public init(namespace: String, name: String, source: SourceLocation) {
         self.namespace = namespace
@@ -269,13 +272,15 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var sysctls: [Sysctl] = []
     /// spec.tolerations: the control-plane's taint is the only one there is.
     public var tolerations: [Toleration] = []
+    /// How long a deleted pod's containers have between SIGTERM and SIGKILL.
+    public var terminationGracePeriodSeconds = 30
 
     public var key: String { "\(namespace)/\(name)" }
 
     enum CodingKeys: String, CodingKey {
         case namespace, name, labels, annotations, nodeName, requestedNodeName, nodeSelector, containers
         case initContainers, restartPolicy, hostname, subdomain, shareProcessNamespace, owner, source
-        case dnsPolicy, dnsConfig, sysctls, tolerations
+        case dnsPolicy, dnsConfig, sysctls, tolerations, terminationGracePeriodSeconds
     }
 }
 
@@ -594,6 +599,9 @@ extension PodSpec {
         source = try c.decode(SourceLocation.self, forKey: .source)
         dnsPolicy = try c.decode(.dnsPolicy, default: .clusterFirst)
         dnsConfig = try c.decodeIfPresent(PodDNSConfig.self, forKey: .dnsConfig)
+        sysctls = try c.decode(.sysctls, default: [])
+        tolerations = try c.decode(.tolerations, default: [])
+        terminationGracePeriodSeconds = try c.decode(.terminationGracePeriodSeconds, default: 30)
     }
 }
 
@@ -622,7 +630,7 @@ extension ClusterSpec {
 extension ServiceSpec {
     enum CodingKeys: String, CodingKey {
         case namespace, name, labels, annotations, type, selector, clusterIP, headless, ports, clientIPAffinity
-        case affinityTimeoutSeconds, publishNotReadyAddresses, externalIPs, externalName, source
+        case affinityTimeoutSeconds, publishNotReadyAddresses, externalIPs, externalName, source, fixedEndpoints
     }
 
     public init(from decoder: Decoder) throws {
@@ -642,5 +650,6 @@ extension ServiceSpec {
         externalIPs = try c.decode(.externalIPs, default: [])
         externalName = try c.decodeIfPresent(String.self, forKey: .externalName)
         source = try c.decode(SourceLocation.self, forKey: .source)
+        fixedEndpoints = try c.decode(.fixedEndpoints, default: [])
     }
 }

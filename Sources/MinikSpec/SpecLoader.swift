@@ -495,9 +495,9 @@ struct Builder {
         guard let f = r.mapping(y, "Pod spec", known: [
             "containers", "initContainers", "nodeName", "nodeSelector", "restartPolicy", "hostname", "subdomain",
             "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "dnsPolicy", "dnsConfig", "securityContext",
-            "tolerations",
+            "tolerations", "terminationGracePeriodSeconds",
         ], ignored: [
-            "terminationGracePeriodSeconds": later, "volumes": later, "serviceAccountName": later,
+            "volumes": later, "serviceAccountName": later,
             "serviceAccount": later, "automountServiceAccountToken": later, "affinity": later,
 "priorityClassName": later, "priority": later, "schedulerName": later,
             "imagePullSecrets": later, "enableServiceLinks": later, "readinessGates": later,
@@ -549,6 +549,10 @@ struct Builder {
         spec.dnsConfig = dnsConfig
         spec.sysctls = podSecurityContext(f["securityContext"])
         spec.tolerations = tolerations(f["tolerations"])
+        if let gy = f["terminationGracePeriodSeconds"], let g = r.int(gy) {
+            // The apiserver's range; minik caps it at an hour so a delete always ends.
+            if g < 0 || g > 3600 { r.fail(gy, "terminationGracePeriodSeconds \(g) must be from 0 to 3600") } else { spec.terminationGracePeriodSeconds = g }
+        }
         return (spec, nodeNameY, nameservers)
     }
 
@@ -672,6 +676,7 @@ struct Builder {
     }
 
     mutating func finish() -> ClusterSpec? {
+        refuseAPIServiceName()
         if let base { return finishApply(base) }
         expandDeployments(nodes: max(nodes?.count ?? 1, 1), others: dns.enabled ? dns.replicas : 0)
         refuseClusterDNSNames(enabled: dns.enabled)

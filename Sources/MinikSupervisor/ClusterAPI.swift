@@ -14,7 +14,7 @@ import MinikSpec
 
 public final class ClusterAPI: APIBackend, @unchecked Sendable {
     let runtime: ClusterRuntime
-    public let store = ObjectStore()
+    public private(set) var store = ObjectStore()
     let host = HostInfo.read()
     /// One change of the cluster at a time (shared with the control socket's updates).
     let updates: NSLock
@@ -29,11 +29,15 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         self.updates = updates
     }
 
-    /// Makes (or reuses) the cluster's certificates, listens, writes the kubeconfig.
-    /// `port`: the port of an adopted cluster's API, kept so kubeconfigs stay valid.
-    public func start(port reuse: Int? = nil) throws(APIServerError) {
+    var files: PKIFiles { PKIFiles(dir: Naming.pkiDir(runtime.spec.name)) }
+    /// Service account tokens: token -> namespace.
+    let tokensLock = NSLock()
+    var tokens: [String: String] = [:]
+
+    /// Before the pods start: the cluster's certificates and every namespace's service
+    /// account files, so that the first pods get their token too.
+    public func prepare() throws(APIServerError) {
         let spec = runtime.spec
-        let files = PKIFiles(dir: Naming.pkiDir(spec.name))
         let controlPlane = spec.nodes.first { $0.role == .controlPlane }
         var ips: [[UInt8]] = [[127, 0, 0, 1]]
         if let a = IPv4Address(spec.apiServerAddress), a.description != "127.0.0.1" { ips.append(a.octets) }
@@ -47,12 +51,59 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         } catch {
             throw APIServerError(description: error.description)
         }
+        for ns in spec.namespaces { ensureServiceAccount(ns) }
+    }
+
+    /// The namespace's default service account: a token (32 random bytes from the
+    /// system's generator), the CA, the namespace's name, in a root-only directory that
+    /// its pods get read-only at /var/run/secrets/kubernetes.io/serviceaccount.
+    public func ensureServiceAccount(_ namespace: String) {
+        let cluster = runtime.spec.name
+        let dir = ContainerRunner.serviceAccountDir(cluster, namespace: namespace)
+        let fm = FileManager.default
+        var token = (try? String(contentsOfFile: "\(dir)/token", encoding: .utf8)) ?? ""
+        if token.isEmpty {
+            var rng = SystemRandomNumberGenerator()
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            token = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let ca = (try? String(contentsOfFile: files.caCert, encoding: .utf8)) ?? ""
+            fm.createFile(atPath: "\(dir)/ca.crt", contents: Data(ca.utf8), attributes: [.posixPermissions: 0o644])
+            fm.createFile(atPath: "\(dir)/namespace", contents: Data(namespace.utf8), attributes: [.posixPermissions: 0o644])
+            // The token last: its presence says the directory is complete.
+            fm.createFile(atPath: "\(dir)/token.tmp", contents: Data(token.utf8), attributes: [.posixPermissions: 0o644])
+            rename("\(dir)/token.tmp", "\(dir)/token")
+        }
+        tokensLock.lock()
+        let known = tokens[token] != nil
+        tokens[token] = namespace
+        tokensLock.unlock()
+        if !known { server?.addToken(token, user: "system:serviceaccount:\(namespace):default") }
+    }
+
+    /// Makes (or reuses) the cluster's certificates, listens (on loopback, and inside the
+    /// control-plane node on its underlay address, port 6443, for the pods), writes the
+    /// kubeconfig. `port`: the port of an adopted cluster's API, kept so kubeconfigs stay valid.
+    public func start(port reuse: Int? = nil, revision: Int64? = nil) throws(APIServerError) {
+        let spec = runtime.spec
+        // A jump past what the old store may have handed out unsaved (it saved within a
+        // second of its changes): resourceVersions only grow.
+        if let revision { store = ObjectStore(after: revision + 100_000) }
+        let files = self.files
+        try prepare()
         let port = spec.apiServerPort != 0 ? spec.apiServerPort : (reuse ?? 0)
         refresh()
         let handler = APIHandler(store: store, backend: self, serverAddress: "\(spec.apiServerAddress):\(port)")
         let server = try APIServer(handler: handler, pki: files)
         let bound = try server.listen(host: spec.apiServerAddress, port: port)
         self.server = server
+        tokensLock.lock()
+        for (token, ns) in tokens { server.addToken(token, user: "system:serviceaccount:\(ns):default") }
+        tokensLock.unlock()
+        if let cp = spec.nodes.first(where: { $0.role == .controlPlane }), let node = runtime.nodes.first(where: { $0.spec.name == cp.name }) {
+            try server.listen(fd: try listener(in: node.netns, cp.internalIP, APIService.port))
+        }
         url = "https://\(spec.apiServerAddress):\(bound)"
         runtime.apiServer = url
         runtime.onChange = { [weak self] in self?.changed() }
@@ -71,6 +122,26 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             throw APIServerError(description: "cannot write the cluster's kubeconfig: \(error)")
         }
         try? runtime.state().save()
+    }
+
+    /// A TCP socket bound inside a node's namespace, for the API's in-cluster address.
+    func listener(in netns: NetNamespace, _ ip: IPv4Address, _ port: Int) throws(APIServerError) -> Int32 {
+        let fd: Int32
+        do { fd = try netns.socket(domain: AF_INET, type: Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), protocol: 0) } catch {
+            throw APIServerError(description: "\(error)")
+        }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = ip.socketAddress(port: port)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            close(fd)
+            throw APIServerError(description: "cannot listen on \(ip):\(port) in \(netns.name): \(String(cString: strerror(e)))")
+        }
+        return fd
     }
 
     func changed() {
@@ -103,6 +174,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         defer { syncLock.unlock() }
         let view = ObjectsView(state: runtime.state(), host: host)
         for (resource, objects) in view.all() { store.sync(resource: resource, objects) }
+        runtime.apiRevision = store.currentRevision
     }
 
     public func logFile(namespace: String, pod: String, container: String?, previous: Bool) throws(APIError) -> LogPlan {
@@ -138,41 +210,58 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         return LogPlan(path: path, namespace: namespace, pod: pod, container: c.name, finished: finished)
     }
 
+    /// A spec problem as a 422 Invalid naming each field.
+    func invalid(_ error: SpecError, kind: String, name: String) -> APIError {
+        let causes = error.problems.map { p in (field: p.location?.field ?? "", message: p.message) }
+        let text = causes.map { $0.field.isEmpty ? $0.message : "\($0.field): \($0.message)" }.joined(separator: ", ")
+        return APIError(422, "Invalid", kind.isEmpty ? text : "\(kind) \"\(name)\" is invalid: \(text)",
+                        details: ["name": .string(name), "kind": .string(kind),
+                                  "causes": .array(causes.map { ["reason": "FieldValueInvalid", "message": .string($0.message), "field": .string($0.field)] })])
+    }
+
     /// Applies a change of the spec; a spec problem is a 422 Invalid naming each field.
-    func change(kind: String = "", name: String = "", _ body: (ClusterSpec) throws(SpecError) -> ClusterSpec) throws(APIError) {
-        updates.lock()
-        defer { updates.unlock() }
+    func change(kind: String = "", name: String = "", locked: Bool = false, _ body: (ClusterSpec) throws(SpecError) -> ClusterSpec) throws(APIError) {
+        if !locked { updates.lock() }
+        defer { if !locked { updates.unlock() } }
         let desired: ClusterSpec
-        do { desired = try body(runtime.spec) } catch {
-            let causes = error.problems.map { p in (field: p.location?.field ?? "", message: p.message) }
-            let text = causes.map { $0.field.isEmpty ? $0.message : "\($0.field): \($0.message)" }.joined(separator: ", ")
-            throw APIError(422, "Invalid", kind.isEmpty ? text : "\(kind) \"\(name)\" is invalid: \(text)",
-                           details: ["name": .string(name), "kind": .string(kind),
-                                     "causes": .array(causes.map { ["reason": "FieldValueInvalid", "message": .string($0.message), "field": .string($0.field)] })])
-        }
+        do { desired = try body(runtime.spec) } catch { throw invalid(error, kind: kind, name: name) }
         let problems = ImageStore.located().problems(in: desired)
         if !problems.isEmpty { throw APIError(422, "Invalid", SpecError(problems).description) }
         let report = runtime.reconcile(desired)
         if let e = report.first(where: { $0.hasPrefix("error:") }) { throw APIError(500, "InternalError", e) }
     }
 
-    public func delete(_ key: ObjectKey) throws(APIError) {
+    public func delete(_ key: ObjectKey, gracePeriodSeconds: Int?) throws(APIError) {
         let spec = runtime.spec
         switch key.resource {
         case "pods":
             guard let p = spec.pods.first(where: { $0.key == "\(key.namespace)/\(key.name)" }) else { throw APIError.notFound("pods", key.name) }
-            if p.owner != nil {
-                // Its Deployment makes it again, as a ReplicaSet would.
+            let grace = gracePeriodSeconds ?? p.terminationGracePeriodSeconds
+            if runtime.state().pod(key.name, namespace: key.namespace)?.deletionTimestamp != nil { return }
+            // Terminating now; gone (and, for a Deployment's pod, made again as its
+            // ReplicaSet would) once its containers have stopped.
+            let started = DispatchSemaphore(value: 0)
+            Thread.detachNewThread { [self] in
+                let found = runtime.terminate(p.key, grace: grace) { started.signal() }
+                if !found { started.signal() }
                 updates.lock()
                 defer { updates.unlock() }
-                runtime.deletePods([p.key])
-                do { try runtime.addPods([p]) } catch { throw APIError(500, "InternalError", "\(error)") }
-                return
+                if p.owner != nil {
+                    runtime.deletePods([p.key])
+                    if runtime.spec.pods.contains(where: { $0.key == p.key }) { try? runtime.addPods([p]) }
+                } else {
+                    try? change(locked: true) { s throws(SpecError) in
+                        s.pods.contains { $0.key == p.key } ? try s.removing(pod: key.name, namespace: key.namespace) : s
+                    }
+                }
             }
-            try change { s throws(SpecError) in try s.removing(pod: key.name, namespace: key.namespace) }
+            started.wait()
         case "deployments":
             try change { s throws(SpecError) in try s.removing(deployment: key.name, namespace: key.namespace) }
         case "services":
+            if "\(key.namespace)/\(key.name)" == APIService.key {
+                throw APIError(405, "MethodNotAllowed", "service \(APIService.key) is the API's own: minik keeps it")
+            }
             try change { s throws(SpecError) in try s.removing(service: key.name, namespace: key.namespace) }
         case "namespaces":
             if ["default", "kube-system", "kube-public", "kube-node-lease"].contains(key.name) {
@@ -206,31 +295,60 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         let ns = object["metadata"]?["namespace"]?.string ?? "default"
         let input = WriteForm.input(object, resource: resource.resource)
         let base = runtime.spec
-        // A pod whose spec is unchanged (a label, an annotation): changed in place.
-        if resource.resource == "pods", !create, let cur = base.pods.first(where: { $0.key == "\(ns)/\(name)" }),
-           let current = store.get(ObjectKey("pods", ns, name)),
-           WriteForm.input(current, resource: "pods")["spec"] == input["spec"] {
-            var labels = input["metadata"]?["labels"]?.stringMap ?? [:]
+        let file = "\(resource.kind.lowercased())/\(name)"
+        if resource.resource == "pods", !create, let cur = base.pods.first(where: { $0.key == "\(ns)/\(name)" }) {
+            // The apiserver's rules for a running pod, on the pod as minik reads it: labels
+            // and annotations change in place (the pod keeps running); of its spec only the
+            // containers' images may change.
+            let probe: ClusterSpec
+            do { probe = try SpecLoader.apply(input.text, file: file, to: base) } catch { throw invalid(error, kind: resource.kind, name: name) }
+            guard var b = probe.pods.first(where: { $0.key == cur.key }) else { throw APIError.notFound("pods", name) }
+            let a = cur
+            b.source = a.source
+            // Where each container was written is not part of it.
+            for i in b.containers.indices where i < a.containers.count { b.containers[i].source = a.containers[i].source }
+            for i in b.initContainers.indices where i < a.initContainers.count { b.initContainers[i].source = a.initContainers[i].source }
+            b.owner = a.owner
+            if a.requestedNodeName == nil && b.requestedNodeName == a.nodeName { b.requestedNodeName = nil; b.nodeName = a.nodeName }
+            var labels = b.labels
             if cur.owner != nil { labels["pod-template-hash"] = nil }
-            let annotations = (input["metadata"]?["annotations"]?.stringMap ?? [:]).filter { $0.key != "minik.dev/netns" }
-            for (k, v) in labels {
-                if let why = Names.qualifiedNameProblem(k) {
-                    throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: metadata.labels: Invalid value: \"\(k)\": \(why)")
+            let annotations = b.annotations.filter { $0.key != "minik.dev/netns" }
+            b.labels = a.labels
+            b.annotations = a.annotations
+            if a == b {
+                for (k, v) in labels {
+                    if let why = Names.qualifiedNameProblem(k) {
+                        throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: metadata.labels: Invalid value: \"\(k)\": \(why)")
+                    }
+                    if !Names.isLabelValue(Substring(v)) {
+                        throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: metadata.labels: Invalid value: \"\(v)\": a label value must be empty or at most 63 characters of A-Z, a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit")
+                    }
                 }
-                if !Names.isLabelValue(Substring(v)) {
-                    throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: metadata.labels: Invalid value: \"\(v)\": a label value must be empty or at most 63 characters of A-Z, a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit")
-                }
+                updates.lock()
+                _ = runtime.relabel(pod: cur.key, labels: labels, annotations: annotations)
+                updates.unlock()
+                return []
             }
-            updates.lock()
-            _ = runtime.relabel(pod: cur.key, labels: labels, annotations: annotations)
-            updates.unlock()
-            return []
-        }
-        if resource.resource == "pods", !create, base.pods.first(where: { $0.key == "\(ns)/\(name)" })?.owner != nil {
-            throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: pods of a Deployment change through their Deployment in minik (labels and annotations may change)")
+            var x = a, y = b
+            for i in x.containers.indices { x.containers[i].image = "" }
+            for i in y.containers.indices { y.containers[i].image = "" }
+            for i in x.initContainers.indices { x.initContainers[i].image = "" }
+            for i in y.initContainers.indices { y.initContainers[i].image = "" }
+            if x.containers.count != y.containers.count || x != y {
+                // Which fields differ, as the apiserver shows a diff of the spec.
+                let changed = zip(Mirror(reflecting: x).children, Mirror(reflecting: y).children)
+                    .filter { "\($0.0.value)" != "\($0.1.value)" }.compactMap(\.0.label)
+                throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative) (changed: \(changed.joined(separator: ", ")))",
+                               details: ["name": .string(name), "group": "", "kind": "Pod",
+                                         "causes": [["reason": "FieldValueForbidden", "message": "Forbidden: pod updates may not change fields other than `spec.containers[*].image`", "field": "spec"]]])
+            }
+            if cur.owner != nil {
+                throw APIError(422, "Invalid", "Pod \"\(name)\" is invalid: spec.containers[*].image: Forbidden: the image of a Deployment's pod changes through its Deployment in minik")
+            }
         }
         var warnings: [String] = []
-        let file = "\(resource.kind.lowercased())/\(name)"
+        ensureServiceAccount(ns)
+        if resource.resource == "namespaces" { ensureServiceAccount(name) }
         try change(kind: resource.kind, name: name) { (s: ClusterSpec) throws(SpecError) -> ClusterSpec in
             var out = try SpecLoader.apply(input.text, file: file, to: s)
             // A pod read back names the node it runs on; that is not a request to pin it.

@@ -6,14 +6,35 @@ import MinikRuntime
 import MinikSpec
 
 public struct ControlRequest: Codable, Sendable {
-    public enum Op: String, Codable, Sendable { case status, down, ping, update }
+    /// api: one Kubernetes API request, answered by the same handler as HTTPS (the
+    /// CLI's apply, delete and scale use it: the root-only socket is its credential).
+    public enum Op: String, Codable, Sendable { case status, down, ping, update, api }
     public var op: Op
     /// For update: the desired cluster (apply, delete, scale compute it).
     public var spec: ClusterSpec?
+    public var api: APICall?
 
-    public init(op: Op, spec: ClusterSpec? = nil) {
+    public init(op: Op, spec: ClusterSpec? = nil, api: APICall? = nil) {
         self.op = op
         self.spec = spec
+        self.api = api
+    }
+}
+
+/// An API request over the control socket: path with its query, and a JSON body.
+public struct APICall: Codable, Sendable {
+    public var method: String
+    public var uri: String
+    public var accept: String
+    public var contentType: String
+    public var body: String
+
+    public init(method: String, uri: String, accept: String = "application/json", contentType: String = "application/json", body: String = "") {
+        self.method = method
+        self.uri = uri
+        self.accept = accept
+        self.contentType = contentType
+        self.body = body
     }
 }
 
@@ -21,6 +42,10 @@ public struct ControlResponse: Codable, Sendable {
     public var ok: Bool
     public var message: String?
     public var state: ClusterState?
+    /// For api: the HTTP status and the body (JSON), and warnings.
+    public var status: Int?
+    public var body: String?
+    public var warnings: [String]?
 
     public init(ok: Bool, message: String? = nil, state: ClusterState? = nil) {
         self.ok = ok

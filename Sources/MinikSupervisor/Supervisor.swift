@@ -6,6 +6,7 @@
 // If it is killed, the cluster keeps running; `minik up` of the same cluster starts a new
 // supervisor that adopts it (ClusterRuntime.adopt), and `down` cleans up without one.
 import Foundation
+import MinikAPI
 import MinikRuntime
 import MinikSpec
 
@@ -56,6 +57,7 @@ public final class Supervisor: @unchecked Sendable {
             interrupts.append(s)
         }
         do {
+            try api.prepare()
             if let old {
                 try runtime.adopt(old) { say("progress: \($0)") }
             } else {
@@ -69,7 +71,7 @@ public final class Supervisor: @unchecked Sendable {
         let listener: Int32
         do {
             let port = old?.apiServer.flatMap { $0.split(separator: ":").last.flatMap { Int($0) } }
-            try api.start(port: port)
+            try api.start(port: port, revision: old?.apiRevision)
         } catch {
             say("error: the Kubernetes API: \(error)")
             if old == nil { runtime.down() }
@@ -141,9 +143,29 @@ public final class Supervisor: @unchecked Sendable {
                 return
             }
             updates.lock()
-            let report = runtime.reconcile(desired)
+            for ns in desired.namespaces { api.ensureServiceAccount(ns) }
+            let report = runtime.reconcile(desired.withAPIService())
             updates.unlock()
             reply(fd, ControlResponse(ok: !report.contains { $0.hasPrefix("error:") }, message: report.joined(separator: "\n")))
+        case .api:
+            guard let call = req.api, let handler = api.server?.handler else {
+                reply(fd, ControlResponse(ok: false, message: "the API is not serving"))
+                return
+            }
+            let (path, query) = APIRequest.split(call.uri)
+            let response = handler.handle(APIRequest(method: call.method, path: path, query: query, accept: call.accept,
+                                                     contentType: call.contentType, body: Array(call.body.utf8), user: "minik"))
+            var r = ControlResponse(ok: true)
+            switch response {
+            case .json(let code, let body, _, let warnings):
+                r.status = code
+                r.body = body.text
+                r.warnings = warnings
+            case .watch, .logs:
+                r.status = 400
+                r.body = APIError.badRequest("watches and logs are served over HTTPS only").status.text
+            }
+            reply(fd, r)
         case .down:
             let started = Date()
             runtime.down()

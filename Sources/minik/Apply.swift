@@ -3,16 +3,51 @@ import Foundation
 import MinikRuntime
 import MinikSpec
 import MinikSupervisor
+import MinikAPI
+import Yams
 
-/// Sends the desired spec to the supervisor and prints what changed.
-func update(_ cluster: String, to desired: ClusterSpec) throws {
-    let problems = ImageStore.located().problems(in: desired)
-    if !problems.isEmpty { throw CLIError(SpecError(problems).description) }
-    guard let r = ControlSocket.call(path: Naming.socketPath(cluster), ControlRequest(op: .update, spec: desired), timeout: 120) else {
-        throw CLIError("the supervisor of cluster \(cluster) does not answer; pods cannot change without it")
+/// One request to the cluster's Kubernetes API, through the supervisor's control socket
+/// (root only): the same handler, validation and semantics as kubectl gets over HTTPS.
+func api(_ cluster: String, _ method: String, _ uri: String, body: JSON? = nil,
+         contentType: String = "application/json") throws -> (status: Int, object: JSON) {
+    let call = APICall(method: method, uri: uri, contentType: contentType, body: body?.text ?? "")
+    guard let r = ControlSocket.call(path: Naming.socketPath(cluster), ControlRequest(op: .api, api: call), timeout: 120), r.ok,
+          let status = r.status else {
+        throw CLIError("the supervisor of cluster \(cluster) does not answer; nothing can change without it")
     }
-    if let m = r.message, !m.isEmpty { print(m) }
-    if !r.ok { throw ExitCode.failure }
+    for w in r.warnings ?? [] { printErr("Warning: \(w)") }
+    let object = (try? JSON.parse(r.body ?? "")) ?? .null
+    return (status, object)
+}
+
+/// An API error as kubectl prints it: `Error from server (NotFound): ...`.
+func serverError(_ o: JSON) -> CLIError {
+    CLIError("Error from server (\(o["reason"]?.string ?? "InternalError")): \(o["message"]?.string ?? o.text)")
+}
+
+/// The path of a resource (and of one object) in the API.
+func resourcePath(_ r: APIResource, namespace: String, name: String? = nil) -> String {
+    let base = r.group.isEmpty ? "/api/v1" : "/apis/\(r.group)/\(r.version)"
+    let ns = r.namespaced ? "/namespaces/\(namespace)" : ""
+    return "\(base)\(ns)/\(r.resource)" + (name.map { "/\($0)" } ?? "")
+}
+
+/// "deployment.apps/web", as kubectl names an object in its messages.
+func objectName(_ r: APIResource, _ name: String) -> String {
+    "\(r.singular)\(r.group.isEmpty ? "" : ".\(r.group)")/\(name)"
+}
+
+func resolveResource(_ word: String) throws -> APIResource {
+    let w = word.lowercased()
+    if let r = Discovery.resources.first(where: { $0.resource == w || $0.singular == w || $0.shortNames.contains(w) || $0.kind.lowercased() == w }) { return r }
+    throw CLIError("error: the server doesn't have a resource type \"\(word)\"")
+}
+
+func requireSupervisor(_ cluster: String) throws {
+    let (state, live) = try clusterState(cluster)
+    guard live else {
+        throw CLIError("the supervisor of cluster \(cluster) is not running; nothing can change without it: `minik up \(state.specFile)` adopts the running cluster")
+    }
 }
 
 func runningSpec(_ cluster: String) throws -> ClusterSpec {
@@ -23,8 +58,23 @@ func runningSpec(_ cluster: String) throws -> ClusterSpec {
     return state.spec
 }
 
+/// The documents of a file as API objects, in order.
+func documents(_ text: String, file: String) throws -> [JSON] {
+    var out: [JSON] = []
+    do {
+        for doc in try Yams.load_all(yaml: text) {
+            guard let j = JSON(any: doc) else { continue }
+            if j == .null { continue }
+            out.append(j)
+        }
+    } catch {
+        throw CLIError("\(file): \(error)")
+    }
+    return out
+}
+
 struct Apply: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create or replace pods, deployments, services and namespaces of a running cluster.")
+    static let configuration = CommandConfiguration(abstract: "Create or replace pods, deployments, services and namespaces of a running cluster, object by object through its API.")
 
     @Option(name: .shortAndLong, help: "A file of Pods, Deployments, Services, Namespaces.") var filename: String
     @OptionGroup var cluster: ClusterOption
@@ -34,66 +84,96 @@ struct Apply: ParsableCommand {
         let name = try cluster.resolve()
         let base = try runningSpec(name)
         guard let text = try? String(contentsOfFile: filename, encoding: .utf8) else { throw CLIError("\(filename): cannot read the file") }
-        let desired: ClusterSpec
-        do { desired = try SpecLoader.apply(text, file: filename, to: base) } catch { throw CLIError(error.description) }
-        for w in desired.warnings { printErr("warning: \(w)") }
-        for d in desired.deployments where !base.deployments.contains(where: { $0 == d }) {
-            print("deployment.apps/\(d.name) \(base.deployments.contains { $0.key == d.key } ? "configured" : "created")")
+        // Every problem with its file, line and field, before anything is sent; the
+        // server checks each object again by the same rules.
+        let checked: ClusterSpec
+        do { checked = try SpecLoader.apply(text, file: filename, to: base) } catch { throw CLIError(error.description) }
+        for w in checked.warnings { printErr("warning: \(w)") }
+        var failed = false
+        let docs = try documents(text, file: filename)
+        // minik apply makes the namespaces its objects name (kubectl wants them made first).
+        let declared = Set(docs.filter { $0["kind"]?.string == "Namespace" }.compactMap { $0["metadata"]?["name"]?.string })
+        var namespaces: [String] = []
+        for o in docs where o["kind"]?.string != "Namespace" {
+            let ns = o["metadata"]?["namespace"]?.string ?? "default"
+            if !declared.contains(ns) && !namespaces.contains(ns) { namespaces.append(ns) }
         }
-        try update(name, to: desired)
+        for ns in namespaces where try api(name, "GET", "/api/v1/namespaces/\(ns)").status == 404 {
+            let (code, o) = try api(name, "POST", "/api/v1/namespaces", body: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]])
+            if code >= 300 { throw serverError(o) }
+            print("namespace/\(ns) created")
+        }
+        for var o in docs {
+            guard let kind = o["kind"]?.string, let version = o["apiVersion"]?.string,
+                  let r = Discovery.find(kind: kind, apiVersion: version), let objName = o["metadata"]?["name"]?.string else { continue }
+            let ns = o["metadata"]?["namespace"]?.string ?? "default"
+            let (status, current) = try api(name, "GET", resourcePath(r, namespace: ns, name: objName))
+            if status == 404 {
+                let (code, created) = try api(name, "POST", resourcePath(r, namespace: ns), body: o)
+                if code >= 300 { printErr(serverError(created).description); failed = true; continue }
+                print("\(objectName(r, objName)) created")
+                continue
+            }
+            let before = current["metadata"]?["resourceVersion"]
+            o["metadata"]?["resourceVersion"] = before
+            let (code, after) = try api(name, "PUT", resourcePath(r, namespace: ns, name: objName), body: o)
+            if code >= 300 { printErr(serverError(after).description); failed = true; continue }
+            print("\(objectName(r, objName)) \(after["metadata"]?["resourceVersion"] == before ? "unchanged" : "configured")")
+        }
+        if failed { throw ExitCode.failure }
     }
 }
 
 struct Delete: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Delete a pod, a deployment (and its pods) or a service; IPs go back to the pool.")
+    static let configuration = CommandConfiguration(abstract: "Delete a pod, a deployment (and its pods), a service or a namespace through the API; IPs go back to the pool.")
 
-    @Argument(help: "pod, deployment or service") var resource: String?
+    @Argument(help: "pod, deployment, service or namespace") var resource: String?
     @Argument(help: "Its name.") var name: String?
     @Option(name: .shortAndLong, help: "Namespace.") var namespace: String = "default"
     @Option(name: .shortAndLong, help: "Delete what a file describes.") var filename: String?
+    @Option(name: .customLong("grace-period"), help: "Seconds between SIGTERM and SIGKILL for a pod (kubectl's default is the pod's terminationGracePeriodSeconds; minik's, 1).")
+    var grace: Int = 1
     @OptionGroup var cluster: ClusterOption
 
     func run() throws {
         try requireRoot("minik delete")
         let c = try cluster.resolve()
-        var desired = try runningSpec(c)
-        do {
-            if let filename {
-                guard let text = try? String(contentsOfFile: filename, encoding: .utf8) else { throw CLIError("\(filename): cannot read the file") }
-                var empty = desired
-                empty.pods = []
-                empty.deployments = []
-                empty.services = []
-                let described = try SpecLoader.apply(text, file: filename, to: empty)
-                for d in described.deployments { desired = try desired.removing(deployment: d.name, namespace: d.namespace) }
-                for p in described.pods where p.owner == nil { desired = try desired.removing(pod: p.name, namespace: p.namespace) }
-                for s in described.services { desired = try desired.removing(service: s.name, namespace: s.namespace) }
-            } else {
-                guard let resource, let name else { throw CLIError("usage: minik delete pod|deployment NAME, or minik delete -f FILE") }
-                switch resource {
-                case "pod", "pods", "po":
-                    if let owner = desired.pods.first(where: { $0.name == name && $0.namespace == namespace })?.owner {
-                        throw CLIError("pod \(name) belongs to \(owner), which would re-create it: delete or scale the deployment instead")
-                    }
-                    desired = try desired.removing(pod: name, namespace: namespace)
-                case "deployment", "deployments", "deploy":
-                    desired = try desired.removing(deployment: name, namespace: namespace)
-                    print("deployment.apps/\(name) deleted")
-                case "service", "services", "svc":
-                    desired = try desired.removing(service: name, namespace: namespace)
-                default:
-                    throw CLIError("cannot delete \"\(resource)\" (use pod, deployment or service)")
+        try requireSupervisor(c)
+        var targets: [(APIResource, String, String)] = []
+        if let filename {
+            guard let text = try? String(contentsOfFile: filename, encoding: .utf8) else { throw CLIError("\(filename): cannot read the file") }
+            for o in try documents(text, file: filename) {
+                guard let kind = o["kind"]?.string, let version = o["apiVersion"]?.string, let r = Discovery.find(kind: kind, apiVersion: version),
+                      let n = o["metadata"]?["name"]?.string else { continue }
+                targets.append((r, o["metadata"]?["namespace"]?.string ?? "default", n))
+            }
+        } else {
+            guard let resource, let name else { throw CLIError("usage: minik delete pod|deployment|service|namespace NAME, or minik delete -f FILE") }
+            targets.append((try resolveResource(resource), namespace, name))
+        }
+        var failed = false
+        for (r, ns, n) in targets {
+            let options: JSON = ["kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": .int(Int64(grace))]
+            let (status, o) = try api(c, "DELETE", resourcePath(r, namespace: ns, name: n), body: options)
+            if status >= 300 { printErr(serverError(o).description); failed = true; continue }
+            print("\(r.singular)\(r.group.isEmpty ? "" : ".\(r.group)") \"\(n)\" deleted")
+            // As kubectl waits: until the object is gone (a pod: its grace period at most).
+            if r.resource == "pods" {
+                let uid = o["metadata"]?["uid"]
+                let deadline = Date().addingTimeInterval(Double(grace) + 30)
+                while Date() < deadline {
+                    let (s, now) = try api(c, "GET", resourcePath(r, namespace: ns, name: n))
+                    if s == 404 || now["metadata"]?["uid"] != uid { break }
+                    usleep(50_000)
                 }
             }
-        } catch let e as SpecError {
-            throw CLIError(e.description)
         }
-        try update(c, to: desired)
+        if failed { throw ExitCode.failure }
     }
 }
 
 struct Scale: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Set the number of replicas of a deployment.")
+    static let configuration = CommandConfiguration(abstract: "Set the number of replicas of a deployment (its scale subresource).")
 
     @Argument(help: "deployment") var resource: String
     @Argument(help: "Its name.") var name: String
@@ -105,11 +185,11 @@ struct Scale: ParsableCommand {
         try requireRoot("minik scale")
         guard ["deployment", "deployments", "deploy"].contains(resource) else { throw CLIError("scale supports deployments") }
         let c = try cluster.resolve()
-        let desired: ClusterSpec
-        do { desired = try runningSpec(c).scaled(deployment: name, namespace: namespace, replicas: replicas) } catch let e as SpecError {
-            throw CLIError(e.description)
-        }
+        try requireSupervisor(c)
+        let r = try resolveResource("deployments")
+        let (status, o) = try api(c, "PATCH", resourcePath(r, namespace: namespace, name: name) + "/scale",
+                                  body: ["spec": ["replicas": .int(Int64(replicas))]], contentType: "application/merge-patch+json")
+        if status >= 300 { throw serverError(o) }
         print("deployment.apps/\(name) scaled")
-        try update(c, to: desired)
     }
 }

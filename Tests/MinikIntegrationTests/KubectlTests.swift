@@ -166,11 +166,32 @@ struct KubectlTests {
         #expect(deleted.out == "deployment.apps \"hello\" deleted\nservice \"hello\" deleted\n", "\(deleted)")
         #expect(liveState(name)?.pods.contains { $0.name.hasPrefix("hello-") } == false)
 
-        // delete a pod: gone, and its Deployment's pod comes back.
-        #expect(kubectl(["delete", "pod", "talker"]).out.trimmed == "pod \"talker\" deleted")
-        let gone = kubectl(["get", "pod", "talker"])
-        #expect(gone.code != 0 && gone.err.contains("pods \"talker\" not found"), "\(gone)")
-        #expect(kubectl(["delete", "pod", "echo-0"]).code == 0)
+        // The API from inside the cluster: the kubernetes Service (10.96.0.1:443 to the
+        // control-plane's 6443), its environment and the service account token in pods.
+        let svc = kubectl(["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}"])
+        #expect(svc.out == "10.96.0.1 443", "\(svc)")
+        let cp = try #require(state.nodes.first { $0.role == .controlPlane })
+        #expect(kubectl(["get", "endpoints", "kubernetes", "-o", "jsonpath={.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}"]).out == "\(cp.internalIP):6443")
+        let env = minik(["exec", "--name", name, "talker", "--", "sh", "-c", "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace"])
+        #expect(env.out == "10.96.0.1:443\ndefault", "\(env)")
+        let token = minik(["exec", "--name", name, "talker", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"]).out
+        #expect(token.count >= 40, "a token: \(token)")
+        let ca = ContainerRunner.serviceAccountDir(name, namespace: "default") + "/ca.crt"
+        let inCluster = minik(["node", "exec", "--name", name, "\(name)-worker", "--", "curl", "-s", "--cacert", ca, "-H", "Authorization: Bearer \(token)",
+                               "https://10.96.0.1/api/v1/namespaces/default/pods/talker"])
+        #expect((try? json(inCluster.out))?["kind"] as? String == "Pod", "in-cluster with the token: \(inCluster)")
+        let noToken = minik(["node", "exec", "--name", name, "\(name)-worker", "--", "curl", "-s", "--cacert", ca, "https://10.96.0.1/api/v1/pods"])
+        #expect((try? json(noToken.out))?["code"] as? Int == 401, "in-cluster without a token: \(noToken)")
+        let write = minik(["exec", "--name", name, "talker", "--", "touch", "/var/run/secrets/kubernetes.io/serviceaccount/token"])
+        #expect(write.code != 0 && write.err.contains("Read-only file system"), "the token is read-only in the pod: \(write)")
+
+        // delete a pod: Terminating for its grace period (sleep as PID 1 ignores SIGTERM),
+        // then gone; a Deployment's pod comes back.
+        #expect(kubectl(["delete", "pod", "talker", "--grace-period=2", "--wait=false"]).out.trimmed == "pod \"talker\" deleted")
+        let terminating = kubectl(["get", "pod", "talker"])
+        #expect(terminating.out.contains("Terminating"), "\(terminating)")
+        #expect(waitFor { kubectl(["get", "pod", "talker"]).err.contains("pods \"talker\" not found") }, "talker is gone after its grace period")
+        #expect(kubectl(["delete", "pod", "echo-0", "--grace-period=1"]).code == 0)
         #expect(waitFor { kubectl(["get", "pod", "echo-0", "-o", "jsonpath={.status.phase}"]).out == "Running" })
 
         // The watch saw the deployment's pods arrive.
@@ -195,7 +216,7 @@ struct KubectlTests {
             let lines = py.out.split(separator: "\n").map(String.init)
             #expect(py.code == 0, "python: \(py.err)")
             #expect(lines.first == "['echo-0', 'echo-1', 'echo-2']", "\(py)")
-            #expect(lines.count > 4 && lines[1].contains("minik://") && lines[2] == "['echo', 'minik-dns']" && lines[3] == "True 2", "\(py)")
+            #expect(lines.count > 4 && lines[1].contains("minik://") && lines[2] == "['echo', 'minik-dns']" && lines[3] == "True 3", "\(py)")
             #expect(lines.count > 4 && lines[4] == "['echo-0', 'echo-1', 'echo-2']", "\(py)")
         } else {
             Issue.record("the Python client is not installed (make deps installs it)")

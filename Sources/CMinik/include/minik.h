@@ -117,6 +117,9 @@ struct minik_container_attr {
     const char *hosts, *hostname, *resolv; /* files bind-mounted on /etc/..., or NULL */
     const char *dir_source, *dir_target; /* a host directory bind-mounted at dir_target, or NULL */
     int dir_readonly;
+    /* The pod's service account directory (token, ca.crt, namespace), bind-mounted
+     * read-only at /var/run/secrets/kubernetes.io/serviceaccount, or NULL. */
+    const char *secrets_source;
     const char *workdir;         /* chdir after pivot_root, or NULL */
     const char *search_path;     /* PATH for a command without '/' */
     unsigned long long capabilities; /* bit n set: keep capability n in the bounding set */

@@ -86,6 +86,12 @@ public final class ClusterRuntime: @unchecked Sendable {
         set { lock.lock(); _apiServer = newValue; lock.unlock() }
     }
     var _apiServer: String?
+    /// The API store's revision, saved with the state.
+    public var apiRevision: Int64 {
+        get { lock.lock(); defer { lock.unlock() }; return _apiRevision }
+        set { lock.lock(); _apiRevision = newValue; lock.unlock() }
+    }
+    var _apiRevision: Int64 = 0
     /// Adopted processes that ended without a status anyone could read.
     var unknownExits: Set<Int32> = []
 
@@ -94,7 +100,7 @@ public final class ClusterRuntime: @unchecked Sendable {
     private let faultAfterPods: Int?
 
     public init(spec: ClusterSpec, specFile: String) throws(RuntimeError) {
-        self._spec = spec
+        self._spec = spec.withAPIService()
         self.specFile = specFile
         self.images = ImageStore.located()
         self.pause = try Sandbox.pauseBinary(images: images)
@@ -394,7 +400,8 @@ public final class ClusterRuntime: @unchecked Sendable {
             services: serviceStates(),
             proxy: proxy?.statuses ?? [],
             savedAt: Date(),
-            apiServer: _apiServer)
+            apiServer: _apiServer,
+            apiRevision: _apiRevision)
     }
 
     /// Makes the running pods match `desired` (same cluster, new pods/deployments):
@@ -431,6 +438,36 @@ public final class ClusterRuntime: @unchecked Sendable {
         do { try addPods(toAdd) } catch { report.append("error: \(error)") }
         try? state().save()
         return report
+    }
+
+    /// Starts a graceful deletion: the pod shows Terminating and leaves its services'
+    /// endpoints; its containers get SIGTERM now and SIGKILL when the grace period ends
+    /// (kubelet's order: the containers first, the sandbox last). Returns when they are
+    /// gone; the caller then removes the pod (deletePods). false: no such pod.
+    public func terminate(_ key: String, grace: Int, marked: () -> Void = {}) -> Bool {
+        lock.lock()
+        guard let i = pods.firstIndex(where: { $0.key == key }) else { lock.unlock(); return false }
+        if pods[i].deletionTimestamp == nil {
+            pods[i].deletionTimestamp = Date()
+            pods[i].deletionGracePeriodSeconds = grace
+            pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Killing", message: "Stopping the pod's containers (grace period \(grace)s)"))
+        }
+        // No restart from now on: the back-off loop skips a terminating pod.
+        let procs = pods[i].containers.filter { $0.pid > 0 }.map { ($0.pid, $0.startTime) }
+        lock.unlock()
+        proxyDirty()
+        marked()
+        for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(Double(grace))
+        while Date() < deadline && procs.contains(where: { Sandbox.isAlive($0.0, startTime: $0.1) }) { usleep(20_000) }
+        for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGKILL) }
+        return true
+    }
+
+    /// Whether a pod is being deleted (its containers are not restarted).
+    func isTerminating(_ key: String) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return pods.first { $0.key == key }?.deletionTimestamp != nil
     }
 
     /// Deletes pods: their containers and sandboxes (SIGTERM, then SIGKILL after a 1 s

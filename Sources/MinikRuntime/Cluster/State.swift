@@ -86,6 +86,11 @@ public struct PodState: Codable, Sendable {
         didSet { if events.count > 100 { events.removeFirst(events.count - 100) } }
     }
 
+    /// Set when the pod is being deleted (graceful: its containers got SIGTERM and have
+    /// until then + the grace period before SIGKILL); `get pods` shows Terminating.
+    public var deletionTimestamp: Date?
+    public var deletionGracePeriodSeconds: Int?
+
     public var key: String { "\(namespace)/\(name)" }
 
     public var appContainers: [ContainerStatus] { containers.filter { !$0.isInit } }
@@ -93,7 +98,9 @@ public struct PodState: Codable, Sendable {
     public var restarts: Int { appContainers.reduce(0) { $0 + $1.restartCount } }
     public var readyText: String { "\(appContainers.filter { $0.isRunning && $0.ready }.count)/\(appContainers.count)" }
     /// The pod's Ready condition: running, and every app container ready.
-    public var isReady: Bool { phase == .running && !appContainers.isEmpty && appContainers.allSatisfy { $0.isRunning && $0.ready } }
+    public var isReady: Bool {
+        phase == .running && deletionTimestamp == nil && !appContainers.isEmpty && appContainers.allSatisfy { $0.isRunning && $0.ready }
+    }
     /// kubelet's ContainersNotReady message.
     public var notReadyReason: String {
         if phase != .running { return "pod is \(statusText)" }
@@ -103,6 +110,7 @@ public struct PodState: Codable, Sendable {
 
     /// The STATUS column, derived as kubectl derives it.
     public var statusText: String {
+        if deletionTimestamp != nil { return "Terminating" }
         if phase == .pending { return "Pending" }
         let inits = initContainers
         if let i = inits.firstIndex(where: { !($0.state == .terminated && $0.termination?.exitCode == 0) }) {
@@ -156,6 +164,8 @@ public struct ClusterState: Codable, Sendable {
     public var savedAt: Date?
     /// Where the cluster's Kubernetes API listens ("https://127.0.0.1:PORT").
     public var apiServer: String?
+    /// The API store's last resourceVersion (an adopting supervisor goes on from it).
+    public var apiRevision: Int64?
 
     public func pod(_ name: String, namespace: String) -> PodState? {
         pods.first { $0.name == name && $0.namespace == namespace }

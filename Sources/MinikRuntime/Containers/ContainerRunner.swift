@@ -84,8 +84,23 @@ public enum ContainerRunner {
     /// The writable layer's size when the container sets no ephemeral-storage limit.
     public static let defaultWritableLayer: Int64 = 1 << 30
 
+    /// The environment kubelet gives every container for the API service (even with
+    /// enableServiceLinks false): KUBERNETES_SERVICE_HOST, KUBERNETES_PORT...
+    public static func apiServiceEnv(_ ip: IPv4Address, port: Int = 443) -> [(String, String)] {
+        [("KUBERNETES_SERVICE_HOST", ip.description), ("KUBERNETES_SERVICE_PORT", "\(port)"), ("KUBERNETES_SERVICE_PORT_HTTPS", "\(port)"),
+         ("KUBERNETES_PORT", "tcp://\(ip):\(port)"), ("KUBERNETES_PORT_\(port)_TCP", "tcp://\(ip):\(port)"),
+         ("KUBERNETES_PORT_\(port)_TCP_PROTO", "tcp"), ("KUBERNETES_PORT_\(port)_TCP_PORT", "\(port)"),
+         ("KUBERNETES_PORT_\(port)_TCP_ADDR", ip.description)]
+    }
+
+    /// A namespace's service account files (token, ca.crt, namespace), mounted into its pods.
+    public static func serviceAccountDir(_ cluster: String, namespace: String) -> String {
+        "\(Naming.clusterDir(cluster))/serviceaccounts/\(namespace)"
+    }
+
     public static func start(cluster: String, pod: PodSpec, container c: ContainerSpec, image: Image,
-                             pausePID: Int32, attempt: Int, logs: ContainerLogs) throws(RuntimeError) -> Started {
+                             pausePID: Int32, attempt: Int, logs: ContainerLogs,
+                             apiService: IPv4Address? = nil) throws(RuntimeError) -> Started {
         let dir = "\(podDir(cluster, pod))/\(c.name)"
         // rw/ is only a mount point: the tmpfs on it exists in the container's namespace.
         let rw = "\(dir)/rw", merged = "\(dir)/merged"
@@ -117,6 +132,7 @@ public enum ContainerRunner {
             env.append("\(k)=\(v)")
         }
         setEnv("HOSTNAME", pod.hostname ?? pod.name)
+        if let apiService { for (k, v) in apiServiceEnv(apiService) { setEnv(k, v) } }
         for e in c.env { setEnv(e.name, e.value) }
         let searchPath = env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
             ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -132,9 +148,11 @@ public enum ContainerRunner {
         // A directory of the cluster's state (the DNS pods' zone), mounted as a volume.
         let dirMount = c.clusterDirMounts.first
         let dirSource = dirMount.map { "\(Naming.clusterDir(cluster))/\($0.subpath)" } ?? ""
+        let secrets = serviceAccountDir(cluster, namespace: pod.namespace)
+        let hasSecrets = FileManager.default.fileExists(atPath: "\(secrets)/token")
         var step: UnsafePointer<CChar>?
         let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath,
-                                       dirSource, dirMount?.mountPath ?? "", rw, rwOptions, "\(rw)/upper", "\(rw)/work"]) { s in
+                                       dirSource, dirMount?.mountPath ?? "", rw, rwOptions, "\(rw)/upper", "\(rw)/work", secrets]) { s in
             var attr = minik_container_attr()
             attr.join_fds = (nsFDs[0], nsFDs[1], nsFDs[2], -1)
             attr.base_mnt_fd = Self.baseMountNamespace
@@ -153,6 +171,7 @@ public enum ContainerRunner {
             attr.dir_source = dirMount == nil ? nil : s[7]
             attr.dir_target = dirMount == nil ? nil : s[8]
             attr.dir_readonly = dirMount?.readOnly == false ? 0 : 1
+            attr.secrets_source = hasSecrets ? s[13] : nil
             attr.capabilities = confinement?.capabilities ?? UInt64.max
             attr.privileged = confinement == nil ? 1 : 0
             attr.seccomp_filter = confinement?.filter

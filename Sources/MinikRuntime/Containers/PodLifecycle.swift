@@ -68,8 +68,9 @@ extension ClusterRuntime {
             return
         }
         do {
+            let api = spec.services.first { $0.key == APIService.key }?.clusterIP
             let started = try ContainerRunner.start(cluster: spec.name, pod: p, container: c, image: image,
-                                                    pausePID: pausePID, attempt: attempt, logs: logs)
+                                                    pausePID: pausePID, attempt: attempt, logs: logs, apiService: api)
             lock.lock()
             var early: Int32?
             if let i = pods.firstIndex(where: { $0.key == key }), let j = pods[i].containers.firstIndex(where: { $0.name == name }) {
@@ -163,6 +164,11 @@ extension ClusterRuntime {
     /// What the restart policy says after a container ended.
     func afterExit(_ key: String, _ name: String, termination t: ContainerStatus.Termination, ranFor: Double) {
         guard let p = podSpec(key) else { return }
+        // A pod being deleted: what ends stays ended.
+        if isTerminating(key) {
+            markStateDirty()
+            return
+        }
         let isInit = p.initContainers.contains { $0.name == name }
         let succeeded = t.exitCode == 0 && t.reason != "StartError"
         if isInit && succeeded {

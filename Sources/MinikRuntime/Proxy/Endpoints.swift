@@ -43,6 +43,15 @@ public enum EndpointsController {
     public static func endpoints(of s: ServiceSpec, spec: ClusterSpec, pods: [String: PodState]) -> [Endpoint] {
         guard s.type != .externalName else { return [] }
         var out: [Endpoint] = []
+        if s.selector == nil {
+            let node = spec.nodes.first { $0.role == .controlPlane }?.name ?? ""
+            for ip in s.fixedEndpoints {
+                for sp in s.ports {
+                    out.append(Endpoint(portName: sp.name, proto: sp.proto, ip: ip, port: { if case .number(let n) = sp.targetPort { return n }; return nil }(), pod: "", node: node, ready: true, reason: nil))
+                }
+            }
+            return out
+        }
         for p in spec.pods(selectedBy: s) {
             guard let st = pods[p.key], st.phase == .running, let ip = st.ip else { continue }
             let ready = st.isReady
