@@ -117,6 +117,9 @@ public enum APIResponse: Sendable {
 public protocol APIBackend: AnyObject, Sendable {
     /// Brings the store up to date with the runtime now (after a change).
     func refresh()
+    /// The same, for what a change of `resource` affects only (the answer to a write
+    /// waits for this; the rest follows within milliseconds).
+    func refresh(after resource: String)
     /// The log file of a container's current (or previous) run.
     func logFile(namespace: String, pod: String, container: String?, previous: Bool) throws(APIError) -> LogPlan
     /// Deletes an object (and what it owns). A pod is deleted gracefully: this returns
@@ -129,6 +132,10 @@ public protocol APIBackend: AnyObject, Sendable {
     /// is as the client sent it, validated by the runtime's spec rules.
     /// Returns warnings for the client (fields minik accepts but ignores).
     func write(_ object: JSON, resource: APIResource, create: Bool, strict: Bool) throws(APIError) -> [String]
+}
+
+extension APIBackend {
+    public func refresh(after resource: String) { refresh() }
 }
 
 public final class APIHandler: Sendable {
@@ -252,7 +259,7 @@ public final class APIHandler: Sendable {
             if let q = req.query["gracePeriodSeconds"] { grace = Int(q) }
             if let g = grace, g < 0 { throw APIError(422, "Invalid", "gracePeriodSeconds: Invalid value: \(g): must be greater than or equal to 0") }
             try backend.delete(key(t), gracePeriodSeconds: grace)
-            backend.refresh()
+            backend.refresh(after: r.resource)
             // A pod still terminating is answered as it is now; anything else is gone.
             if let now = store.get(key(t)), now["metadata"]?["deletionTimestamp"] != nil { return .json(200, now) }
             var gone = o
@@ -308,7 +315,10 @@ public final class APIHandler: Sendable {
             guard let data = Data(base64Encoded: c), let j = try? JSON.parse([UInt8](data)), let after = j["start"]?.string else {
                 throw APIError(400, "BadRequest", "continue key is not valid: illegal base64 data")
             }
-            items = items.filter { Self.listKey($0) > after }
+            // The store's order: by namespace, then name.
+            let parts = after.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let mark = (parts.first ?? "", parts.count > 1 ? parts[1] : "")
+            items = items.filter { o in (o["metadata"]?["namespace"]?.string ?? "", o["metadata"]?["name"]?.string ?? "") > mark }
         }
         if let l = req.query["limit"], let limit = Int(l), limit > 0, items.count > limit {
             remaining = items.count - limit
@@ -411,7 +421,10 @@ public final class APIHandler: Sendable {
         let strict = req.query["fieldValidation"].map { $0 == "Strict" } ?? true
         let dryRun = req.query["dryRun"] == "All"
         if req.method == "POST" {
-            guard t.name == nil else { throw .methodNotAllowed("the server does not allow this method on the requested resource") }
+            // A namespaced resource is created in a namespace's path only.
+            guard t.name == nil, !r.namespaced || t.namespace != nil else {
+                throw .methodNotAllowed("the server does not allow this method on the requested resource")
+            }
             var o = body
             try checkKind(o, r)
             if let ns = t.namespace {
@@ -436,7 +449,7 @@ public final class APIHandler: Sendable {
             }
             if dryRun { return .json(201, o) }
             let warnings = try backend.write(o, resource: r, create: true, strict: strict)
-            backend.refresh()
+            backend.refresh(after: r.resource)
             return .json(201, store.get(k) ?? o, warnings: warnings)
         }
         guard let name = t.name else { throw .methodNotAllowed("the server does not allow this method on the requested resource") }
@@ -451,7 +464,7 @@ public final class APIHandler: Sendable {
             }
             if !dryRun {
                 try backend.scale(namespace: t.namespace ?? "", name: name, replicas: Int(n))
-                backend.refresh()
+                backend.refresh(after: "deployments")
             }
             return .json(200, store.get(k).map(scale) ?? s)
         }
@@ -484,7 +497,7 @@ public final class APIHandler: Sendable {
         }
         if dryRun { return .json(200, next) }
         let warnings = try backend.write(next, resource: r, create: current == nil, strict: strict)
-        backend.refresh()
+        backend.refresh(after: r.resource)
         return .json(current == nil ? 201 : 200, store.get(k) ?? next, warnings: warnings)
     }
 

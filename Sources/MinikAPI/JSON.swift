@@ -102,6 +102,38 @@ extension JSON {
 
     public var text: String { String(decoding: serialized(), as: UTF8.self) }
 
+    /// Indented as `kubectl -o json` prints (4 spaces, keys sorted).
+    public func pretty(indent: Int = 0) -> String {
+        let pad = String(repeating: " ", count: indent + 4), end = String(repeating: " ", count: indent)
+        switch self {
+        case .array(let a):
+            if a.isEmpty { return "[]" }
+            return "[\n" + a.map { pad + $0.pretty(indent: indent + 4) }.joined(separator: ",\n") + "\n\(end)]"
+        case .object(let o):
+            if o.isEmpty { return "{}" }
+            return "{\n" + o.keys.sorted().map { k in
+                var key: [UInt8] = []
+                JSON.writeString(k, into: &key)
+                return pad + String(decoding: key, as: UTF8.self) + ": " + o[k]!.pretty(indent: indent + 4)
+            }.joined(separator: ",\n") + "\n\(end)}"
+        default:
+            return text
+        }
+    }
+
+    /// The value tree Yams (and JSONSerialization) work with.
+    public var any: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let b): return b
+        case .int(let i): return Int(i)
+        case .double(let d): return d
+        case .string(let s): return s
+        case .array(let a): return a.map(\.any)
+        case .object(let o): return o.mapValues(\.any)
+        }
+    }
+
     public func write(into out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: [110, 117, 108, 108])
@@ -250,7 +282,7 @@ struct JSONParser {
         while i < bytes.count {
             let c = bytes[i]
             if c >= 48 && c <= 57 { digits += 1; i += 1; continue }
-            if c == 46 || c == 101 || c == 69 || ((c == 43 || c == 45) && (bytes[i - 1] == 101 || bytes[i - 1] == 69)) {
+            if c == 46 || c == 101 || c == 69 || ((c == 43 || c == 45) && i > start && (bytes[i - 1] == 101 || bytes[i - 1] == 69)) {
                 isInt = false
                 i += 1
                 continue
@@ -309,7 +341,13 @@ struct JSONParser {
                 if u >= 0xD800 && u < 0xDC00, i + 6 <= bytes.count, bytes[i] == 92, bytes[i + 1] == 117 {
                     i += 2
                     let low = try hex4()
-                    if low >= 0xDC00 && low < 0xE000 { u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00) } else { u = 0xFFFD }
+                    if low >= 0xDC00 && low < 0xE000 {
+                        u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00)
+                    } else {
+                        // A lone high surrogate: U+FFFD, and the next escape read on its own (as Go does).
+                        u = 0xFFFD
+                        i -= 6
+                    }
                 }
                 let scalar = Unicode.Scalar(u) ?? "\u{FFFD}"
                 out.append(contentsOf: Array(String(Character(scalar)).utf8))
@@ -329,6 +367,13 @@ extension JSON {
         switch value {
         case nil: self = .null
         case let v as JSON: self = v
+        // JSONSerialization's numbers are NSNumbers, which cast to Bool when 0 or 1: only
+        // its booleans (objCType "c") are booleans.
+        case let n as NSNumber where type(of: value!) != Bool.self && String(cString: n.objCType) != "c":
+            if let i = Int64(exactly: n.doubleValue), String(cString: n.objCType) != "d" && String(cString: n.objCType) != "f" { self = .int(i) } else {
+                let d = n.doubleValue
+                self = d == d.rounded() && abs(d) < 9e15 ? .int(Int64(d)) : .double(d)
+            }
         case let b as Bool: self = .bool(b)
         case let i as Int: self = .int(Int64(i))
         case let i as Int64: self = .int(i)

@@ -63,7 +63,9 @@ public enum APIVersionInfo {
 
 /// RFC 3339 in seconds, as metav1.Time marshals ("2026-11-29T10:14:18Z").
 public func rfc3339(_ date: Date) -> String {
-    var secs = time_t(date.timeIntervalSince1970.rounded(.down))
+    // Years 0001 to 9999, as Go's metav1.Time can marshal them.
+    let clamped = min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799)
+    var secs = time_t(clamped.rounded(.down))
     var t = tm()
     gmtime_r(&secs, &t)
     func p(_ v: Int32, _ n: Int) -> String {
@@ -90,27 +92,46 @@ public struct ObjectsView {
     /// Every object of every resource, keyed.
     public func all() -> [String: [ObjectKey: JSON]] {
         var out: [String: [ObjectKey: JSON]] = [:]
-        for r in ObjectsView.resources { out[r] = [:] }
-        func put(_ r: String, _ o: JSON) {
+        for r in ObjectsView.resources { out[r] = objects(r) }
+        return out
+    }
+
+    /// What a change of one resource can change too (an object's own, its endpoints,
+    /// its owner's status).
+    public static func affected(by resource: String) -> [String] {
+        switch resource {
+        case "services": return ["services", "endpoints", "endpointslices"]
+        case "pods": return ["pods", "endpoints", "endpointslices", "deployments", "replicasets", "events", "namespaces"]
+        case "deployments": return ["deployments", "replicasets", "pods", "endpoints", "endpointslices", "events", "namespaces"]
+        case "namespaces": return resources
+        default: return [resource]
+        }
+    }
+
+    /// The objects of one resource, keyed.
+    public func objects(_ resource: String) -> [ObjectKey: JSON] {
+        var out: [ObjectKey: JSON] = [:]
+        func put(_ o: JSON) {
             let ns = o["metadata"]?["namespace"]?.string ?? ""
-            out[r]![ObjectKey(r, ns, o["metadata"]?["name"]?.string ?? "")] = o
+            out[ObjectKey(resource, ns, o["metadata"]?["name"]?.string ?? "")] = o
         }
-        for n in state.spec.namespaces { put("namespaces", namespace(n)) }
-        for n in state.nodes { put("nodes", node(n)) }
-        let specs = Dictionary(state.spec.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-        for p in state.pods { put("pods", pod(p, spec: specs[p.key])) }
-        for s in state.services {
-            put("services", service(s))
-            if (s.spec.selector != nil || !s.spec.fixedEndpoints.isEmpty) && s.spec.type != .externalName {
-                put("endpoints", endpoints(s))
-                for slice in endpointSlices(s) { put("endpointslices", slice) }
-            }
+        func withEndpoints(_ s: ServiceState) -> Bool {
+            (s.spec.selector != nil || !s.spec.fixedEndpoints.isEmpty) && s.spec.type != .externalName
         }
-        for d in state.spec.deployments {
-            put("deployments", deployment(d))
-            put("replicasets", replicaSet(d))
+        switch resource {
+        case "namespaces": for n in state.spec.namespaces { put(namespace(n)) }
+        case "nodes": for n in state.nodes { put(node(n)) }
+        case "pods":
+            let specs = Dictionary(state.spec.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            for p in state.pods { put(pod(p, spec: specs[p.key])) }
+        case "services": for s in state.services { put(service(s)) }
+        case "endpoints": for s in state.services where withEndpoints(s) { put(endpoints(s)) }
+        case "endpointslices": for s in state.services where withEndpoints(s) { endpointSlices(s).forEach(put) }
+        case "deployments": for d in state.spec.deployments { put(deployment(d)) }
+        case "replicasets": for d in state.spec.deployments { put(replicaSet(d)) }
+        case "events": events().forEach(put)
+        default: break
         }
-        for e in events() { put("events", e) }
         return out
     }
 

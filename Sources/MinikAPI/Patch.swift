@@ -144,7 +144,6 @@ public enum Patch {
         case "volumeDevices": return "devicePath"
         case "conditions": return "type"
         case "ownerReferences": return "uid"
-        case "taints": return "key"
         case "addresses" where path.contains("status"): return "type"
         default: return nil
         }

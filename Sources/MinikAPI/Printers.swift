@@ -174,11 +174,14 @@ public enum Printers {
         case "pods": return podCells(o, now: now)
         case "nodes":
             let conds = o["status"]?["conditions"]?.array ?? []
-            var status = conds.first { $0["type"]?.string == "Ready" }?["status"]?.string == "True" ? "Ready" : "NotReady"
-            if conds.isEmpty { status = "Unknown" }
+            let ready = conds.first { $0["type"]?.string == "Ready" }
+            var status = ready == nil ? "Unknown" : ready?["status"]?.string == "True" ? "Ready" : "NotReady"
             if o["spec"]?["unschedulable"]?.bool == true { status += ",SchedulingDisabled" }
-            let roles = (o["metadata"]?["labels"]?.stringMap ?? [:]).keys.filter { $0.hasPrefix("node-role.kubernetes.io/") }
-                .map { String($0.dropFirst("node-role.kubernetes.io/".count)) }.filter { !$0.isEmpty }.sorted()
+            let nodeLabels = o["metadata"]?["labels"]?.stringMap ?? [:]
+            var roleSet = Set(nodeLabels.keys.filter { $0.hasPrefix("node-role.kubernetes.io/") }
+                .map { String($0.dropFirst("node-role.kubernetes.io/".count)) }.filter { !$0.isEmpty })
+            if let role = nodeLabels["kubernetes.io/role"], !role.isEmpty { roleSet.insert(role) }
+            let roles = roleSet.sorted()
             let addresses = o["status"]?["addresses"]?.array ?? []
             func address(_ type: String) -> String { addresses.first { $0["type"]?.string == type }?["address"]?.string ?? "<none>" }
             let info = o["status"]?["nodeInfo"]
@@ -239,9 +242,8 @@ public enum Printers {
         case "events":
             var first = Printers.age(o["firstTimestamp"]?.string, now: now)
             if o["firstTimestamp"]?.string == nil { first = Printers.age(o["eventTime"]?.string, now: now) }
-            var last = o["lastTimestamp"]?.string == nil ? first : Printers.age(o["lastTimestamp"]?.string, now: now)
-            let count = o["count"]?.int ?? 0
-            if count > 1 { last = "\(last) (x\(count) over \(first))" }
+            let last = o["lastTimestamp"]?.string == nil ? first : Printers.age(o["lastTimestamp"]?.string, now: now)
+            let count = max(o["count"]?.int ?? 1, 1)
             let inv = o["involvedObject"]
             let target = "\((inv?["kind"]?.string ?? "").lowercased())/\(inv?["name"]?.string ?? "")"
             var source = o["source"]?["component"]?.string ?? o["reportingComponent"]?.string ?? ""
@@ -333,7 +335,8 @@ public enum Printers {
                 reason = podReady ? "Running" : "NotReady"
             }
         }
-        if o["metadata"]?["deletionTimestamp"] != nil { reason = "Terminating" }
+        let phase = st?["phase"]?.string
+        if o["metadata"]?["deletionTimestamp"] != nil && phase != "Succeeded" && phase != "Failed" { reason = "Terminating" }
         var restartText = String(restarts)
         if let lastRestart { restartText = "\(restarts) (\(humanDuration(now.timeIntervalSince(lastRestart))) ago)" }
         let ip = st?["podIP"]?.string ?? "<none>"

@@ -195,12 +195,13 @@ public enum ProtoSchema {
     static func special(_ type: String, _ o: [String: JSON]) -> JSON {
         switch type {
         case "meta.v1.Time", "meta.v1.MicroTime":
-            guard let s = o["seconds"]?.int, s != 0 else { return .null }
+            // Years 0001 to 9999 only (Go's time marshalling refuses others).
+            guard let s = o["seconds"]?.int, s != 0, s >= -62_135_596_800, s <= 253_402_300_799 else { return .null }
             let seconds = Double(s) + Double(o["nanos"]?.int ?? 0) / 1e9
             return .string(rfc3339(Date(timeIntervalSince1970: seconds)))
-        case "util.intstr.IntOrString":
+        case "intstr.IntOrString":
             return o["type"]?.int == 1 ? (o["strVal"] ?? "") : .int(o["intVal"]?.int ?? 0)
-        case "api.resource.Quantity":
+        case "resource.Quantity":
             return o["string"] ?? "0"
         case "runtime.RawExtension":
             if let raw = o["raw"]?.string, let data = unbase64(raw), let j = try? JSON.parse(data) { return j }

@@ -103,6 +103,8 @@ public struct LabelSelector: Sendable, Equatable {
                         if chars[i] == ")" { i += 1; break }
                         throw SelectorError(message: "unable to parse requirement: unexpected '\(chars[i])'")
                     }
+                    // "a in ()" is the set with the empty value, as apimachinery parses it.
+                    if values.isEmpty { values = [""] }
                     reqs.append(op == "in" ? .isIn(k, values) : .notIn(k, values))
                 }
             }
@@ -110,6 +112,8 @@ public struct LabelSelector: Sendable, Equatable {
             if i < chars.count {
                 guard chars[i] == "," else { throw SelectorError(message: "unable to parse requirement: found '\(chars[i])', expected: ','") }
                 i += 1
+                skip()
+                if i >= chars.count { throw SelectorError(message: "found '', expected: !, identifier") }
             }
         }
         return LabelSelector(requirements: reqs)

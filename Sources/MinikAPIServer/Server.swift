@@ -132,8 +132,10 @@ public final class APIServer: @unchecked Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(readTimeout: .minutes(5)))
-                    try sync.addHandler(HandshakeTimeout())
                     try sync.addHandler(tls)
+                    // After the TLS handler: it sees the handshake's completion (events go
+                    // towards the tail), and cancels its timer then.
+                    try sync.addHandler(HandshakeTimeout())
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(HTTPHandler(server: self, auth: auth))
                 }

@@ -153,13 +153,18 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
 
     func startLoop() {
         let t = Thread { [self] in
+            var last = Date.distantPast
             while true {
                 wake.lock()
                 if !pending { _ = wake.wait(until: Date().addingTimeInterval(2)) }
                 pending = false
                 wake.unlock()
-                // Batch what happens together (a pod's containers starting, a scale).
-                usleep(10_000)
+                // Batch what happens together (a pod's containers starting, a scale), and
+                // sync at most every 50 ms (kube-proxy's BoundedFrequencyRunner idea): a
+                // burst of changes must not keep the runtime's lock and a core busy.
+                let wait = max(0.01, 0.05 - Date().timeIntervalSince(last))
+                usleep(UInt32(wait * 1_000_000))
+                last = Date()
                 refresh()
             }
         }
@@ -169,11 +174,15 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
 
     // MARK: APIBackend
 
-    public func refresh() {
+    public func refresh() { sync(ObjectsView.resources) }
+
+    public func refresh(after resource: String) { sync(ObjectsView.affected(by: resource)) }
+
+    func sync(_ resources: [String]) {
         syncLock.lock()
         defer { syncLock.unlock() }
         let view = ObjectsView(state: runtime.state(), host: host)
-        for (resource, objects) in view.all() { store.sync(resource: resource, objects) }
+        for r in resources { store.sync(resource: r, view.objects(r)) }
         runtime.apiRevision = store.currentRevision
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MinikRuntime
 import MinikSpec
+import MinikAPI
 import Yams
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -9,13 +10,14 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct Get: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List nodes, pods, services, endpoints or clusters, as kubectl and kind print them.")
+    static let configuration = CommandConfiguration(abstract: "List any resource the cluster's API serves (nodes, pods, services, endpoints, deployments, events...), as kubectl prints it; or clusters, the proxy, a kubeconfig.")
 
-    @Argument(help: "nodes, pods, services (svc), endpoints (ep), proxy, clusters or kubeconfig.") var resource: String
-    @Argument(help: "Only this one (services and endpoints).") var name: String?
+    @Argument(help: "nodes, pods (po), services (svc), endpoints (ep), endpointslices, deployments (deploy), replicasets (rs), events (ev), namespaces (ns); or proxy, clusters, kubeconfig.") var resource: String
+    @Argument(help: "Only this one.") var name: String?
     @Option(name: .shortAndLong, help: "Output format: wide, json or yaml.") var output: OutputFormat = .table
-    @Option(name: .shortAndLong, help: "Namespace of the pods.") var namespace: String = "default"
-    @Flag(name: [.customShort("A"), .long], help: "Pods of every namespace.") var allNamespaces = false
+    @Option(name: .shortAndLong, help: "Namespace.") var namespace: String = "default"
+    @Flag(name: [.customShort("A"), .long], help: "Every namespace.") var allNamespaces = false
+    @Option(name: [.customShort("l"), .long], help: "A label selector (app=web, tier in (a,b), !canary).") var selector: String?
     @OptionGroup var cluster: ClusterOption
 
     func run() throws {
@@ -27,10 +29,6 @@ struct Get: ParsableCommand {
             if list.isEmpty { printErr("No clusters found.") }
             list.forEach { print($0) }
             return
-        case "nodes", "node", "no": try printNodes(try state())
-        case "pods", "pod", "po": try printPods(try state())
-        case "services", "service", "svc": try printServices(try state())
-        case "endpoints", "endpoint", "ep": try printEndpoints(try state())
         case "proxy": try printProxy(try state())
         case "kubeconfig":
             // As `kind get kubeconfig`: the cluster's own, for KUBECONFIG=... or a merge.
@@ -41,67 +39,64 @@ struct Get: ParsableCommand {
             }
             print(text, terminator: "")
         default:
-            throw CLIError("unknown resource \"\(resource)\" (use nodes, pods, services, endpoints or clusters)")
+            try printResource(try resolveResource(resource), try state())
         }
     }
 
     func state() throws -> ClusterState { try clusterState(try cluster.resolve()).0 }
 
-    func printNodes(_ s: ClusterState) throws {
-        switch output {
-        case .json, .yaml:
-            try emit(KList(items: s.nodes.map { KNode($0) }))
-        case .table, .wide:
-            var rows = [["NAME", "STATUS", "ROLES", "AGE"] + (output == .wide ? ["INTERNAL-IP", "POD-CIDR", "NETNS"] : [])]
-            for n in s.nodes {
-                var row = [n.name, "Ready", n.role == .controlPlane ? "control-plane" : "<none>", age(n.createdAt)]
-                if output == .wide { row += [n.internalIP.description, n.podCIDR.description, n.netns] }
-                rows.append(row)
-            }
-            printTable(rows)
+    /// The objects as the API serves them (the same view of the state, the same printers):
+    /// what kubectl prints, also while the supervisor is down (from the state file).
+    func printResource(_ r: APIResource, _ state: ClusterState) throws {
+        let view = ObjectsView(state: state, host: HostInfo.read())
+        var objects = view.objects(r.resource).sorted { $0.key < $1.key }.map(\.value)
+        if r.empty { objects = [] }
+        if r.namespaced && !allNamespaces { objects = objects.filter { $0["metadata"]?["namespace"]?.string == namespace } }
+        if let selector {
+            let sel: LabelSelector
+            do { sel = try LabelSelector.parse(selector) } catch { throw CLIError("error: \(error)") }
+            objects = objects.filter { sel.matches($0["metadata"]?["labels"]?.stringMap ?? [:]) }
         }
-    }
-
-    func printPods(_ s: ClusterState) throws {
-        let pods = s.pods.filter { allNamespaces || $0.namespace == namespace }
+        if let name {
+            objects = objects.filter { $0["metadata"]?["name"]?.string == name }
+            if objects.isEmpty { throw CLIError("Error from server (NotFound): \(r.group.isEmpty ? r.resource : "\(r.resource).\(r.group)") \"\(name)\" not found") }
+        }
         switch output {
         case .json, .yaml:
-            try emit(KList(items: pods.map { p in KPod(p, hostIP: s.nodes.first { $0.name == p.node }?.internalIP, spec: s.spec.pods.first { $0.key == p.key }) }))
+            let doc: JSON = name != nil ? objects[0]
+                : ["apiVersion": "v1", "kind": "List", "items": .array(objects), "metadata": ["resourceVersion": ""]]
+            if output == .json { print(doc.pretty()) } else { print(try Yams.dump(object: doc.any, sortKeys: true), terminator: "") }
         case .table, .wide:
-            if pods.isEmpty {
-                printErr(allNamespaces ? "No resources found" : "No resources found in \(namespace) namespace.")
+            if objects.isEmpty {
+                printErr(r.namespaced && !allNamespaces ? "No resources found in \(namespace) namespace." : "No resources found")
                 return
             }
-            var header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-            if allNamespaces { header.insert("NAMESPACE", at: 0) }
-            if output == .wide { header += ["IP", "NODE", "NETNS"] }
+            let table = Printers.table(r.resource, objects: objects, revision: nil, now: Date())
+            let wide = output == .wide
+            let columns = (table["columnDefinitions"]?.array ?? []).enumerated().filter { wide || $0.element["priority"]?.int == 0 }
+            var header = columns.map { ($0.element["name"]?.string ?? "").uppercased() }
+            // minik's own: where to look with `ip netns exec`.
+            let netns = wide && (r.resource == "pods" || r.resource == "nodes")
+            if netns { header.append("NETNS") }
+            let namespaced = r.namespaced && allNamespaces
+            if namespaced { header.insert("NAMESPACE", at: 0) }
             var rows = [header]
-            for p in pods {
-                var restarts = "\(p.restarts)"
-                if let last = p.appContainers.compactMap({ $0.lastTermination?.finishedAt }).max() {
-                    restarts += " (\(age(last)) ago)"
+            for row in table["rows"]?.array ?? [] {
+                let cells = row["cells"]?.array ?? []
+                var line = columns.map { c -> String in
+                    guard c.offset < cells.count else { return "" }
+                    switch cells[c.offset] {
+                    case .string(let s): return s
+                    case .int(let i): return String(i)
+                    default: return cells[c.offset].text
+                    }
                 }
-                var row = [p.name, p.readyText, p.statusText, restarts, age(p.createdAt)]
-                if allNamespaces { row.insert(p.namespace, at: 0) }
-                if output == .wide { row += [p.ip?.description ?? "<none>", p.node, p.netns] }
-                rows.append(row)
+                let meta = row["object"]?["metadata"]
+                if netns { line.append(meta?["annotations"]?["minik.dev/netns"]?.string ?? "<none>") }
+                if namespaced { line.insert(meta?["namespace"]?.string ?? "", at: 0) }
+                rows.append(line)
             }
             printTable(rows)
-        }
-    }
-
-    func emit<T: Encodable>(_ value: T) throws {
-        if output == .json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            e.dateEncodingStrategy = .iso8601
-            print(String(decoding: try e.encode(value), as: UTF8.self))
-        } else {
-            // Through JSON so dates and optionals look as kubectl prints them.
-            let e = JSONEncoder()
-            e.dateEncodingStrategy = .iso8601
-            let obj = try JSONSerialization.jsonObject(with: try e.encode(value))
-            print(try Yams.dump(object: obj, sortKeys: true), terminator: "")
         }
     }
 }
@@ -124,134 +119,3 @@ func printTable(_ rows: [[String]]) {
     }
 }
 
-// MARK: - Kubernetes-shaped objects for -o json / -o yaml
-
-struct KList<T: Encodable>: Encodable {
-    var apiVersion = "v1"
-    var kind = "List"
-    var items: [T]
-    var metadata = ["resourceVersion": ""]
-}
-
-struct KMeta: Encodable {
-    var name: String
-    var namespace: String?
-    var labels: [String: String]?
-    var creationTimestamp: Date
-    var ownerReferences: [KOwner]?
-}
-
-struct KOwner: Encodable {
-    var apiVersion = "apps/v1"
-    var kind: String
-    var name: String
-}
-
-struct KNode: Encodable {
-    var apiVersion = "v1"
-    var kind = "Node"
-    var metadata: KMeta
-    var spec: Spec
-    var status: Status
-
-    struct Spec: Encodable {
-        var podCIDR: String
-        var podCIDRs: [String]
-    }
-
-    struct Status: Encodable {
-        var addresses: [Address]
-        var conditions: [Condition]
-    }
-
-    struct Address: Encodable {
-        var type: String
-        var address: String
-    }
-
-    struct Condition: Encodable {
-        var type: String
-        var status: String
-    }
-
-    init(_ n: NodeState) {
-        metadata = KMeta(name: n.name, labels: n.labels, creationTimestamp: n.createdAt)
-        spec = Spec(podCIDR: n.podCIDR.description, podCIDRs: [n.podCIDR.description])
-        status = Status(addresses: [Address(type: "InternalIP", address: n.internalIP.description),
-                                    Address(type: "Hostname", address: n.name)],
-                        conditions: [Condition(type: "Ready", status: "True")])
-    }
-}
-
-struct KPod: Encodable {
-    var apiVersion = "v1"
-    var kind = "Pod"
-    var metadata: KMeta
-    var spec: Spec
-    var status: Status
-
-    struct Spec: Encodable {
-        var nodeName: String
-        var containers: [Container]
-        var restartPolicy: String?
-    }
-
-    struct Container: Encodable {
-        var name: String
-        var image: String
-    }
-
-    struct ContainerStatusK: Encodable {
-        var name: String
-        var image: String
-        var ready: Bool
-        var restartCount: Int
-        var started: Bool
-        var state: [String: [String: String]]
-        var lastState: [String: [String: String]]
-    }
-
-    struct Status: Encodable {
-        var phase: String
-        var podIP: String?
-        var podIPs: [[String: String]]?
-        var hostIP: String?
-        var startTime: Date
-        var message: String?
-        var initContainerStatuses: [ContainerStatusK]?
-        var containerStatuses: [ContainerStatusK]
-    }
-
-    static func k8s(_ c: ContainerStatus) -> ContainerStatusK {
-        let iso = ISO8601DateFormatter()
-        func term(_ t: ContainerStatus.Termination) -> [String: [String: String]] {
-            var d = ["exitCode": "\(t.exitCode)", "reason": t.reason, "finishedAt": iso.string(from: t.finishedAt)]
-            if let m = t.message { d["message"] = m }
-            if let s = t.startedAt { d["startedAt"] = iso.string(from: s) }
-            return ["terminated": d]
-        }
-        var state: [String: [String: String]]
-        switch c.state {
-        case .running: state = ["running": ["startedAt": c.startedAt.map { iso.string(from: $0) } ?? ""]]
-        case .waiting: state = ["waiting": ["reason": c.reason ?? "", "message": c.message ?? ""].filter { !$0.value.isEmpty }]
-        case .terminated: state = c.termination.map(term) ?? ["terminated": [:]]
-        }
-        return ContainerStatusK(name: c.name, image: c.image, ready: c.isRunning && c.ready, restartCount: c.restartCount,
-                                started: c.isRunning, state: state, lastState: c.lastTermination.map(term) ?? [:])
-    }
-
-    init(_ p: PodState, hostIP: IPv4Address?, spec podSpec: PodSpec?) {
-        let owner = p.owner.flatMap { o -> [KOwner]? in
-            let parts = o.split(separator: "/")
-            return parts.count == 2 ? [KOwner(kind: String(parts[0]), name: String(parts[1]))] : nil
-        }
-        metadata = KMeta(name: p.name, namespace: p.namespace, labels: p.labels.isEmpty ? nil : p.labels,
-                         creationTimestamp: p.createdAt, ownerReferences: owner)
-        spec = Spec(nodeName: p.node, containers: (podSpec?.containers ?? []).map { Container(name: $0.name, image: $0.image) },
-                    restartPolicy: podSpec?.restartPolicy)
-        status = Status(phase: p.phase.rawValue, podIP: p.ip?.description, podIPs: p.ip.map { [["ip": $0.description]] },
-                        hostIP: hostIP?.description, startTime: p.createdAt, message: p.message,
-                        initContainerStatuses: p.initContainers.isEmpty ? nil : p.initContainers.map(KPod.k8s),
-                        containerStatuses: p.appContainers.map(KPod.k8s))
-    }
-}

@@ -4,56 +4,9 @@ import ArgumentParser
 import Foundation
 import MinikRuntime
 import MinikSpec
+import Yams
 
 extension Get {
-    func services(_ s: ClusterState) -> [ServiceState] {
-        s.services.filter { (allNamespaces || $0.spec.namespace == namespace) && (name == nil || $0.spec.name == name) }
-    }
-
-    func printServices(_ s: ClusterState) throws {
-        let list = services(s)
-        if let name, list.isEmpty { throw CLIError("service \"\(name)\" not found in namespace \(namespace)") }
-        switch output {
-        case .json, .yaml:
-            try emit(KList(items: list.map(KService.init)))
-        case .table, .wide:
-            if list.isEmpty { return noResources() }
-            var header = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
-            if allNamespaces { header.insert("NAMESPACE", at: 0) }
-            if output == .wide { header.append("SELECTOR") }
-            var rows = [header]
-            for st in list {
-                let sv = st.spec
-                var row = [sv.name, sv.type.rawValue, Self.clusterIP(sv), Self.externalIP(sv), Self.ports(sv), age(st.createdAt)]
-                if allNamespaces { row.insert(sv.namespace, at: 0) }
-                if output == .wide { row.append(Self.selector(sv)) }
-                rows.append(row)
-            }
-            printTable(rows)
-        }
-    }
-
-    func printEndpoints(_ s: ClusterState) throws {
-        let list = services(s).filter { $0.spec.type != .externalName }
-        if let name, list.isEmpty { throw CLIError("endpoints \"\(name)\" not found in namespace \(namespace)") }
-        switch output {
-        case .json, .yaml:
-            try emit(KList(items: list.map(KEndpoints.init)))
-        case .table, .wide:
-            if list.isEmpty { return noResources() }
-            var rows = [(allNamespaces ? ["NAMESPACE"] : []) + ["NAME", "ENDPOINTS", "AGE"]]
-            for st in list {
-                let ready = Self.readyAddresses(st)
-                // kubectl shows three and counts the rest.
-                var text = ready.isEmpty ? "<none>" : ready.prefix(3).joined(separator: ",")
-                if ready.count > 3 && output != .wide { text += " + \(ready.count - 3) more..." }
-                if output == .wide { text = ready.isEmpty ? "<none>" : ready.joined(separator: ",") }
-                rows.append((allNamespaces ? [st.spec.namespace] : []) + [st.spec.name, text, age(st.createdAt)])
-            }
-            printTable(rows)
-        }
-    }
-
     /// The service proxy of every node: how many syncs, how long the last one took.
     func printProxy(_ s: ClusterState) throws {
         switch output {
@@ -70,8 +23,16 @@ extension Get {
         }
     }
 
-    func noResources() {
-        printErr(allNamespaces ? "No resources found" : "No resources found in \(namespace) namespace.")
+    func emit<T: Encodable>(_ value: T) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .iso8601
+        let data = try e.encode(value)
+        if output == .json {
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(try Yams.dump(object: try JSONSerialization.jsonObject(with: data), sortKeys: true), terminator: "")
+        }
     }
 
     static func readyAddresses(_ st: ServiceState) -> [String] {
@@ -156,90 +117,6 @@ func describeService(_ st: ServiceState, proxy: [ProxyNodeStatus]) -> String {
     if let bad = proxy.first(where: { $0.lastError != nil }) { line("Proxy error", "\(bad.node): \(bad.lastError!)") }
     line("Events", "<none>")
     return out
-}
-
-struct KService: Encodable {
-    var apiVersion = "v1"
-    var kind = "Service"
-    var metadata: KMeta
-    var spec: Spec
-
-    struct Port: Encodable {
-        var name: String?
-        var `protocol`: String
-        var port: Int
-        var targetPort: String
-        var nodePort: Int?
-    }
-
-    struct Spec: Encodable {
-        var type: String
-        var selector: [String: String]?
-        var clusterIP: String?
-        var clusterIPs: [String]?
-        var ports: [Port]?
-        var sessionAffinity: String
-        var externalIPs: [String]?
-        var externalName: String?
-        var publishNotReadyAddresses: Bool?
-    }
-
-    init(_ st: ServiceState) {
-        let s = st.spec
-        metadata = KMeta(name: s.name, namespace: s.namespace, labels: s.labels.isEmpty ? nil : s.labels, creationTimestamp: st.createdAt)
-        let ip = s.headless ? "None" : s.clusterIP?.description
-        spec = Spec(type: s.type.rawValue, selector: s.selector, clusterIP: ip, clusterIPs: ip.map { [$0] },
-                    ports: s.ports.isEmpty ? nil : s.ports.map { Port(name: $0.name.isEmpty ? nil : $0.name, protocol: $0.proto, port: $0.port, targetPort: $0.targetPort.description, nodePort: $0.nodePort) },
-                    sessionAffinity: s.clientIPAffinity ? "ClientIP" : "None",
-                    externalIPs: s.externalIPs.isEmpty ? nil : s.externalIPs.map(\.description), externalName: s.externalName,
-                    publishNotReadyAddresses: s.publishNotReadyAddresses ? true : nil)
-    }
-}
-
-struct KEndpoints: Encodable {
-    var apiVersion = "v1"
-    var kind = "Endpoints"
-    var metadata: KMeta
-    var subsets: [Subset]?
-
-    struct Address: Encodable {
-        var ip: String
-        var nodeName: String
-        var targetRef: [String: String]
-    }
-
-    struct Port: Encodable {
-        var name: String?
-        var port: Int
-        var `protocol`: String
-    }
-
-    struct Subset: Encodable {
-        var addresses: [Address]?
-        var notReadyAddresses: [Address]?
-        var ports: [Port]?
-    }
-
-    init(_ st: ServiceState) {
-        metadata = KMeta(name: st.spec.name, namespace: st.spec.namespace, labels: nil, creationTimestamp: st.createdAt)
-        // One subset per (port name, protocol, port number), as the endpoints controller groups them.
-        var groups: [String: Subset] = [:]
-        var order: [String] = []
-        for e in st.endpoints {
-            let key = "\(e.portName)/\(e.proto)/\(e.port ?? 0)"
-            if groups[key] == nil {
-                order.append(key)
-                groups[key] = Subset(addresses: nil, notReadyAddresses: nil,
-                                     ports: e.port.map { [Port(name: e.portName.isEmpty ? nil : e.portName, port: $0, protocol: e.proto)] })
-            }
-            let parts = e.pod.split(separator: "/")
-            let a = Address(ip: e.ip.description, nodeName: e.node,
-                            targetRef: ["kind": "Pod", "namespace": String(parts.first ?? ""), "name": String(parts.last ?? "")])
-            if st.isPublished(e) { groups[key]!.addresses = (groups[key]!.addresses ?? []) + [a] }
-            else { groups[key]!.notReadyAddresses = (groups[key]!.notReadyAddresses ?? []) + [a] }
-        }
-        subsets = order.isEmpty ? nil : order.map { groups[$0]! }
-    }
 }
 
 struct ExternalCommand: ParsableCommand {

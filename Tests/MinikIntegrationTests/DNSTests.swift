@@ -192,8 +192,9 @@ struct DNSTests {
 
     /// Ready addresses of a service's endpoints.
     func readyAddresses(_ svc: String, ns: String = "default") -> [String] {
-        guard let items = (try? json(minik(["get", "--name", Self.name, "ep", svc, "-n", ns, "-o", "json"]).out))?["items"] as? [[String: Any]],
-              let subsets = items.first?["subsets"] as? [[String: Any]] else { return [] }
+        // One object named: the object itself, as kubectl prints it.
+        guard let ep = try? json(minik(["get", "--name", Self.name, "ep", svc, "-n", ns, "-o", "json"]).out),
+              let subsets = ep["subsets"] as? [[String: Any]] else { return [] }
         return Array(Set(subsets.flatMap { ($0["addresses"] as? [[String: Any]] ?? []).compactMap { $0["ip"] as? String } }))
     }
 

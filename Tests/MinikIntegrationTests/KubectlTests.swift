@@ -308,6 +308,33 @@ struct KubectlTests {
         #expect((try? json(tooLarge.out))?["code"] as? Int == 413, "\(tooLarge.out)")
         #expect(liveState(name)?.pods.count == pods, "bad input changed nothing")
 
+        // A watch outlives the TLS handshake's timeout (10 s): a change after 12 s of
+        // silence still arrives on it.
+        let watchLog = "/tmp/minik-kctl-watch2-\(getpid())"
+        defer { unlink(watchLog) }
+        let longWatch = Process()
+        longWatch.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        longWatch.arguments = ["-sN", "--cacert", ours.caCert, "--cert", ours.adminCert, "--key", ours.adminKey, "-o", watchLog,
+                               "\(server)/api/v1/namespaces/default/pods?watch=true&fieldSelector=metadata.name=talker&timeoutSeconds=40"]
+        try longWatch.run()
+        defer { if longWatch.isRunning { longWatch.terminate() } }
+        sleep(12)
+        #expect(kubectl(["label", "pod", "talker", "late=yes"], kubeconfig: kubeconfig).code == 0)
+        #expect(waitFor { ((try? String(contentsOfFile: watchLog, encoding: .utf8)) ?? "").contains(#""late":"yes""#) },
+                "the watch got the change: \((try? String(contentsOfFile: watchLog, encoding: .utf8)) ?? "")")
+
+        // 500 idle connections and a client sending garbage do not stall the API for others.
+        let crowd = shell(["python3", "-c", """
+            import os, socket, subprocess
+            conns = [socket.create_connection(("127.0.0.1", \(port))) for _ in range(500)]
+            junk = socket.create_connection(("127.0.0.1", \(port)))
+            junk.sendall(os.urandom(65536))
+            r = subprocess.run(["\(kubectlPath!)", "--request-timeout=20s", "get", "pod", "talker", "-o", "name"], capture_output=True, text=True)
+            print(r.stdout.strip(), r.returncode)
+            for c in conns: c.close()
+            """], env: ["KUBECONFIG": kubeconfig])
+        #expect(crowd.out.trimmed == "pod/talker 0", "\(crowd)")
+
         let down = minik(["down", "--name", name], env: ["KUBECONFIG": kubeconfig])
         #expect(down.code == 0, "down failed: \(down.err)")
         // Their entries are as they were; ours are gone, and so is current-context.

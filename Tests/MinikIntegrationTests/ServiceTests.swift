@@ -260,8 +260,9 @@ struct ServiceTests {
     }
 
     func readyEndpoints(_ svc: String) -> [String] {
-        guard let items = (try? json(minik(["get", "--name", Self.name, "ep", svc, "-o", "json"]).out))?["items"] as? [[String: Any]],
-              let subsets = items.first?["subsets"] as? [[String: Any]] else { return [] }
+        // One object named: the object itself, as kubectl prints it.
+        guard let ep = try? json(minik(["get", "--name", Self.name, "ep", svc, "-o", "json"]).out),
+              let subsets = ep["subsets"] as? [[String: Any]] else { return [] }
         var out: [String] = []
         for s in subsets {
             let port = (s["ports"] as? [[String: Any]])?.first?["port"] as? Int
@@ -272,8 +273,8 @@ struct ServiceTests {
     }
 
     func clusterIPNow(_ svc: String) -> String? {
-        let items = (try? json(minik(["get", "--name", Self.name, "svc", svc, "-o", "json"]).out))?["items"] as? [[String: Any]]
-        return (items?.first?["spec"] as? [String: Any])?["clusterIP"] as? String
+        let svc = try? json(minik(["get", "--name", Self.name, "svc", svc, "-o", "json"]).out)
+        return (svc?["spec"] as? [String: Any])?["clusterIP"] as? String
     }
 
     func hostnames(from pod: String, ip: String, port: Int, tries: Int) -> Set<String> {

@@ -61,7 +61,7 @@ struct APIJSONTests {
     @Test func aHighSurrogateFollowedByAnotherEscapeKeepsThatEscape() throws {
         // Go's decoder (encoding/json unquote) replaces the lone high surrogate and then
         // decodes the next \u escape on its own: "\uD83D\u0041" is "\u{FFFD}A".
-        withKnownIssue("JSON.swift string(): the escape after a lone high surrogate is consumed and lost") {
+        do {
             let v = try JSON.parse(#""\uD83D\u0041""#)
             #expect(v == .string("\u{FFFD}A"))
         }
@@ -118,7 +118,7 @@ struct APIJSONTests {
         // sending "+1" as a body would crash the server.
         #expect(throws: JSONError.self) { try JSON.parse("[+1]") }
         #expect(throws: JSONError.self) { try JSON.parse(" +1") }
-        await withKnownIssue("JSON.swift number(): bytes[i - 1] with i == 0 traps for a body starting with '+'") {
+        do {
             await #expect(processExitsWith: .success) {
                 _ = try? JSON.parse("+1")
             }
@@ -152,7 +152,7 @@ struct APIJSONTests {
         #expect(v["half"] == 0.5)
         #expect(v["yes"] == true)
         #expect(v["none"] == .null)
-        withKnownIssue("JSON.swift init(any:): `case let b as Bool` comes first and an NSNumber 1 or 0 casts to Bool") {
+        do {
             #expect(v.text == #"{"half":0.5,"list":[1,true],"no":false,"none":null,"one":1,"two":2,"yes":true,"zero":0}"#)
         }
     }

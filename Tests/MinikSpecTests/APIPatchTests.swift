@@ -286,7 +286,7 @@ struct APIStrategicPatchTests {
         // a strategic patch replaces the list: `kubectl taint node n key-` sends the list
         // without the taint and expects it gone.
         let node = #"{"spec":{"taints":[{"key":"a","effect":"NoSchedule"},{"key":"b","effect":"NoSchedule"}]}}"#
-        withKnownIssue("Patch.swift mergeKey: \"taints\" merges by key instead of being replaced") {
+        do {
             let r = try sm(node, #"{"spec":{"taints":[{"key":"b","effect":"NoSchedule"}]}}"#)
             #expect(r == #"{"spec":{"taints":[{"effect":"NoSchedule","key":"b"}]}}"#)
         }
