@@ -34,9 +34,12 @@ struct KubectlTests {
         command: [sh, -c, 'echo hello from talker; echo line two; exec sleep 3600']
     """
 
+    /// kubectl's discovery and HTTP caches (else ~/.kube/cache), removed by each test.
+    static let cacheDir = "/tmp/minik-tests-\(getpid())-kubecache"
+
     /// kubectl with the kubeconfig `minik up` merged into.
     func kubectl(_ args: [String], kubeconfig: String = testKubeconfig) -> Result {
-        shell([kubectlPath!] + args, env: ["KUBECONFIG": kubeconfig])
+        shell([kubectlPath!, "--cache-dir", Self.cacheDir] + args, env: ["KUBECONFIG": kubeconfig])
     }
 
     @Test("a workshop's kubectl session: get, describe, logs, create, expose, scale, rollout, wait, label, apply, delete, watch, events")
@@ -44,7 +47,7 @@ struct KubectlTests {
         let name = Self.name
         let spec = try SpecFile(Self.yaml)
         try claim(name)
-        defer { cleanUp(name) }
+        defer { cleanUp(name); try? FileManager.default.removeItem(atPath: Self.cacheDir) }
         let up = minik(["up", spec.path])
         try #require(up.code == 0, "up failed: \(up.err)")
         #expect(up.out.contains("Set kubectl context to \"minik-\(name)\""), "\(up.out)")
@@ -95,7 +98,7 @@ struct KubectlTests {
         let watchOut = "/tmp/minik-kctl-watch-\(getpid())"
         let watcher = Process()
         watcher.executableURL = URL(fileURLWithPath: kubectlPath!)
-        watcher.arguments = ["get", "pods", "-w", "--request-timeout=60s"]
+        watcher.arguments = ["get", "pods", "-w", "--request-timeout=60s", "--cache-dir", Self.cacheDir]
         FileManager.default.createFile(atPath: watchOut, contents: nil)
         watcher.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: watchOut))
         watcher.standardError = FileHandle.nullDevice
@@ -233,7 +236,7 @@ struct KubectlTests {
         let name = Self.name
         let spec = try SpecFile(Self.yaml)
         try claim(name)
-        defer { cleanUp(name) }
+        defer { cleanUp(name); try? FileManager.default.removeItem(atPath: Self.cacheDir) }
         // The user's kubeconfig has another cluster, current.
         let kubeconfig = "/tmp/minik-kctl-\(getpid()).kubeconfig"
         defer { unlink(kubeconfig) }
@@ -329,7 +332,7 @@ struct KubectlTests {
             conns = [socket.create_connection(("127.0.0.1", \(port))) for _ in range(500)]
             junk = socket.create_connection(("127.0.0.1", \(port)))
             junk.sendall(os.urandom(65536))
-            r = subprocess.run(["\(kubectlPath!)", "--request-timeout=20s", "get", "pod", "talker", "-o", "name"], capture_output=True, text=True)
+            r = subprocess.run(["\(kubectlPath!)", "--cache-dir", "\(Self.cacheDir)", "--request-timeout=20s", "get", "pod", "talker", "-o", "name"], capture_output=True, text=True)
             print(r.stdout.strip(), r.returncode)
             for c in conns: c.close()
             """], env: ["KUBECONFIG": kubeconfig])
