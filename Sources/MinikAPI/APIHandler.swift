@@ -244,7 +244,10 @@ public final class APIHandler: Sendable {
                 if t.sub == "log" { return try logs(req, t, name) }
                 guard let o = store.get(key(t)) else { throw APIError.notFound(r.resource, name, group: r.group) }
                 if t.sub == "scale" { return .json(200, scale(o)) }
-                return .json(200, try render(req, r, [o], single: true), contentType: "application/json")
+                if req.accept.contains("as=Table") {
+                    return .json(200, Printers.table(r.resource, objects: [o], revision: nil, now: Date(), includeObject: req.query["includeObject"] ?? "Metadata"))
+                }
+                return .json(200, o)
             }
             return try list(req, t)
         case "DELETE":
@@ -338,13 +341,6 @@ public final class APIHandler: Sendable {
 
     static func listKey(_ o: JSON) -> String {
         "\(o["metadata"]?["namespace"]?.string ?? "")/\(o["metadata"]?["name"]?.string ?? "")"
-    }
-
-    func render(_ req: APIRequest, _ r: APIResource, _ objects: [JSON], single: Bool) throws(APIError) -> JSON {
-        if req.accept.contains("as=Table") {
-            return Printers.table(r.resource, objects: objects, revision: nil, now: Date(), includeObject: req.query["includeObject"] ?? "Metadata")
-        }
-        return objects[0]
     }
 
     /// One event of a watch, as a JSON line (objects as Tables when asked).

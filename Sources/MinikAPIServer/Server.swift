@@ -141,11 +141,6 @@ public final class APIServer: @unchecked Sendable {
                 }
             }
     }
-
-    public func shutdown() {
-        for ch in channels { try? ch.close().wait() }
-        try? group.syncShutdownGracefully()
-    }
 }
 
 /// A counter shared by the event loops.

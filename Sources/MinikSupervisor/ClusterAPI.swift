@@ -198,7 +198,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             c = found
         } else {
             let app = p.appContainers
-            guard app.count == 1 || !app.isEmpty else { throw APIError.badRequest("pod \(pod) has no containers") }
+            guard !app.isEmpty else { throw APIError.badRequest("pod \(pod) has no containers") }
             if app.count > 1 {
                 throw APIError.badRequest("a container name must be specified for pod \(pod), choose one of: [\(app.map(\.name).joined(separator: " "))]")
             }

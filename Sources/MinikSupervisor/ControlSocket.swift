@@ -8,15 +8,12 @@ import MinikSpec
 public struct ControlRequest: Codable, Sendable {
     /// api: one Kubernetes API request, answered by the same handler as HTTPS (the
     /// CLI's apply, delete and scale use it: the root-only socket is its credential).
-    public enum Op: String, Codable, Sendable { case status, down, ping, update, api }
+    public enum Op: String, Codable, Sendable { case status, down, ping, api }
     public var op: Op
-    /// For update: the desired cluster (apply, delete, scale compute it).
-    public var spec: ClusterSpec?
     public var api: APICall?
 
-    public init(op: Op, spec: ClusterSpec? = nil, api: APICall? = nil) {
+    public init(op: Op, api: APICall? = nil) {
         self.op = op
-        self.spec = spec
         self.api = api
     }
 }

@@ -137,16 +137,6 @@ public final class Supervisor: @unchecked Sendable {
             reply(fd, ControlResponse(ok: true, message: "pong"))
         case .status:
             reply(fd, ControlResponse(ok: true, state: runtime.state()))
-        case .update:
-            guard let desired = req.spec, desired.name == runtime.spec.name else {
-                reply(fd, ControlResponse(ok: false, message: "update needs this cluster's spec"))
-                return
-            }
-            updates.lock()
-            for ns in desired.namespaces { api.ensureServiceAccount(ns) }
-            let report = runtime.reconcile(desired.withAPIService())
-            updates.unlock()
-            reply(fd, ControlResponse(ok: !report.contains { $0.hasPrefix("error:") }, message: report.joined(separator: "\n")))
         case .api:
             guard let call = req.api, let handler = api.server?.handler else {
                 reply(fd, ControlResponse(ok: false, message: "the API is not serving"))

@@ -43,12 +43,7 @@ func resolveResource(_ word: String) throws -> APIResource {
     throw CLIError("error: the server doesn't have a resource type \"\(word)\"")
 }
 
-func requireSupervisor(_ cluster: String) throws {
-    let (state, live) = try clusterState(cluster)
-    guard live else {
-        throw CLIError("the supervisor of cluster \(cluster) is not running; nothing can change without it: `minik up \(state.specFile)` adopts the running cluster")
-    }
-}
+func requireSupervisor(_ cluster: String) throws { _ = try runningSpec(cluster) }
 
 func runningSpec(_ cluster: String) throws -> ClusterSpec {
     let (state, live) = try clusterState(cluster)
