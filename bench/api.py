@@ -237,12 +237,16 @@ def main():
                f"{ms(statistics.median(r[0] for r in rows))}, the server's PATCH median {ms(statistics.median(r[1] for r in rows))} "
                f"(max {ms(max(r[1] for r in rows))}); `minik apply -f` of the same: median {ms(statistics.median(minik_times))}.")
     run([MINIK, "down", "--name", name])
-    try:
-        os.unlink(KCFG)
-    except FileNotFoundError:
-        pass
     print("\n".join(out))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        # The kubeconfig `up` merged into is this script's own: gone whatever happened.
+        for path in (KCFG, KCFG + ".lock"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
