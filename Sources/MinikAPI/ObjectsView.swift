@@ -128,7 +128,7 @@ public struct ObjectsView {
         case "endpoints": for s in state.services where withEndpoints(s) { put(endpoints(s)) }
         case "endpointslices": for s in state.services where withEndpoints(s) { endpointSlices(s).forEach(put) }
         case "deployments": for d in state.spec.deployments { put(deployment(d)) }
-        case "replicasets": for d in state.spec.deployments { put(replicaSet(d)) }
+        case "replicasets": for d in state.spec.deployments { for rs in d.replicaSets { put(replicaSet(d, rs)) } }
         case "events": events().forEach(put)
         default: break
         }
@@ -354,10 +354,10 @@ public struct ObjectsView {
     func pod(_ p: PodState, spec: PodSpec?) -> JSON {
         var owners: [JSON] = []
         var labels = p.labels
-        if let (kind, name) = ownerName(p.owner), kind == "Deployment", let d = state.spec.deployments.first(where: { $0.name == name && $0.namespace == p.namespace }) {
-            let rs = replicaSetName(d)
-            labels["pod-template-hash"] = templateHash(d)
-            owners.append(owner("apps/v1", "ReplicaSet", rs, uid: uid("replicasets", d.namespace, rs, state.createdAt)))
+        if let (kind, name) = ownerName(p.owner), kind == "Deployment",
+           let d = state.spec.deployments.first(where: { $0.name == name && $0.namespace == p.namespace }),
+           let rs = d.replicaSets.first(where: { $0.hash == (p.labels["pod-template-hash"] ?? "") }) {
+            owners.append(owner("apps/v1", "ReplicaSet", rs.name(of: d.name), uid: uid("replicasets", d.namespace, rs.name(of: d.name), created(d, rs))))
         }
         let hostIP = state.nodes.first { $0.name == p.node }?.internalIP.description
         let created = rfc3339(p.createdAt)
@@ -524,79 +524,84 @@ public struct ObjectsView {
 
     // MARK: deployments and replica sets
 
-    /// The pod-template-hash: a hash of the template, as a short lowercase name.
-    public func templateHash(_ d: DeploymentSpec) -> String {
-        var t = d.template
-        t.source = SourceLocation(file: "", line: 0, column: 0, field: "")
-        t.name = ""
-        t.nodeName = ""
-        let text = podSpec(t, nodeName: nil).text + JSON.strings(t.labels).text
-        // As the deployment controller: the FNV-32a of the template, its decimal digits
-        // mapped onto rand.SafeEncodeString's alphabet.
-        var h: UInt32 = 2166136261
-        for b in text.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
-        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
-        return String(String(h).utf8.map { alphabet[Int($0) % alphabet.count] })
+    /// The Deployment's pods that count for a ReplicaSet (not terminating), and the
+    /// ready ones among them.
+    func podsOf(_ d: DeploymentSpec, _ rs: ReplicaSetRecord) -> (active: Int, ready: Int) {
+        let mine = state.pods.filter {
+            $0.owner == d.owner && $0.namespace == d.namespace && ($0.labels["pod-template-hash"] ?? "") == rs.hash && $0.deletionTimestamp == nil
+        }
+        return (mine.count, mine.count(where: \.isReady))
     }
 
-    func replicaSetName(_ d: DeploymentSpec) -> String { "\(d.name)-\(templateHash(d))" }
-
-    func podsOf(_ d: DeploymentSpec) -> [PodState] { state.pods.filter { $0.owner == d.owner && $0.namespace == d.namespace } }
-
-    func template(_ d: DeploymentSpec, hash: String?) -> JSON {
-        var labels = d.template.labels
-        if let hash { labels["pod-template-hash"] = hash }
+    func template(_ t: PodSpec, hash: String?) -> JSON {
+        var labels = t.labels
+        labels["pod-template-hash"] = hash
         var m: JSON = ["labels": .strings(labels), "creationTimestamp": nil]
-        if !d.template.annotations.isEmpty { m["annotations"] = .strings(d.template.annotations) }
-        return ["metadata": m, "spec": podSpec(d.template, nodeName: d.template.requestedNodeName)]
+        if !t.annotations.isEmpty { m["annotations"] = .strings(t.annotations) }
+        return ["metadata": m, "spec": podSpec(t, nodeName: t.requestedNodeName)]
     }
 
-    func created(_ d: DeploymentSpec) -> Date { podsOf(d).map(\.createdAt).min() ?? state.createdAt }
+    func created(_ d: DeploymentSpec) -> Date { d.created ?? state.createdAt }
+
+    /// A ReplicaSet's creation; one adopted from an older minik's pods has none of its own.
+    func created(_ d: DeploymentSpec, _ rs: ReplicaSetRecord) -> Date { rs.created == .distantPast ? created(d) : rs.created }
 
     func deployment(_ d: DeploymentSpec) -> JSON {
-        let pods = podsOf(d)
-        let ready = pods.filter(\.isReady).count
-        let created = rfc3339(state.createdAt)
-        let available = ready >= d.replicas
-        let hash = templateHash(d)
+        let newRS = d.newReplicaSet
+        let counts = d.replicaSets.map { podsOf(d, $0) }
+        let active = counts.reduce(0) { $0 + $1.active }, ready = counts.reduce(0) { $0 + $1.ready }
+        let updated = newRS.flatMap { n in d.replicaSets.firstIndex(of: n).map { counts[$0].active } } ?? 0
+        let wanted = d.replicaSets.reduce(0) { $0 + $1.replicas }
+        let maxUnavailable = d.replicas == 0 || d.strategy.recreate ? 0 : min(Rollout.fenceposts(d.strategy, replicas: d.replicas).unavailable, d.replicas)
+        let available = ready >= d.replicas - maxUnavailable
+        let complete = updated == d.replicas && active == d.replicas && ready == d.replicas
+        let since = rfc3339(created(d))
+        let progressed = rfc3339(newRS?.created ?? created(d))
+        let rsName = newRS.map { $0.name(of: d.name) } ?? d.name
+        var annotations = d.annotations
+        annotations["deployment.kubernetes.io/revision"] = String(newRS?.revision ?? 0)
+        let strategy: JSON = d.strategy.recreate ? ["type": "Recreate"]
+            : ["type": "RollingUpdate", "rollingUpdate": ["maxSurge": d.strategy.maxSurge.json, "maxUnavailable": d.strategy.maxUnavailable.json]]
         return ["apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": meta("deployments", namespace: d.namespace, name: d.name, created: state.createdAt,
-                                 labels: d.labels, annotations: d.annotations.merging(["deployment.kubernetes.io/revision": "1"]) { a, _ in a }),
+                "metadata": meta("deployments", namespace: d.namespace, name: d.name, created: created(d), labels: d.labels, annotations: annotations),
                 "spec": ["replicas": .int(Int64(d.replicas)), "selector": ["matchLabels": .strings(d.selector)],
-                         "template": template(d, hash: nil),
-                         "strategy": ["type": "RollingUpdate", "rollingUpdate": ["maxSurge": "25%", "maxUnavailable": "25%"]],
-                         "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600],
-                "status": ["observedGeneration": 1, "replicas": .int(Int64(pods.count)), "updatedReplicas": .int(Int64(pods.count)),
+                         "template": template(d.template, hash: nil), "strategy": strategy,
+                         "revisionHistoryLimit": .int(Int64(d.revisionHistoryLimit)), "progressDeadlineSeconds": 600],
+                "status": ["observedGeneration": 1, "replicas": .int(Int64(active)), "updatedReplicas": .int(Int64(updated)),
                            "readyReplicas": .int(Int64(ready)), "availableReplicas": .int(Int64(ready)),
-                           "unavailableReplicas": .int(Int64(max(0, d.replicas - ready))),
+                           "unavailableReplicas": .int(Int64(max(0, wanted - ready))),
                            "conditions": [
                                ["type": "Available", "status": .string(available ? "True" : "False"),
                                 "reason": .string(available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable"),
                                 "message": .string(available ? "Deployment has minimum availability." : "Deployment does not have minimum availability."),
-                                "lastUpdateTime": .string(created), "lastTransitionTime": .string(created)],
-                               ["type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-                                "message": .string("ReplicaSet \"\(d.name)-\(hash)\" has successfully progressed."),
-                                "lastUpdateTime": .string(created), "lastTransitionTime": .string(created)],
+                                "lastUpdateTime": .string(since), "lastTransitionTime": .string(since)],
+                               ["type": "Progressing", "status": "True",
+                                "reason": .string(complete ? "NewReplicaSetAvailable" : "ReplicaSetUpdated"),
+                                "message": .string(complete ? "ReplicaSet \"\(rsName)\" has successfully progressed." : "ReplicaSet \"\(rsName)\" is progressing."),
+                                "lastUpdateTime": .string(progressed), "lastTransitionTime": .string(progressed)],
                            ]]]
     }
 
-    func replicaSet(_ d: DeploymentSpec) -> JSON {
-        let pods = podsOf(d)
-        let hash = templateHash(d)
-        let name = replicaSetName(d)
-        let ready = pods.filter(\.isReady).count
-        var labels = d.template.labels
-        labels["pod-template-hash"] = hash
+    func replicaSet(_ d: DeploymentSpec, _ rs: ReplicaSetRecord) -> JSON {
+        let (active, ready) = podsOf(d, rs)
+        let name = rs.name(of: d.name)
+        let isNew = d.newReplicaSet?.hash == rs.hash
+        let t = isNew ? d.template : rs.template
+        var labels = t.labels
+        labels["pod-template-hash"] = rs.hash
         var selector = d.selector
-        selector["pod-template-hash"] = hash
+        selector["pod-template-hash"] = rs.hash
+        let surge = d.strategy.recreate ? 0 : Rollout.fenceposts(d.strategy, replicas: d.replicas).surge
+        var annotations = ["deployment.kubernetes.io/desired-replicas": String(d.replicas),
+                           "deployment.kubernetes.io/max-replicas": String(d.replicas + surge),
+                           "deployment.kubernetes.io/revision": String(rs.revision)]
+        annotations["kubernetes.io/change-cause"] = rs.changeCause
         return ["apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": meta("replicasets", namespace: d.namespace, name: name, created: state.createdAt, labels: labels,
-                                 annotations: ["deployment.kubernetes.io/desired-replicas": .init(String(d.replicas)),
-                                               "deployment.kubernetes.io/max-replicas": .init(String(d.replicas + max(1, (d.replicas + 3) / 4))),
-                                               "deployment.kubernetes.io/revision": "1"],
-                                 owners: [owner("apps/v1", "Deployment", d.name, uid: uid("deployments", d.namespace, d.name, state.createdAt))]),
-                "spec": ["replicas": .int(Int64(d.replicas)), "selector": ["matchLabels": .strings(selector)], "template": template(d, hash: hash)],
-                "status": ["observedGeneration": 1, "replicas": .int(Int64(pods.count)), "fullyLabeledReplicas": .int(Int64(pods.count)),
+                "metadata": meta("replicasets", namespace: d.namespace, name: name, created: created(d, rs),
+                                 labels: labels, annotations: annotations,
+                                 owners: [owner("apps/v1", "Deployment", d.name, uid: uid("deployments", d.namespace, d.name, created(d)))]),
+                "spec": ["replicas": .int(Int64(rs.replicas)), "selector": ["matchLabels": .strings(selector)], "template": template(t, hash: rs.hash)],
+                "status": ["observedGeneration": 1, "replicas": .int(Int64(active)), "fullyLabeledReplicas": .int(Int64(active)),
                            "readyReplicas": .int(Int64(ready)), "availableReplicas": .int(Int64(ready))]]
     }
 
@@ -606,6 +611,23 @@ public struct ObjectsView {
     /// count, as the kubelet's event correlator aggregates them.
     func events() -> [JSON] {
         var out: [JSON] = []
+        // The controllers' (deployment, replica set).
+        for e in state.events ?? [] {
+            guard let d = state.spec.deployments.first(where: { d in
+                d.namespace == e.namespace && (e.kind == "Deployment" ? d.name == e.name : d.replicaSets.contains { $0.name(of: d.name) == e.name })
+            }) else { continue }
+            let objectUID = e.kind == "Deployment" ? uid("deployments", d.namespace, d.name, created(d))
+                : uid("replicasets", d.namespace, e.name, d.replicaSets.first { $0.name(of: d.name) == e.name }.map { created(d, $0) } ?? created(d))
+            let micros = Int64((e.time.timeIntervalSince1970 * 1_000_000).rounded())
+            out.append(["apiVersion": "v1", "kind": "Event",
+                        "metadata": meta("events", namespace: e.namespace, name: "\(e.name).\(String(UInt64(micros), radix: 16))", created: e.time),
+                        "involvedObject": ["kind": .string(e.kind), "namespace": .string(e.namespace), "name": .string(e.name),
+                                           "uid": .string(objectUID), "apiVersion": "apps/v1"],
+                        "reason": .string(e.reason), "message": .string(e.message), "type": .string(e.type),
+                        "source": ["component": .string(e.component)],
+                        "firstTimestamp": .string(rfc3339(e.time)), "lastTimestamp": .string(rfc3339(e.last ?? e.time)),
+                        "count": .int(Int64(e.count)), "eventTime": nil, "reportingComponent": .string(e.component), "reportingInstance": ""])
+        }
         for p in state.pods {
             let podUID = uid("pods", p.namespace, p.name, p.createdAt)
             var merged: [(first: PodEvent, last: Date, count: Int)] = []
@@ -635,6 +657,16 @@ public struct ObjectsView {
 
 extension JSON {
     init(_ s: String) { self = .string(s) }
+}
+
+extension IntOrPercent {
+    /// As the API writes an IntOrString: a number, or the percent as a string.
+    var json: JSON {
+        switch self {
+        case .count(let n): return .int(Int64(n))
+        case .percent: return .string(description)
+        }
+    }
 }
 
 /// Bytes as a Kubernetes quantity in binary units where exact ("64Mi"), else plain.

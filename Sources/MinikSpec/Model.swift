@@ -2,6 +2,8 @@
 // defaulted, validated and placed. Everything below the spec layer reads only this.
 // It is Codable because the supervisor keeps it in the cluster's state file.
 
+import Foundation
+
 public enum NodeRole: String, Codable, Sendable {
     case controlPlane = "control-plane"
     case worker
@@ -323,17 +325,26 @@ public struct DNSOption: Codable, Sendable, Equatable {
     public var text: String { value.map { $0.isEmpty ? name : "\(name):\($0)" } ?? name }
 }
 
-/// A Deployment: its pods are <name>-0 ... <name>-(replicas-1), each the template.
+/// A Deployment: ReplicaSets of its template (Rollout.swift), whose pods are
+/// <name>-<pod-template-hash>-<five random characters>.
 public struct DeploymentSpec: Codable, Sendable, Equatable {
     public var namespace: String
     public var name: String
     public var replicas: Int
     public var selector: [String: String]
-    /// A pod of the Deployment, named <name>-0, not yet placed.
+    /// The pod template (a pod named <name>-0 in errors), not yet placed.
     public var template: PodSpec
     /// The Deployment's own metadata (not its pods').
     public var labels: [String: String] = [:]
     public var annotations: [String: String] = [:]
+    public var strategy = DeploymentStrategy()
+    /// How many old ReplicaSets without pods a finished rollout keeps (for rollout undo).
+    public var revisionHistoryLimit = 10
+    /// Every template it has run that is still kept, oldest first; the deployment
+    /// controller's record (ClusterSpec.rolledOut).
+    public var replicaSets: [ReplicaSetRecord] = []
+    /// When the controllers first saw it (its creationTimestamp).
+    public var created: Date?
 
     public init(namespace: String, name: String, replicas: Int, selector: [String: String], template: PodSpec,
                 labels: [String: String] = [:], annotations: [String: String] = [:]) {
@@ -346,7 +357,9 @@ public struct DeploymentSpec: Codable, Sendable, Equatable {
         self.annotations = annotations
     }
 
-    enum CodingKeys: String, CodingKey { case namespace, name, replicas, selector, template, labels, annotations }
+    enum CodingKeys: String, CodingKey {
+        case namespace, name, replicas, selector, template, labels, annotations, strategy, revisionHistoryLimit, replicaSets, created
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -357,17 +370,19 @@ public struct DeploymentSpec: Codable, Sendable, Equatable {
         template = try c.decode(PodSpec.self, forKey: .template)
         labels = try c.decode(.labels, default: [:])
         annotations = try c.decode(.annotations, default: [:])
+        strategy = try c.decode(.strategy, default: DeploymentStrategy())
+        revisionHistoryLimit = try c.decode(.revisionHistoryLimit, default: 10)
+        replicaSets = try c.decode(.replicaSets, default: [])
+        created = try c.decodeIfPresent(Date.self, forKey: .created)
     }
 
     public var key: String { "\(namespace)/\(name)" }
     public var owner: String { "Deployment/\(name)" }
 
-    /// The i-th pod of the Deployment, not yet placed.
-    public func pod(_ i: Int) -> PodSpec {
-        var p = template
-        p.name = "\(name)-\(i)"
-        p.nodeName = p.requestedNodeName ?? ""
-        return p
+    /// The ReplicaSet whose template is the Deployment's, once a pass has made it.
+    public var newReplicaSet: ReplicaSetRecord? {
+        let t = Rollout.normalized(template)
+        return replicaSets.first { $0.revision > 0 && $0.template == t }
     }
 }
 
@@ -468,19 +483,24 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public func node(named name: String) -> NodeSpec? { nodes.first { $0.name == name } }
 
     /// Places a pod as `up` does: its nodeName, or the eligible node (workers, else the
-    /// control-plane; matching nodeSelector) with the fewest pods. nil: no node fits.
-    public func place(_ pod: PodSpec, load: [String: Int]) -> String? {
+    /// control-plane; matching nodeSelector) with the fewest pods of its ReplicaSet
+    /// (`spread`: the scheduler's default spreading), then the fewest pods. nil: no node fits.
+    public func place(_ pod: PodSpec, load: [String: Int], spread: [String: Int] = [:]) -> String? {
         if let want = pod.requestedNodeName { return node(named: want)?.name }
         // The control-plane is tainted NoSchedule when there are workers (as kind does).
         let candidates = nodes.contains { $0.role == .worker } && !pod.toleratesControlPlane ? nodes.filter { $0.role == .worker } : nodes
         let eligible = candidates.filter { n in pod.nodeSelector.allSatisfy { n.labels[$0.key] == $0.value } }
-        return eligible.min { (load[$0.name] ?? 0, $0.index) < (load[$1.name] ?? 0, $1.index) }?.name
+        func rank(_ n: NodeSpec) -> (Int, Int, Int, Int) {
+            let l = load[n.name] ?? 0
+            return (l >= SpecLoader.podsPerNode ? 1 : 0, spread[n.name] ?? 0, l, n.index)
+        }
+        return eligible.min { rank($0) < rank($1) }?.name
     }
 
     public var load: [String: Int] { Dictionary(grouping: pods, by: \.nodeName).mapValues(\.count) }
 
-    /// The spec with a Deployment scaled to `replicas`: pods <name>-i for i < replicas,
-    /// existing ones kept where they are, new ones placed.
+    /// The spec with a Deployment's replicas set; its pods follow in the next pass of
+    /// the controllers (rolledOut).
     public func scaled(deployment name: String, namespace: String, replicas: Int) throws(SpecError) -> ClusterSpec {
         guard replicas >= 0 else { throw SpecError([SpecProblem(nil, "replicas must be 0 or more")]) }
         guard let di = deployments.firstIndex(where: { $0.name == name && $0.namespace == namespace }) else {
@@ -493,20 +513,6 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
             throw SpecError([SpecProblem(nil, problem)])
         }
         out.deployments[di].replicas = replicas
-        let wanted = Set((0..<replicas).map { "\(namespace)/\(name)-\($0)" })
-        out.pods.removeAll { $0.owner == d.owner && $0.namespace == namespace && !wanted.contains($0.key) }
-        let have = Set(out.pods.map(\.key))
-        for i in 0..<replicas where !have.contains("\(namespace)/\(name)-\(i)") {
-            var p = d.pod(i)
-            guard let node = out.place(p, load: out.load) else {
-                throw SpecError([SpecProblem(nil, "no node fits pod \(p.key) (nodeName or nodeSelector)")])
-            }
-            p.nodeName = node
-            if (out.load[node] ?? 0) >= SpecLoader.podsPerNode {
-                throw SpecError([SpecProblem(nil, "node \(node) is full (\(SpecLoader.podsPerNode) pods)")])
-            }
-            out.pods.append(p)
-        }
         return out
     }
 

@@ -32,15 +32,6 @@ public enum ClusterDNS {
         "\(what); to run your own, set dns.enabled: false in MinikConfig"
     }
 
-    /// Whether a pod name in kube-system is one the DNS Deployment gives its pods
-    /// (minik-dns-0, minik-dns-1...).
-    public static func isDeploymentPodName(_ name: String) -> Bool {
-        let prefix = "\(deploymentName)-"
-        guard name.hasPrefix(prefix) else { return false }
-        let rest = name.dropFirst(prefix.count)
-        return !rest.isEmpty && rest.allSatisfy { $0.isASCII && $0.isNumber }
-    }
-
     /// The Service kube-system/kube-dns: UDP and TCP 53 on the DNS service address.
     public static func service(serviceSubnet: IPv4CIDR) -> ServiceSpec {
         var s = ServiceSpec(namespace: namespace, name: serviceName, source: source)
@@ -242,8 +233,9 @@ extension Builder {
         }
     }
 
-    /// With cluster DNS on, the documents may not define its Service, its Deployment or
-    /// pods named like the Deployment's: each is refused at its place and left out.
+    /// With cluster DNS on, the documents may not define its Service or its Deployment:
+    /// each is refused at its place and left out. (Pods may have any name: the
+    /// Deployment's pods get names no other pod has.)
     mutating func refuseClusterDNSNames(enabled: Bool) {
         guard enabled else { return }
         var kept: [RawService] = []
@@ -261,24 +253,13 @@ extension Builder {
             deployments.removeAll { $0.key == ClusterDNS.deploymentKey }
             pods.removeAll { $0.spec.namespace == ClusterDNS.namespace && $0.spec.owner == owner }
         }
-        var keptPods: [RawPod] = []
-        for p in pods {
-            if p.spec.namespace == ClusterDNS.namespace && ClusterDNS.isDeploymentPodName(p.spec.name) {
-                r.fail(p.at, ClusterDNS.reserved("\(p.spec.key) is a pod name of minik's cluster DNS deployment (\(ClusterDNS.deploymentKey))"))
-            } else {
-                keptPods.append(p)
-            }
-        }
-        pods = keptPods
     }
 
-    /// up: the cluster DNS Service, its Deployment and the Deployment's pods on the first
-    /// control-plane, or nil when DNS is off (or the cluster has no room for it, which
+    /// up: the cluster DNS Service and its Deployment (its pods on the first control-plane), or nil when DNS is off (or the cluster has no room for it, which
     /// has been reported).
-    func clusterDNSObjects(for out: ClusterSpec) -> (service: ServiceSpec, deployment: DeploymentSpec, pods: [PodSpec])? {
+    func clusterDNSObjects(for out: ClusterSpec) -> (service: ServiceSpec, deployment: DeploymentSpec)? {
         guard out.dns.enabled, let node = out.nodes.first(where: { $0.role == .controlPlane }),
               out.serviceSubnet.size > 11 else { return nil }
-        let d = ClusterDNS.deployment(replicas: out.dns.replicas, node: node.name)
-        return (ClusterDNS.service(serviceSubnet: out.serviceSubnet), d, (0..<d.replicas).map { d.pod($0) })
+        return (ClusterDNS.service(serviceSubnet: out.serviceSubnet), ClusterDNS.deployment(replicas: out.dns.replicas, node: node.name))
     }
 }

@@ -400,9 +400,8 @@ struct Builder {
             if f["metadata"] == nil { r.fail(doc, "metadata.name is required") }
             return
         }
-        guard let sy = f["spec"], let sf = r.mapping(sy, "Deployment spec", known: ["replicas", "selector", "template"], ignored: [
-            "strategy": "minik replaces pods directly", "minReadySeconds": "not used by minik",
-            "revisionHistoryLimit": "minik keeps no ReplicaSet history", "progressDeadlineSeconds": "not used by minik",
+        guard let sy = f["spec"], let sf = r.mapping(sy, "Deployment spec", known: ["replicas", "selector", "template", "strategy", "revisionHistoryLimit"], ignored: [
+            "minReadySeconds": "not used by minik (a pod is available once ready)", "progressDeadlineSeconds": "not used by minik",
             "paused": "not used by minik",
         ]) else {
             if f["spec"] == nil { r.fail(doc, "spec is required (a Deployment needs spec.selector and spec.template)") }
@@ -439,13 +438,23 @@ struct Builder {
         }
         var m = tmeta
         m.name = "\(meta.name)-0"
-        if !DNS.isLabel("\(meta.name)-\(max(replicas - 1, 0))") {
-            r.fail(md, DNS.labelProblem("\(meta.name)-\(max(replicas - 1, 0))", what: "pod name made from the Deployment"))
+        if !DNS.isLabel(meta.name) {
+            r.fail(md, DNS.labelProblem(meta.name, what: "Deployment name (its pods' names start with it)"))
             return
         }
+        if tmeta.labels["pod-template-hash"] != nil {
+            r.fail(tf["metadata"] ?? ty, "template label pod-template-hash is set by the deployment controller, not in the template")
+        }
+        let strategy = deploymentStrategy(sf["strategy"], replicas: replicas)
+        var history = 10
+        if let hy = sf["revisionHistoryLimit"], let n = r.int(hy) {
+            if n < 0 { r.fail(hy, "revisionHistoryLimit must be 0 or more") } else { history = n }
+        }
         guard let (template, nodeAt, nameservers) = podSpec(tsy, meta: m, at: doc, owner: "Deployment/\(meta.name)") else { return }
-        let d = DeploymentSpec(namespace: meta.namespace, name: meta.name, replicas: replicas, selector: selector, template: template,
+        var d = DeploymentSpec(namespace: meta.namespace, name: meta.name, replicas: replicas, selector: selector, template: template,
                                labels: meta.labels, annotations: meta.annotations)
+        d.strategy = strategy
+        d.revisionHistoryLimit = history
         if deployments.contains(where: { $0.key == d.key }) {
             r.fail(md, "deployment \(d.key) is defined twice")
             return
@@ -456,36 +465,81 @@ struct Builder {
         unexpanded.append(UnexpandedDeployment(position: pods.count, deployment: d, at: md, replicasAt: replicasAt, nodeNameAt: nodeAt))
     }
 
-    /// Puts each Deployment's pods among the documents' pods, where the Deployment was
-    /// written, once the cluster's size is known. A Deployment whose replicas would take
-    /// the cluster past the addresses of its nodes' podCIDRs is refused at spec.replicas
-    /// and expands to nothing: replicas is counted, never allocated, before this check.
-    /// `others`: the pods the cluster has besides the documents' (the cluster DNS pods,
-    /// or on apply the running ones that stay).
-    mutating func expandDeployments(nodes: Int, others: Int) {
-        var out: [RawPod] = []
-        var total = others
-        var next = 0
-        for i in 0...pods.count {
-            while next < unexpanded.count, unexpanded[next].position == i {
-                let u = unexpanded[next]
-                next += 1
-                let n = u.deployment.replicas
-                if let problem = SpecLoader.capacityProblem(replicas: n, others: total, nodes: nodes) {
-                    r.fail(u.replicasAt ?? u.at, problem)
-                    deployments.removeAll { $0.key == u.deployment.key }
-                    continue
-                }
-                total += n
-                out += (0..<n).map { RawPod(spec: u.deployment.pod($0), at: u.at, nodeNameAt: u.nodeNameAt) }
-            }
-            if i < pods.count {
-                out.append(pods[i])
-                total += 1
-            }
+    /// spec.strategy: RollingUpdate (maxSurge, maxUnavailable: a count or a percent) or
+    /// Recreate, validated as the apiserver validates it.
+    func deploymentStrategy(_ y: YNode?, replicas: Int) -> DeploymentStrategy {
+        var s = DeploymentStrategy()
+        guard let y, let f = r.mapping(y, "strategy", known: ["type", "rollingUpdate"]) else { return s }
+        let type = r.string(f["type"]) ?? "RollingUpdate"
+        switch type {
+        case "Recreate":
+            s.recreate = true
+            if let ru = f["rollingUpdate"] { r.fail(ru, "rollingUpdate may not be specified when strategy type is 'Recreate'") }
+            return s
+        case "RollingUpdate": break
+        default:
+            r.fail(f["type"] ?? y, "strategy type \"\(type)\" is not supported (supported values: \"Recreate\", \"RollingUpdate\")")
+            return s
         }
-        pods = out
-        unexpanded = []
+        guard let ru = f["rollingUpdate"], let rf = r.mapping(ru, "rollingUpdate", known: ["maxSurge", "maxUnavailable"]) else { return s }
+        func value(_ key: String) -> IntOrPercent? {
+            guard let v = rf[key], case .scalar(let sc) = v.node else {
+                if let v = rf[key] { r.fail(v, "\(key) must be an integer or a percentage (\"25%\")") }
+                return nil
+            }
+            if sc.style == .plain, let n = Int(sc.string) {
+                if n < 0 { r.fail(v, "\(key) must be greater than or equal to 0") ; return nil }
+                return .count(n)
+            }
+            guard let p = IntOrPercent.percent(sc.string) else {
+                r.fail(v, "\(key) \"\(sc.string)\" must be an integer or a percentage (\"25%\")")
+                return nil
+            }
+            return p
+        }
+        if let v = value("maxSurge") { s.maxSurge = v }
+        if let v = value("maxUnavailable") {
+            if case .percent(let p) = v, p > 100, let at = rf["maxUnavailable"] { r.fail(at, "maxUnavailable must not be greater than 100%") }
+            s.maxUnavailable = v
+        }
+        if s.maxSurge.scaled(100, roundUp: true) == 0 && s.maxUnavailable.scaled(100, roundUp: false) == 0 {
+            r.fail(rf["maxUnavailable"] ?? ru, "maxUnavailable may not be 0 when maxSurge is 0")
+        }
+        return s
+    }
+
+    /// Checks each Deployment's replicas once the cluster's size is known: a Deployment
+    /// whose replicas would take the cluster past the addresses of its nodes' podCIDRs
+    /// is refused at spec.replicas and dropped (replicas is counted, never allocated,
+    /// before this check, so "replicas: 1000000000" costs nothing). `others`: the pods
+    /// the cluster has besides the documents' (the cluster DNS pods, or on apply the
+    /// running ones that stay). The pods themselves are made by the controllers' pass.
+    mutating func checkDeploymentCapacity(nodes: Int, others: Int) {
+        var total = others + pods.count
+        for u in unexpanded {
+            let n = u.deployment.replicas
+            if let problem = SpecLoader.capacityProblem(replicas: n, others: total, nodes: nodes) {
+                r.fail(u.replicasAt ?? u.at, problem)
+                deployments.removeAll { $0.key == u.deployment.key }
+                continue
+            }
+            total += n
+        }
+    }
+
+    /// The controllers' pass (ClusterSpec.rolledOut) over the Deployments `keys` of
+    /// `out`: their ReplicaSets and pods. A pod that fits no node is an error at its
+    /// Deployment. `ready`: every running pod counts as ready (apply checks a rollout's
+    /// first step this way; the supervisor's pass then decides with what it observes).
+    func rollOut(_ out: ClusterSpec, keys: Set<String>, ready: Bool = false) -> ClusterSpec {
+        var rng = SystemRandomNumberGenerator()
+        let seen = RolloutObservation(ready: ready ? Set(out.pods.map(\.key)) : [])
+        let pass = out.rolledOut(seen, only: keys, random: &rng)
+        for e in pass.events where e.reason == "FailedCreate" {
+            let d = pass.spec.deployments.first { d in d.namespace == e.namespace && d.replicaSets.contains { $0.name(of: d.name) == e.name } }
+            r.fail(d.flatMap { deploymentAt[$0.key] }, "\(d.map { "deployment \($0.key)" } ?? e.name): \(e.message.replacingOccurrences(of: "Error creating: ", with: "cannot place its pods: "))")
+        }
+        return pass.spec
     }
 
     /// A pod's spec (or a template's), where its nodeName was written, and its dnsConfig
@@ -657,16 +711,20 @@ struct Builder {
         let applied = Set(pods.map(\.spec.key))
         let owners = Set(unexpanded.map { "\($0.deployment.namespace)/\($0.deployment.owner)" })
         let staying = base.pods.filter { !applied.contains($0.key) && !owners.contains("\($0.namespace)/\($0.owner ?? "")") }
-        expandDeployments(nodes: base.nodes.count, others: staying.count)
+        checkDeploymentCapacity(nodes: base.nodes.count, others: staying.count)
         refuseClusterDNSNames(enabled: base.dns.enabled)
         checkNameservers(in: out)
-        for d in deployments {
-            out.deployments.removeAll { $0.key == d.key }
-            out.deployments.append(d)
-            let wanted = Set((0..<d.replicas).map { "\(d.namespace)/\(d.name)-\($0)" })
-            out.pods.removeAll { $0.owner == d.owner && $0.namespace == d.namespace && !wanted.contains($0.key) }
+        for var d in deployments {
+            // The controllers' record stays: a changed template rolls out from it.
+            if let old = base.deployments.first(where: { $0.key == d.key }) {
+                d.replicaSets = old.replicaSets
+                d.created = old.created
+            }
+            if let i = out.deployments.firstIndex(where: { $0.key == d.key }) { out.deployments[i] = d } else { out.deployments.append(d) }
         }
         placePods(into: &out)
+        // Its pods come with the supervisor's next pass; here only whether they can be placed.
+        _ = rollOut(out, keys: Set(deployments.map(\.key)), ready: true)
         finishServices(into: &out)
         for n in namespaces where !out.namespaces.contains(n) { out.namespaces.append(n) }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
@@ -678,7 +736,7 @@ struct Builder {
     mutating func finish() -> ClusterSpec? {
         refuseAPIServiceName()
         if let base { return finishApply(base) }
-        expandDeployments(nodes: max(nodes?.count ?? 1, 1), others: dns.enabled ? dns.replicas : 0)
+        checkDeploymentCapacity(nodes: max(nodes?.count ?? 1, 1), others: dns.enabled ? dns.replicas : 0)
         refuseClusterDNSNames(enabled: dns.enabled)
         let clusterAt = nameAt ?? clusterDoc
         if !DNS.isLabel(name) {
@@ -758,15 +816,21 @@ struct Builder {
         // The DNS pods are placed before the documents' pods, so that they always have
         // their place on the control-plane, and listed after them with the DNS Service
         // and Deployment (what the user wrote comes first).
+        // The DNS pods first, so that they always have their place on the control-plane,
+        // then the documents' pods and the Deployments' pods; listed in the other order
+        // (what the user wrote comes first).
         let system = clusterDNSObjects(for: out)
-        out.pods = system?.pods ?? []
-        placePods(into: &out)
-        finishServices(into: &out)
+        let userDeployments = Set(out.deployments.map(\.key))
         if let system {
-            out.pods = Array(out.pods.dropFirst(system.pods.count)) + system.pods
             out.deployments.append(system.deployment)
-            out.services.append(system.service)
+            out = rollOut(out, keys: [system.deployment.key])
         }
+        let systemPods = out.pods.count
+        placePods(into: &out)
+        out = rollOut(out, keys: userDeployments)
+        out.pods = Array(out.pods[systemPods...]) + out.pods[..<systemPods]
+        finishServices(into: &out)
+        if let system { out.services.append(system.service) }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         for s in out.services where !out.namespaces.contains(s.namespace) { out.namespaces.append(s.namespace) }
         out.warnings = r.warnings

@@ -377,7 +377,8 @@ extension Builder {
                 nodePorts["\(np)/\(p.proto)"] = raw.spec.key
             }
             out.services.append(raw.spec)
-            if let sel = raw.spec.selector, !sel.isEmpty, out.pods(selectedBy: raw.spec).isEmpty {
+            if let sel = raw.spec.selector, !sel.isEmpty, out.pods(selectedBy: raw.spec).isEmpty,
+               !out.deployments.contains(where: { d in d.namespace == raw.spec.namespace && d.replicas > 0 && sel.allSatisfy { d.template.labels[$0.key] == $0.value } }) {
                 let seen = Set(out.pods.filter { $0.namespace == raw.spec.namespace }.flatMap { $0.labels.map { "\($0.key)=\($0.value)" } }).sorted()
                 r.warn(raw.at, "selector \(sel.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")) matches no pod in namespace \(raw.spec.namespace) yet (its pods have labels: \(seen.prefix(8).joined(separator: ", ").ifEmpty("none")))")
             }

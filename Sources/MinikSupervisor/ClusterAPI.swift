@@ -165,6 +165,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
                 let wait = max(0.01, 0.05 - Date().timeIntervalSince(last))
                 usleep(UInt32(wait * 1_000_000))
                 last = Date()
+                controllers()
                 refresh()
             }
         }
@@ -228,16 +229,70 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
                                   "causes": .array(causes.map { ["reason": "FieldValueInvalid", "message": .string($0.message), "field": .string($0.field)] })])
     }
 
-    /// Applies a change of the spec; a spec problem is a 422 Invalid naming each field.
+    /// Applies a change of the spec, then a pass of the controllers over it; a spec
+    /// problem is a 422 Invalid naming each field.
     func change(kind: String = "", name: String = "", locked: Bool = false, _ body: (ClusterSpec) throws(SpecError) -> ClusterSpec) throws(APIError) {
         if !locked { updates.lock() }
         defer { if !locked { updates.unlock() } }
-        let desired: ClusterSpec
+        var desired: ClusterSpec
         do { desired = try body(runtime.spec) } catch { throw invalid(error, kind: kind, name: name) }
         let problems = ImageStore.located().problems(in: desired)
         if !problems.isEmpty { throw APIError(422, "Invalid", SpecError(problems).description) }
+        let pass = rollOut(desired)
+        desired = pass.spec
         let report = runtime.reconcile(desired)
         if let e = report.first(where: { $0.hasPrefix("error:") }) { throw APIError(500, "InternalError", e) }
+        finish(pass)
+    }
+
+    /// The deployment and replica set controllers' pass over `spec`, with what the
+    /// runtime observes of the pods (Rollout.swift).
+    func rollOut(_ spec: ClusterSpec) -> RolloutPass {
+        let pods = runtime.state().pods
+        let seen = RolloutObservation(ready: Set(pods.filter(\.isReady).map(\.key)),
+                                      terminating: Set(pods.filter { $0.deletionTimestamp != nil }.map(\.key)))
+        var rng = SystemRandomNumberGenerator()
+        return spec.rolledOut(seen, random: &rng)
+    }
+
+    /// A pass's events recorded and its deletions started (graceful, as kubectl delete).
+    func finish(_ pass: RolloutPass) {
+        runtime.record(pass.events)
+        for key in pass.delete {
+            let spec = runtime.spec
+            if let p = spec.pods.first(where: { $0.key == key }) { terminate(p, grace: p.terminationGracePeriodSeconds) }
+        }
+    }
+
+    /// The controllers between writes: a pass whenever pods changed (a pod turned ready,
+    /// went away), so a rollout goes on by itself.
+    func controllers() {
+        updates.lock()
+        defer { updates.unlock() }
+        let spec = runtime.spec
+        guard !spec.deployments.isEmpty else { return }
+        let pass = rollOut(spec)
+        if pass.spec != spec { _ = runtime.reconcile(pass.spec) }
+        finish(pass)
+    }
+
+    /// Deletes a pod gracefully: Terminating at once (it leaves its endpoints), SIGTERM,
+    /// SIGKILL after `grace` seconds, then gone from the spec; a Deployment's
+    /// ReplicaSet makes a new pod meanwhile (the pass counts no terminating pod).
+    /// Returns once the pod shows Terminating.
+    func terminate(_ p: PodSpec, grace: Int) {
+        let started = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { [self] in
+            let found = runtime.terminate(p.key, grace: grace) { started.signal() }
+            if !found { started.signal() }
+            changed()
+            updates.lock()
+            defer { updates.unlock() }
+            try? change(locked: true) { s throws(SpecError) in
+                s.pods.contains { $0.key == p.key } ? try s.removing(pod: p.name, namespace: p.namespace) : s
+            }
+        }
+        started.wait()
     }
 
     public func delete(_ key: ObjectKey, gracePeriodSeconds: Int?) throws(APIError) {
@@ -247,24 +302,9 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             guard let p = spec.pods.first(where: { $0.key == "\(key.namespace)/\(key.name)" }) else { throw APIError.notFound("pods", key.name) }
             let grace = gracePeriodSeconds ?? p.terminationGracePeriodSeconds
             if runtime.state().pod(key.name, namespace: key.namespace)?.deletionTimestamp != nil { return }
-            // Terminating now; gone (and, for a Deployment's pod, made again as its
-            // ReplicaSet would) once its containers have stopped.
-            let started = DispatchSemaphore(value: 0)
-            Thread.detachNewThread { [self] in
-                let found = runtime.terminate(p.key, grace: grace) { started.signal() }
-                if !found { started.signal() }
-                updates.lock()
-                defer { updates.unlock() }
-                if p.owner != nil {
-                    runtime.deletePods([p.key])
-                    if runtime.spec.pods.contains(where: { $0.key == p.key }) { try? runtime.addPods([p]) }
-                } else {
-                    try? change(locked: true) { s throws(SpecError) in
-                        s.pods.contains { $0.key == p.key } ? try s.removing(pod: key.name, namespace: key.namespace) : s
-                    }
-                }
-            }
-            started.wait()
+            terminate(p, grace: grace)
+            // A Deployment's pod is replaced by its ReplicaSet now, not once it is gone.
+            if p.owner != nil { changed() }
         case "deployments":
             try change { s throws(SpecError) in try s.removing(deployment: key.name, namespace: key.namespace) }
         case "services":

@@ -71,7 +71,9 @@ struct AdoptionTests {
         try #require(minik(["up", "-q", spec.path]).code == 0)
         try #require(waitFor { state()?.pods.filter { $0.name.hasPrefix("web-") && $0.isReady }.count == 3 })
         let before = try #require(state())
-        let web1 = try #require(before.pod("web-1", namespace: "default"))
+        let web = deploymentPods(Self.cluster, "web")
+        try #require(web.count == 3, "\(web)")
+        let web1 = try #require(before.pod(web[1], namespace: "default"))
 
         // The supervisor dies; the cluster runs on, unsupervised.
         let sup = try #require(supervisor())
@@ -105,14 +107,14 @@ struct AdoptionTests {
             #expect(q.containers.first?.restartCount == 0)
         }
         // What died meanwhile was restarted by its policy, and its probe made it ready.
-        #expect(waitFor { state()?.pod("web-1", namespace: "default").map { $0.isReady && $0.containers.first?.restartCount == 1 } == true })
-        let last = state()?.pod("web-1", namespace: "default")?.containers.first?.lastTermination
+        #expect(waitFor { state()?.pod(web[1], namespace: "default").map { $0.isReady && $0.containers.first?.restartCount == 1 } == true })
+        let last = state()?.pod(web[1], namespace: "default")?.containers.first?.lastTermination
         #expect(last?.exitCode == 137)
         #expect(last?.reason == (zombie ? "Error" : "ContainerStatusUnknown"), "zombie=\(zombie): \(String(describing: last))")
         // Restarts go on for adopted processes (not our children).
-        let web0 = try #require(after.pod("web-0", namespace: "default")?.containers.first?.pid)
+        let web0 = try #require(after.pod(web[0], namespace: "default")?.containers.first?.pid)
         kill(web0, SIGKILL)
-        #expect(waitFor { state()?.pod("web-0", namespace: "default")?.containers.first.map { $0.isRunning && $0.restartCount == 1 } == true })
+        #expect(waitFor { state()?.pod(web[0], namespace: "default")?.containers.first.map { $0.isRunning && $0.restartCount == 1 } == true })
         // The proxy serves every endpoint again, and the published port is back.
         let ip = try #require(after.services.first { $0.spec.name == "web" }?.spec.clusterIP).description
         var seen = Set<String>()
@@ -120,7 +122,7 @@ struct AdoptionTests {
             let r = minik(["exec", "--name", Self.cluster, "client", "--", "wget", "-T", "2", "-qO-", "http://\(ip)/hostname"])
             if r.code == 0 { seen.insert(r.out) }
         }
-        #expect(seen == ["web-0", "web-1", "web-2"], "\(seen)")
+        #expect(seen == Set(web), "\(seen)")
         #expect(waitFor { shell(["curl", "-s", "-m", "2", "http://127.0.0.1:\(port)/hostname"]).out.hasPrefix("web-") })
         #expect(minik(["get", "pods", "--name", Self.cluster]).err.isEmpty)
 

@@ -399,6 +399,15 @@ func liveState(_ cluster: String) -> ClusterState? {
     ControlSocket.call(path: Naming.socketPath(cluster), ControlRequest(op: .status), timeout: 5)?.state
 }
 
+/// The pods of a Deployment (<name>-<hash>-<random>), in the order its ReplicaSets made
+/// them (which is also the order placement spread them over the nodes); terminating ones
+/// left out.
+func deploymentPods(_ cluster: String, _ deployment: String, namespace: String = "default") -> [String] {
+    guard let s = liveState(cluster) else { return [] }
+    let gone = Set(s.pods.filter { $0.deletionTimestamp != nil }.map(\.key))
+    return s.spec.pods.filter { $0.owner == "Deployment/\(deployment)" && $0.namespace == namespace && !gone.contains($0.key) }.map(\.name)
+}
+
 func json(_ text: String) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
 }

@@ -207,6 +207,8 @@ struct ContainerTests {
 
     @Test("apply, scale and delete change a running cluster; IPs go back to the pool")
     func applyScaleDelete() throws {
+        // (sleep as PID 1 ignores SIGTERM: a grace period of 1 s, not 30, for the pods
+        // that scaling down deletes.)
         let spec = try SpecFile("""
         kind: Cluster
         apiVersion: kind.x-k8s.io/v1alpha4
@@ -221,7 +223,7 @@ struct ContainerTests {
           selector: {matchLabels: {app: web}}
           template:
             metadata: {labels: {app: web}}
-            spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
+            spec: {terminationGracePeriodSeconds: 1, containers: [{name: c, image: busybox, command: [sleep, infinity]}]}
         """)
         try claim("it-ctr")
         defer { cleanUp("it-ctr") }
@@ -247,14 +249,18 @@ struct ContainerTests {
         let allocated = { (try? FileManager.default.contentsOfDirectory(atPath: ipam))?.filter { $0.hasPrefix("10.") }.count ?? -1 }
         #expect(allocated() == 6) // 5 web + extra
         #expect(minik(["scale", "--name", "it-ctr", "deployment", "web", "--replicas", "1"]).code == 0)
-        #expect(allocated() == 2)
-        // A Deployment's pod deleted comes back (as its ReplicaSet makes it again), with
-        // its IP from the pool.
-        let before = state()?.pod("web-0", namespace: "default")?.pid
-        let deleted = minik(["delete", "--name", "it-ctr", "pod", "web-0"])
-        #expect(deleted.code == 0 && deleted.out.contains("pod \"web-0\" deleted"), "\(deleted.err)")
-        #expect(waitFor { state()?.pod("web-0", namespace: "default").map { $0.pid != before && $0.phase == .running } == true })
-        #expect(allocated() == 2)
+        // The pods scaled away terminate (their grace period) before their IPs go back.
+        #expect(waitFor { allocated() == 2 })
+        // A Deployment's pod deleted is replaced (its ReplicaSet makes a new pod, of a new
+        // name), with an IP from the pool; the old one goes.
+        let web = deploymentPods("it-ctr", "web")
+        try #require(web.count == 1, "\(web)")
+        let deleted = minik(["delete", "--name", "it-ctr", "pod", web[0]])
+        #expect(deleted.code == 0 && deleted.out.contains("pod \"\(web[0])\" deleted"), "\(deleted.err)")
+        #expect(waitFor { pod(web[0]) == nil })
+        let replaced = { (now: [String]) in now.count == 1 && now[0] != web[0] && pod(now[0])?.phase == .running }
+        #expect(waitFor { replaced(deploymentPods("it-ctr", "web")) })
+        #expect(waitFor { allocated() == 2 })
         #expect(minik(["delete", "--name", "it-ctr", "pod", "extra", "-n", "tools"]).code == 0)
         #expect(minik(["delete", "--name", "it-ctr", "deployment", "web"]).code == 0)
         #expect(allocated() == 0)

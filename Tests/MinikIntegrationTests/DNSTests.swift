@@ -221,7 +221,9 @@ struct DNSTests {
 
         // The DNS pods and the kube-dns service, as kubectl shows them in kind.
         let system = minik(["get", "--name", Self.name, "pods", "-n", "kube-system"]).out
-        #expect(system.contains("minik-dns-0") && system.contains("minik-dns-1"), "\(system)")
+        let dnsPods = deploymentPods(Self.name, "minik-dns", namespace: "kube-system")
+        try #require(dnsPods.count == 2, "\(dnsPods)")
+        #expect(dnsPods.allSatisfy { system.contains($0) }, "\(system)")
         #expect(clusterIP("kube-dns", ns: "kube-system") == "10.96.0.10")
         try #require(waitFor { readyAddresses("kube-dns", ns: "kube-system").count == 2 },
                      "kube-dns endpoints: \(minik(["get", "--name", Self.name, "ep", "-n", "kube-system"]).out) \(minik(["get", "--name", Self.name, "pods", "-A"]).out)")
@@ -321,7 +323,7 @@ struct DNSTests {
         #expect(waitFor { nslookup("pet-b.hl.default.svc.cluster.local").nxdomain })
 
         // The DNS pods' servers die: they are restarted and the same service IP answers.
-        let pids = ["minik-dns-0", "minik-dns-1"].compactMap(dnsServerPID)
+        let pids = dnsPods.compactMap(dnsServerPID)
         #expect(pids.count == 2)
         for pid in pids { kill(pid, SIGKILL) }
         #expect(waitFor { dnsRestarts() == [1, 1] }, "\(dnsRestarts())")

@@ -80,7 +80,8 @@ struct KubectlTests {
         let talker = try #require(state.pod("talker", namespace: "default"))
         let talkerRow = pods.out.split(separator: "\n").first { $0.hasPrefix("default ") && $0.contains(" talker ") }.map(String.init) ?? ""
         #expect(talkerRow.contains("1/1") && talkerRow.contains("Running") && talkerRow.contains(talker.ip?.description ?? "?") && talkerRow.contains(talker.node), "talker: \(talkerRow)")
-        #expect(pods.out.contains("kube-system ") && pods.out.contains("minik-dns-0"), "\(pods.out)")
+        let dnsPods = deploymentPods(name, "minik-dns", namespace: "kube-system")
+        #expect(pods.out.contains("kube-system ") && !dnsPods.isEmpty && dnsPods.allSatisfy { pods.out.contains($0) }, "\(dnsPods) \(pods.out)")
         let dump = kubectl(["cluster-info", "dump"])
         #expect(dump.code == 0, "dump: \(dump.err)")
         for n in state.nodes { #expect(dump.out.contains("\"podCIDR\": \"\(n.podCIDR)\""), "podCIDR of \(n.name) in cluster-info dump") }
@@ -120,6 +121,9 @@ struct KubectlTests {
         #expect(ep.out.split(separator: "\n").dropFirst().first?.split(separator: ",").count == 3, "endpoints: \(ep.out)")
         let slices = kubectl(["get", "endpointslices", "-l", "kubernetes.io/service-name=echo", "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"])
         #expect(slices.out.split(separator: " ").count == 3, "slices: \(slices)")
+        // The deployment's first pods (the watch must see them arrive).
+        let firstEcho = deploymentPods(name, "echo")
+        #expect(firstEcho.count == 3, "\(firstEcho)")
         // Traffic through the service the API made, from a pod.
         let svcIP = kubectl(["get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}"]).out
         #expect(waitFor { minik(["exec", "--name", name, "talker", "--", "wget", "-T", "3", "-qO-", "http://\(svcIP)/hostname"]).out.hasPrefix("echo-") },
@@ -189,19 +193,28 @@ struct KubectlTests {
         #expect(write.code != 0 && write.err.contains("Read-only file system"), "the token is read-only in the pod: \(write)")
 
         // delete a pod: Terminating for its grace period (sleep as PID 1 ignores SIGTERM),
-        // then gone; a Deployment's pod comes back.
+        // then gone; a Deployment's pod is replaced by a new one (a new name).
         #expect(kubectl(["delete", "pod", "talker", "--grace-period=2", "--wait=false"]).out.trimmed == "pod \"talker\" deleted")
         let terminating = kubectl(["get", "pod", "talker"])
         #expect(terminating.out.contains("Terminating"), "\(terminating)")
         #expect(waitFor { kubectl(["get", "pod", "talker"]).err.contains("pods \"talker\" not found") }, "talker is gone after its grace period")
-        #expect(kubectl(["delete", "pod", "echo-0", "--grace-period=1"]).code == 0)
-        #expect(waitFor { kubectl(["get", "pod", "echo-0", "-o", "jsonpath={.status.phase}"]).out == "Running" })
+        let echo = deploymentPods(name, "echo")
+        try #require(echo.count == 3, "\(echo)")
+        #expect(kubectl(["delete", "pod", echo[0], "--grace-period=1"]).code == 0)
+        #expect(waitFor { kubectl(["get", "pod", echo[0]]).err.contains("pods \"\(echo[0])\" not found") }, "\(echo[0]) is gone")
+        // The replacement: the deployment has 3 pods again, one of them new, Running.
+        let replacement = { () -> String? in
+            let now = deploymentPods(name, "echo"), fresh = now.filter { !echo.contains($0) }
+            return now.count == 3 && !now.contains(echo[0]) && fresh.count == 1 ? fresh[0] : nil
+        }
+        #expect(waitFor { replacement().map { kubectl(["get", "pod", $0, "-o", "jsonpath={.status.phase}"]).out == "Running" } == true },
+                "\(deploymentPods(name, "echo"))")
 
         // The watch saw the deployment's pods arrive.
         watcher.terminate()
         watcher.waitUntilExit()
         let watched = (try? String(contentsOfFile: watchOut, encoding: .utf8)) ?? ""
-        for pod in ["echo-0", "echo-1", "echo-2"] { #expect(watched.contains("\n\(pod) "), "watch output: \(watched)") }
+        for pod in firstEcho { #expect(watched.contains("\n\(pod) "), "watch output: \(watched)") }
 
         // The Python client: lists and a watch, its strict models accept every object.
         if hasPythonClient {
@@ -217,10 +230,13 @@ struct KubectlTests {
                 print(sorted(seen))
                 """], env: ["KUBECONFIG": testKubeconfig])
             let lines = py.out.split(separator: "\n").map(String.init)
+            // Python's list of the deployment's pod names, sorted.
+            let echoNow = deploymentPods(name, "echo")
+            let echoList = "[" + echoNow.sorted().map { "'\($0)'" }.joined(separator: ", ") + "]"
             #expect(py.code == 0, "python: \(py.err)")
-            #expect(lines.first == "['echo-0', 'echo-1', 'echo-2']", "\(py)")
+            #expect(echoNow.count == 3 && lines.first == echoList, "\(echoNow) \(py)")
             #expect(lines.count > 4 && lines[1].contains("minik://") && lines[2] == "['echo', 'minik-dns']" && lines[3] == "True 3", "\(py)")
-            #expect(lines.count > 4 && lines[4] == "['echo-0', 'echo-1', 'echo-2']", "\(py)")
+            #expect(lines.count > 4 && lines[4] == echoList, "\(py)")
         } else {
             Issue.record("the Python client is not installed (make deps installs it)")
         }

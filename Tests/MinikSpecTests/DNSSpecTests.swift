@@ -71,7 +71,8 @@ struct DNSSettingsTests {
         ], ttl: 30, replicas: 3))
         #expect(spec.dns.upstreams.map(\.description) == ["172.18.0.1", "10.244.0.53:5353", "10.96.0.53"])
         #expect(spec.deployments.first { $0.key == ClusterDNS.deploymentKey }?.replicas == 3)
-        #expect(spec.pods.filter { $0.namespace == "kube-system" }.map(\.name) == ["minik-dns-0", "minik-dns-1", "minik-dns-2"])
+        #expect(spec.pods.filter { $0.namespace == "kube-system" }.map(\.name).allSatisfy(isReplicaName("minik-dns")))
+        #expect(spec.pods.count { $0.namespace == "kube-system" } == 3)
         // The edges of the ranges.
         let edges = try SpecLoader.parse(clusterHeader + minikConfig(dns: "ttl: 0\nreplicas: 10"), file: "c.yaml")
         #expect(edges.dns.ttl == 0)
@@ -474,7 +475,7 @@ struct ResolvConfTests {
 
     @Test func theDNSPodsUseTheNodesResolver() throws {
         let spec = try SpecLoader.parse(clusterHeader + minikConfig(dns: "upstream: [172.18.0.1]"), file: "c.yaml")
-        let p = try thePod(spec, "minik-dns-0", ns: "kube-system")
+        let p = try #require(spec.pods.first { $0.owner == "Deployment/minik-dns" })
         #expect(ResolvConf.render(pod: p, cluster: spec) == "nameserver 172.18.0.1\n")
     }
 }
@@ -486,7 +487,8 @@ struct ClusterDNSObjectsTests {
     @Test func serviceDeploymentAndPods() throws {
         let spec = try SpecLoader.parse(clusterHeader + pod("a"), file: "c.yaml")
         // What the user wrote comes first.
-        #expect(spec.pods.map(\.key) == ["default/a", "kube-system/minik-dns-0", "kube-system/minik-dns-1"])
+        #expect(spec.pods.map(\.namespace) == ["default", "kube-system", "kube-system"])
+        #expect(spec.pods.first?.name == "a" && spec.pods.dropFirst().map(\.name).allSatisfy(isReplicaName("minik-dns")))
         #expect(spec.services.map(\.key) == ["kube-system/kube-dns"])
         #expect(spec.deployments.map(\.key) == ["kube-system/minik-dns"])
         #expect(spec.namespaces.contains("kube-system"))
@@ -513,9 +515,13 @@ struct ClusterDNSObjectsTests {
         #expect(d.template.name == "minik-dns-0")
 
         let pods = spec.pods.filter { $0.namespace == "kube-system" }
-        #expect(spec.pods(selectedBy: s).map(\.key) == ["kube-system/minik-dns-0", "kube-system/minik-dns-1"])
+        #expect(spec.pods(selectedBy: s).map(\.key) == pods.map(\.key))
+        #expect(pods.count == 2)
+        let hash = try #require(d.replicaSets.first?.hash)
+        #expect(d.replicaSets.count == 1 && d.replicaSets[0].replicas == 2 && d.replicaSets[0].revision == 1)
         for p in pods {
-            #expect(p.labels == ["k8s-app": "kube-dns"])
+            #expect(p.labels == ["k8s-app": "kube-dns", "pod-template-hash": hash])
+            #expect(p.name.hasPrefix("minik-dns-\(hash)-"))
             #expect(p.nodeName == "lab-control-plane")
             #expect(p.requestedNodeName == "lab-control-plane")
             #expect(p.owner == "Deployment/minik-dns")
@@ -558,7 +564,7 @@ struct ClusterDNSObjectsTests {
         nodes: [{role: worker}, {role: control-plane}, {role: control-plane}]
         """, file: "c.yaml")
         #expect(spec.pods.map(\.nodeName) == ["kind-control-plane", "kind-control-plane"])
-        #expect(spec.pods.map(\.name) == ["minik-dns-0", "minik-dns-1"])
+        #expect(spec.pods.map(\.name).allSatisfy(isReplicaName("minik-dns")) && spec.pods.count == 2)
     }
 
     @Test func theirPlaceComesFirst() {
@@ -584,7 +590,7 @@ struct ClusterDNSObjectsTests {
                                        + service("kube-dns", ns: "kube-system", "clusterIP: 10.96.0.10\nselector: {app: dns}\nports: [{port: 53, protocol: UDP}]")
                                        + deployment("minik-dns", ns: "kube-system", replicas: 2), file: "c.yaml")
         #expect(own.services.first { $0.key == "kube-system/kube-dns" }?.clusterIP == addr("10.96.0.10"))
-        #expect(own.pods.map(\.key) == ["kube-system/minik-dns-0", "kube-system/minik-dns-1"])
+        #expect(own.pods.count == 2 && own.pods.allSatisfy { $0.namespace == "kube-system" && isReplicaName("minik-dns")($0.name) })
         #expect(own.pods.allSatisfy { $0.image == "busybox" })
     }
 
@@ -608,16 +614,12 @@ struct ClusterDNSObjectsTests {
         let dep = clusterHeader + deployment("minik-dns", ns: "kube-system", replicas: 3)
         expectRejected(dep, field: "metadata", line: line(of: "name: minik-dns", in: dep),
                        saying: "kube-system/minik-dns is minik's cluster DNS deployment; to run your own, set dns.enabled: false in MinikConfig")
-        let pod = clusterHeader + dnsPod(name: "minik-dns-7", ns: "kube-system")
-        expectRejected(pod, field: "metadata", line: line(of: "minik-dns-7", in: pod),
-                       saying: "kube-system/minik-dns-7 is a pod name of minik's cluster DNS deployment (kube-system/minik-dns); to run your own, set dns.enabled: false in MinikConfig")
-        // Elsewhere, or under other names, they are anybody's.
-        let fine = clusterHeader + service("kube-dns", "ports: [{port: 53}]") + deployment("minik-dns") + dnsPod(name: "minik-dns-x", ns: "kube-system")
+        // Elsewhere, they are anybody's; pods may have any name (the Deployment's pods
+        // get names no pod has).
+        let fine = clusterHeader + service("kube-dns", "ports: [{port: 53}]") + deployment("minik-dns") + dnsPod(name: "minik-dns-7", ns: "kube-system")
             + dnsPod(name: "coredns", ns: "kube-system")
-        #expect((try? SpecLoader.parse(fine, file: "c.yaml")) != nil)
-        #expect(ClusterDNS.isDeploymentPodName("minik-dns-12"))
-        #expect(!ClusterDNS.isDeploymentPodName("minik-dns-"))
-        #expect(!ClusterDNS.isDeploymentPodName("minik-dns-1a"))
+        let spec = try? SpecLoader.parse(fine, file: "c.yaml")
+        #expect(spec?.pods.count { $0.namespace == "kube-system" } == 4)
     }
 
     @Test func applyKeepsThemAndRefusesToReplaceThem() throws {
@@ -637,9 +639,6 @@ struct ClusterDNSObjectsTests {
         let dep = deployment("minik-dns", ns: "kube-system")
         expectRejected(dep, field: "metadata", line: line(of: "name: minik-dns", in: dep),
                        saying: "kube-system/minik-dns is minik's cluster DNS deployment", base: base, file: "dep.yaml")
-        let p = dnsPod(name: "minik-dns-0", ns: "kube-system")
-        expectRejected(p, field: "metadata", line: line(of: "minik-dns-0", in: p),
-                       saying: "kube-system/minik-dns-0 is a pod name of minik's cluster DNS deployment", base: base, file: "pod.yaml")
         // Without cluster DNS, apply lets the user have them.
         let off = try SpecLoader.parse(clusterHeader + minikConfig(dns: "enabled: false"), file: "cluster.yaml")
         let own = try SpecLoader.apply(svc, file: "svc.yaml", to: off)
@@ -648,8 +647,9 @@ struct ClusterDNSObjectsTests {
 
     @Test func scaleAndDeleteWorkAsForOtherObjects() throws {
         let base = try SpecLoader.parse(clusterHeader, file: "cluster.yaml")
-        let three = try base.scaled(deployment: "minik-dns", namespace: "kube-system", replicas: 3)
-        #expect(three.pods.map(\.name) == ["minik-dns-0", "minik-dns-1", "minik-dns-2"])
+        var rng = SystemRandomNumberGenerator()
+        let three = try base.scaled(deployment: "minik-dns", namespace: "kube-system", replicas: 3).rolledOut(RolloutObservation(), random: &rng).spec
+        #expect(three.pods.map(\.name).allSatisfy(isReplicaName("minik-dns")) && three.pods.count == 3)
         #expect(three.pods.allSatisfy { $0.nodeName == "lab-control-plane" && $0.containers[0].clusterDirMounts.count == 1 })
         let none = try base.removing(deployment: "minik-dns", namespace: "kube-system")
         #expect(none.pods.isEmpty)

@@ -202,7 +202,7 @@ struct SpecValidTests {
         """
         let spec = try SpecLoader.parse(text, file: "c.yaml")
         let pods = spec.pods.filter { $0.namespace == "shop" }
-        #expect(pods.map(\.name) == ["web-0", "web-1", "web-2"])
+        #expect(pods.count == 3 && pods.map(\.name).allSatisfy(isReplicaName("web")))
         #expect(pods.allSatisfy { $0.labels["tier"] == "fe" && $0.owner == "Deployment/web" })
         #expect(spec.pods.count == 5) // and the two cluster DNS pods
         let c = try #require(pods.first?.containers.first)

@@ -23,6 +23,7 @@ extension ClusterRuntime {
     public func adopt(_ old: ClusterState, progress: (String) -> Void) throws(RuntimeError) {
         let name = spec.name
         createdAt = old.createdAt
+        controllerEvents = old.events ?? []
         for s in old.services { serviceCreated[s.key] = s.createdAt }
         let u = try NetNamespace.open(Naming.underlayNetns(name))
         underlay = u

@@ -92,6 +92,27 @@ public final class ClusterRuntime: @unchecked Sendable {
         set { lock.lock(); _apiRevision = newValue; lock.unlock() }
     }
     var _apiRevision: Int64 = 0
+    /// The controllers' events, repeats counted, the last `maxEvents` kept.
+    var controllerEvents: [ControllerEvent] = []
+    static let maxEvents = 1000
+
+    /// Records the controllers' events (a repeat of a recent one counts up).
+    public func record(_ events: [ControllerEvent]) {
+        guard !events.isEmpty else { return }
+        lock.lock()
+        for e in events {
+            if let i = controllerEvents.lastIndex(where: { $0.sameAs(e) }), controllerEvents.count - i < 50 {
+                controllerEvents[i].count += 1
+                controllerEvents[i].last = e.time
+            } else {
+                controllerEvents.append(e)
+            }
+        }
+        if controllerEvents.count > ClusterRuntime.maxEvents { controllerEvents.removeFirst(controllerEvents.count - ClusterRuntime.maxEvents) }
+        stateDirty = true
+        lock.unlock()
+    }
+
     /// Adopted processes that ended without a status anyone could read.
     var unknownExits: Set<Int32> = []
 
@@ -401,7 +422,8 @@ public final class ClusterRuntime: @unchecked Sendable {
             proxy: proxy?.statuses ?? [],
             savedAt: Date(),
             apiServer: _apiServer,
-            apiRevision: _apiRevision)
+            apiRevision: _apiRevision,
+            events: controllerEvents)
     }
 
     /// Makes the running pods match `desired` (same cluster, new pods/deployments):

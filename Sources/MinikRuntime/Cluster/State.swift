@@ -166,6 +166,8 @@ public struct ClusterState: Codable, Sendable {
     public var apiServer: String?
     /// The API store's last resourceVersion (an adopting supervisor goes on from it).
     public var apiRevision: Int64?
+    /// The controllers' events about Deployments and ReplicaSets (pods keep their own).
+    public var events: [ControllerEvent]? = nil
 
     public func pod(_ name: String, namespace: String) -> PodState? {
         pods.first { $0.name == name && $0.namespace == namespace }
