@@ -290,6 +290,26 @@ public enum Rollout {
     }
 }
 
+extension Rollout {
+    /// The events of the pass that made a new cluster's Deployments (`up`, where the
+    /// spec loader ran it): each ReplicaSet scaled up from 0, each pod created.
+    public static func creationEvents(_ spec: ClusterSpec, now: Date) -> [ControllerEvent] {
+        var out: [ControllerEvent] = []
+        for d in spec.deployments {
+            for rs in d.replicaSets where rs.replicas > 0 {
+                out.append(ControllerEvent(kind: "Deployment", namespace: d.namespace, name: d.name, reason: "ScalingReplicaSet",
+                                           message: "Scaled up replica set \(rs.name(of: d.name)) from 0 to \(rs.replicas)",
+                                           component: "deployment-controller", time: now))
+                for p in spec.pods where p.owner == d.owner && p.namespace == d.namespace && p.labels["pod-template-hash"] == rs.hash {
+                    out.append(ControllerEvent(kind: "ReplicaSet", namespace: d.namespace, name: rs.name(of: d.name), reason: "SuccessfulCreate",
+                                               message: "Created pod: \(p.name)", component: "replicaset-controller", time: now))
+                }
+            }
+        }
+        return out
+    }
+}
+
 extension ClusterSpec {
     /// One pass of the deployment controller and the replica set controller over every
     /// Deployment (see the file's note). Pods that fit no node are not made; each such

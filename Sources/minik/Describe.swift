@@ -41,7 +41,11 @@ struct Describe: ParsableCommand {
         if let m = p.message { line("Message", m) }
         line("IP", p.ip?.description ?? "<none>")
         line("Sandbox", "pause pid \(p.pid), netns \(p.netns), host veth \(p.hostVeth.isEmpty ? "<none>" : p.hostVeth)")
-        if let o = p.owner { line("Controlled By", o) }
+        if let o = p.owner {
+            // As kubectl says it: the pod's ReplicaSet (<deployment>-<pod-template-hash>).
+            let hash = p.labels["pod-template-hash"]
+            line("Controlled By", o.hasPrefix("Deployment/") && hash != nil ? "ReplicaSet/\(o.dropFirst("Deployment/".count))-\(hash!)" : o)
+        }
         func containers(_ title: String, _ list: [ContainerStatus]) {
             guard !list.isEmpty else { return }
             out += "\(title):\n"

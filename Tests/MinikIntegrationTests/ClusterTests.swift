@@ -404,8 +404,9 @@ func liveState(_ cluster: String) -> ClusterState? {
 /// left out.
 func deploymentPods(_ cluster: String, _ deployment: String, namespace: String = "default") -> [String] {
     guard let s = liveState(cluster) else { return [] }
-    let gone = Set(s.pods.filter { $0.deletionTimestamp != nil }.map(\.key))
-    return s.spec.pods.filter { $0.owner == "Deployment/\(deployment)" && $0.namespace == namespace && !gone.contains($0.key) }.map(\.name)
+    // Running and not terminating (a pod just stopped may still be in the spec a moment).
+    let live = Set(s.pods.filter { $0.deletionTimestamp == nil }.map(\.key))
+    return s.spec.pods.filter { $0.owner == "Deployment/\(deployment)" && $0.namespace == namespace && live.contains($0.key) }.map(\.name)
 }
 
 func json(_ text: String) throws -> [String: Any] {

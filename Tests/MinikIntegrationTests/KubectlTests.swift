@@ -361,5 +361,113 @@ struct KubectlTests {
         #expect(after == "theirs https://example.invalid:6443", "\(after)")
         expectNothingLeft(name, pids: [])
     }
+
+    @Test("a rolling update keeps every request served, waits for readiness, shows its ReplicaSets, history and events, and rolls back")
+    func rollingUpdate() throws {
+        let name = "it-roll"
+        let spec = try SpecFile("""
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        name: \(name)
+        nodes: [{role: control-plane}, {role: worker}, {role: worker}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: client}
+        spec:
+          containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+          terminationGracePeriodSeconds: 1
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: roll}
+        spec:
+          replicas: 4
+          strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+          selector: {matchLabels: {app: roll}}
+          template:
+            metadata: {labels: {app: roll}}
+            spec:
+              terminationGracePeriodSeconds: 3
+              containers:
+              - name: web
+                image: busybox
+                # Ready one second after it starts; it serves its version.
+                command: [sh, -c, 'mkdir /www; echo v1 > /www/index.html; sleep 1; exec httpd -f -p 8080 -h /www']
+                readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: roll}
+        spec:
+          selector: {app: roll}
+          ports: [{port: 80, targetPort: 8080}]
+        """)
+        try claim(name)
+        defer { cleanUp(name); try? FileManager.default.removeItem(atPath: Self.cacheDir) }
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        try #require(kubectl(["rollout", "status", "deployment", "roll", "--timeout=30s"]).code == 0)
+        let first = deploymentPods(name, "roll")
+        try #require(first.count == 4)
+        let firstRS = kubectl(["get", "rs", "-l", "app=roll", "-o", "jsonpath={.items[*].metadata.name}"]).out
+        #expect(first.allSatisfy { $0.hasPrefix(firstRS + "-") }, "\(first) of \(firstRS)")
+
+        // Requests through the Service all along the rollout, from the client pod.
+        let clientLoop = Process()
+        clientLoop.executableURL = URL(fileURLWithPath: minikBinary)
+        clientLoop.arguments = ["exec", "--name", name, "client", "--", "sh", "-c",
+                                "i=0; f=0; while [ $i -lt 150 ]; do i=$((i+1)); wget -q -O /dev/null http://roll || f=$((f+1)); sleep 0.05; done; echo failed=$f of $i"]
+        let out = Pipe()
+        clientLoop.standardOutput = out
+        try clientLoop.run()
+
+        // The new template: v2. Sampled as it rolls: never fewer than 4 ready, never more than 5 pods.
+        #expect(kubectl(["set", "env", "deployment/roll", "VERSION=v2"]).code == 0)
+        var samples = 0
+        var worst = (ready: 4, pods: 4)
+        let deadline = Date().addingTimeInterval(40)
+        while Date() < deadline, let st = liveState(name) {
+            let mine = st.pods.filter { $0.owner == "Deployment/roll" && $0.deletionTimestamp == nil }
+            worst = (min(worst.ready, mine.count(where: \.isReady)), max(worst.pods, mine.count))
+            samples += 1
+            if mine.count == 4 && mine.allSatisfy({ $0.isReady && !first.contains($0.name) }) { break }
+            usleep(50_000)
+        }
+        #expect(worst.ready >= 4 && worst.pods <= 5, "maxUnavailable 0 and maxSurge 1: \(worst) over \(samples) samples")
+        let status = kubectl(["rollout", "status", "deployment", "roll", "--timeout=30s"])
+        #expect(status.code == 0 && status.out.contains("successfully rolled out"), "\(status)")
+        clientLoop.waitUntilExit()
+        let served = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(served.contains("failed=0 of 150"), "every request through the Service was served during the rollout: \(served)")
+
+        let second = deploymentPods(name, "roll")
+        #expect(second.count == 4 && Set(second).isDisjoint(with: first), "\(second)")
+        let rs = kubectl(["get", "rs", "-l", "app=roll", "--no-headers"]).out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ") }
+        #expect(rs.count == 2 && rs.contains("\(firstRS) 0 0 0"), "the old ReplicaSet is kept, empty: \(rs)")
+        let history = kubectl(["rollout", "history", "deployment/roll"]).out
+        #expect(history.contains("1         <none>") && history.contains("2         <none>"), "\(history)")
+        let events = kubectl(["get", "events", "--field-selector", "involvedObject.name=roll", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}"]).out
+        #expect(events.contains("ScalingReplicaSet: Scaled up replica set \(firstRS) from 0 to 4"), "\(events)")
+        #expect(events.contains("ScalingReplicaSet: Scaled down replica set \(firstRS) from 1 to 0"), "\(events)")
+        let rsEvents = kubectl(["get", "events", "--field-selector", "involvedObject.kind=ReplicaSet", "-o", "jsonpath={.items[*].reason}"]).out
+        #expect(rsEvents.contains("SuccessfulCreate") && rsEvents.contains("SuccessfulDelete"), "\(rsEvents)")
+
+        // A template that never turns ready: the rollout stops, the old pods keep serving.
+        #expect(kubectl(["patch", "deployment", "roll", "--type=json", "-p",
+                         #"[{"op":"replace","path":"/spec/template/spec/containers/0/command","value":["sleep","infinity"]}]"#]).code == 0)
+        let stuck = kubectl(["rollout", "status", "deployment", "roll", "--timeout=3s"])
+        #expect(stuck.code != 0 && stuck.out.contains("1 out of 4 new replicas have been updated"), "\(stuck)")
+        #expect(deploymentPods(name, "roll").filter(second.contains).count == 4, "the old pods all stay")
+        // Undo: the v2 ReplicaSet is the newest revision again; its pods come back.
+        #expect(kubectl(["rollout", "undo", "deployment/roll"]).code == 0)
+        #expect(kubectl(["rollout", "status", "deployment", "roll", "--timeout=30s"]).code == 0)
+        let rev = kubectl(["get", "deployment", "roll", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]).out
+        #expect(rev == "4", "\(rev)")
+        #expect(waitFor { deploymentPods(name, "roll").count == 4 && kubectl(["get", "pods", "-l", "app=roll", "--no-headers"]).out.split(separator: "\n").count == 4 })
+        let down = minik(["down", "--name", name])
+        #expect(down.code == 0, "down failed: \(down.err)")
+        expectNothingLeft(name, pids: [])
+    }
 }
 }

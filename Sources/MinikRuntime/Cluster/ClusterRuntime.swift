@@ -163,6 +163,7 @@ public final class ClusterRuntime: @unchecked Sendable {
 
     /// Builds the whole cluster. `progress` gets one line per stage.
     public func up(progress: (String) -> Void) throws(RuntimeError) {
+        record(Rollout.creationEvents(spec, now: createdAt))
         do {
             try build(progress: progress)
         } catch {
