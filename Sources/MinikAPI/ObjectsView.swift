@@ -78,13 +78,96 @@ public func rfc3339(_ date: Date) -> String {
 /// Parses RFC 3339 ("...Z" with an optional fraction).
 public func parseRFC3339(_ s: String) -> Date? { ClusterState.parseISO(s) }
 
+/// Projections made before, by what they were made from: an object whose inputs did not
+/// change is the same JSON value (the same storage, so the store compares it at once).
+/// Shared by the views of one cluster's syncs.
+public final class ProjectionCache: @unchecked Sendable {
+    struct PodInputs: Equatable {
+        var state: PodState
+        var spec: PodSpec?
+        var owners: [JSON]
+        var hostIP: String?
+    }
+    struct EventInputs: Equatable {
+        var events: [PodEvent]
+        var node: String
+        var createdAt: Date
+    }
+    struct ServiceInputs: Equatable {
+        var state: ServiceState
+        var podsCreated: [Date?]
+    }
+    let lock = NSLock()
+    var pods: [String: (PodInputs, JSON)] = [:]
+    var events: [String: (EventInputs, [JSON])] = [:]
+    /// "services|ns/name", "endpoints|...", "endpointslices|..."
+    var services: [String: (ServiceInputs, [JSON])] = [:]
+
+    public init() {}
+
+    func service(_ key: String, _ inputs: ServiceInputs, make: () -> [JSON]) -> [JSON] {
+        lock.lock()
+        if let (was, json) = services[key], was == inputs { lock.unlock(); return json }
+        lock.unlock()
+        let json = make()
+        lock.lock()
+        services[key] = (inputs, json)
+        if services.count > 4 * 20_000 { services = [:] }
+        lock.unlock()
+        return json
+    }
+
+    func pod(_ key: String, _ inputs: PodInputs, make: () -> JSON) -> JSON {
+        lock.lock()
+        if let (was, json) = pods[key], was == inputs { lock.unlock(); return json }
+        lock.unlock()
+        let json = make()
+        lock.lock()
+        pods[key] = (inputs, json)
+        lock.unlock()
+        return json
+    }
+
+    func events(_ key: String, _ inputs: EventInputs, make: () -> [JSON]) -> [JSON] {
+        lock.lock()
+        if let (was, json) = events[key], was == inputs { lock.unlock(); return json }
+        lock.unlock()
+        let json = make()
+        lock.lock()
+        events[key] = (inputs, json)
+        lock.unlock()
+        return json
+    }
+
+    /// Forgets the pods that are gone.
+    func keep(_ keys: Set<String>) {
+        lock.lock()
+        if pods.count > keys.count { pods = pods.filter { keys.contains($0.key) } }
+        if events.count > keys.count { events = events.filter { keys.contains($0.key) } }
+        lock.unlock()
+    }
+}
+
 public struct ObjectsView {
     public let state: ClusterState
     public let host: HostInfo
+    let cache: ProjectionCache?
+    /// Each pod's creation (an endpoint's targetRef uid is made from it).
+    let podCreated: [String: Date]
 
-    public init(state: ClusterState, host: HostInfo) {
+    public init(state: ClusterState, host: HostInfo, cache: ProjectionCache? = nil) {
         self.state = state
         self.host = host
+        self.cache = cache
+        podCreated = Dictionary(state.pods.map { ($0.key, $0.createdAt) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// A service's objects of `resource`, reused while the service and its endpoints' pods
+    /// are the same.
+    func memo(_ resource: String, _ st: ServiceState, make: () -> [JSON]) -> [JSON] {
+        guard let cache else { return make() }
+        let inputs = ProjectionCache.ServiceInputs(state: st, podsCreated: st.endpoints.map { podCreated[$0.pod] })
+        return cache.service("\(resource)|\(st.spec.key)", inputs, make: make)
     }
 
     public static let resources = ["namespaces", "nodes", "pods", "services", "endpoints", "endpointslices", "deployments", "replicasets", "events", "configmaps"]
@@ -124,9 +207,10 @@ public struct ObjectsView {
         case "pods":
             let specs = Dictionary(state.spec.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
             for p in state.pods { put(pod(p, spec: specs[p.key])) }
-        case "services": for s in state.services { put(service(s)) }
-        case "endpoints": for s in state.services where withEndpoints(s) { put(endpoints(s)) }
-        case "endpointslices": for s in state.services where withEndpoints(s) { endpointSlices(s).forEach(put) }
+            cache?.keep(Set(state.pods.map(\.key)))
+        case "services": for s in state.services { memo(resource, s) { [service(s)] }.forEach(put) }
+        case "endpoints": for s in state.services where withEndpoints(s) { memo(resource, s) { [endpoints(s)] }.forEach(put) }
+        case "endpointslices": for s in state.services where withEndpoints(s) { memo(resource, s) { endpointSlices(s) }.forEach(put) }
         case "deployments": for d in state.spec.deployments { put(deployment(d)) }
         case "replicasets": for d in state.spec.deployments { for rs in d.replicaSets { put(replicaSet(d, rs)) } }
         case "events": events().forEach(put)
@@ -353,13 +437,20 @@ public struct ObjectsView {
 
     func pod(_ p: PodState, spec: PodSpec?) -> JSON {
         var owners: [JSON] = []
-        var labels = p.labels
         if let (kind, name) = ownerName(p.owner), kind == "Deployment",
            let d = state.spec.deployments.first(where: { $0.name == name && $0.namespace == p.namespace }),
            let rs = d.replicaSets.first(where: { $0.hash == (p.labels["pod-template-hash"] ?? "") }) {
             owners.append(owner("apps/v1", "ReplicaSet", rs.name(of: d.name), uid: uid("replicasets", d.namespace, rs.name(of: d.name), created(d, rs))))
         }
         let hostIP = state.nodes.first { $0.name == p.node }?.internalIP.description
+        guard let cache else { return pod(p, spec: spec, owners: owners, hostIP: hostIP) }
+        return cache.pod(p.key, .init(state: p, spec: spec, owners: owners, hostIP: hostIP)) {
+            pod(p, spec: spec, owners: owners, hostIP: hostIP)
+        }
+    }
+
+    func pod(_ p: PodState, spec: PodSpec?, owners: [JSON], hostIP: String?) -> JSON {
+        let labels = p.labels
         let created = rfc3339(p.createdAt)
         let inits = p.initContainers
         let initialized = inits.allSatisfy { $0.state == .terminated && $0.termination?.exitCode == 0 }
@@ -451,7 +542,7 @@ public struct ObjectsView {
         guard !e.pod.isEmpty else { return nil }
         let parts = e.pod.split(separator: "/", maxSplits: 1).map(String.init)
         var t: JSON = ["kind": "Pod", "namespace": .string(parts.first ?? ""), "name": .string(parts.last ?? "")]
-        if let p = state.pods.first(where: { $0.key == e.pod }) { t["uid"] = .string(uid("pods", p.namespace, p.name, p.createdAt)) }
+        if let created = podCreated[e.pod] { t["uid"] = .string(uid("pods", parts.first ?? "", parts.last ?? "", created)) }
         return t
     }
 
@@ -629,6 +720,16 @@ public struct ObjectsView {
                         "count": .int(Int64(e.count)), "eventTime": nil, "reportingComponent": .string(e.component), "reportingInstance": ""])
         }
         for p in state.pods {
+            guard let cache else { out += events(of: p); continue }
+            out += cache.events(p.key, .init(events: p.events, node: p.node, createdAt: p.createdAt)) { events(of: p) }
+        }
+        return out
+    }
+
+    /// One pod's events.
+    func events(of p: PodState) -> [JSON] {
+        var out: [JSON] = []
+        do {
             let podUID = uid("pods", p.namespace, p.name, p.createdAt)
             var merged: [(first: PodEvent, last: Date, count: Int)] = []
             for e in p.events {

@@ -19,6 +19,8 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     /// One change of the cluster at a time (shared with the control socket's updates).
     let updates: NSLock
     let syncLock = NSLock()
+    /// The objects' JSON by what each was made from, reused while that is unchanged.
+    let projections = ProjectionCache()
     let wake = NSCondition()
     var pending = false
     public private(set) var server: APIServer?
@@ -182,7 +184,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     func sync(_ resources: [String]) {
         syncLock.lock()
         defer { syncLock.unlock() }
-        let view = ObjectsView(state: runtime.state(), host: host)
+        let view = ObjectsView(state: runtime.state(verify: false), host: host, cache: projections)
         for r in resources { store.sync(resource: r, view.objects(r)) }
         runtime.apiRevision = store.currentRevision
     }
@@ -235,8 +237,15 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         if !locked { updates.lock() }
         defer { if !locked { updates.unlock() } }
         var desired: ClusterSpec
-        do { desired = try body(runtime.spec) } catch { throw invalid(error, kind: kind, name: name) }
-        let problems = ImageStore.located().problems(in: desired)
+        let current = runtime.spec
+        do { desired = try body(current) } catch { throw invalid(error, kind: kind, name: name) }
+        // The images of what this change adds or changes (the rest was checked before).
+        var delta = desired
+        let pods = Dictionary(current.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let templates = Dictionary(current.deployments.map { ($0.key, $0.template) }, uniquingKeysWith: { a, _ in a })
+        delta.pods.removeAll { pods[$0.key] == $0 }
+        delta.deployments.removeAll { templates[$0.key] == $0.template }
+        let problems = ImageStore.located().problems(in: delta)
         if !problems.isEmpty { throw APIError(422, "Invalid", SpecError(problems).description) }
         let pass = rollOut(desired)
         desired = pass.spec
@@ -248,9 +257,8 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     /// The deployment and replica set controllers' pass over `spec`, with what the
     /// runtime observes of the pods (Rollout.swift).
     func rollOut(_ spec: ClusterSpec) -> RolloutPass {
-        let pods = runtime.state().pods
-        let seen = RolloutObservation(ready: Set(pods.filter(\.isReady).map(\.key)),
-                                      terminating: Set(pods.filter { $0.deletionTimestamp != nil }.map(\.key)))
+        let (ready, terminating) = runtime.podObservation()
+        let seen = RolloutObservation(ready: ready, terminating: terminating)
         var rng = SystemRandomNumberGenerator()
         return spec.rolledOut(seen, random: &rng)
     }
@@ -401,8 +409,9 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         try change(kind: resource.kind, name: name) { (s: ClusterSpec) throws(SpecError) -> ClusterSpec in
             var out = try SpecLoader.apply(input.text, file: file, to: s)
             // A pod read back names the node it runs on; that is not a request to pin it.
-            for i in out.pods.indices {
-                guard let old = s.pods.first(where: { $0.key == out.pods[i].key }), old.requestedNodeName == nil,
+            let before = Dictionary(s.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            for i in out.pods.indices where out.pods[i].requestedNodeName != nil {
+                guard let old = before[out.pods[i].key], old.requestedNodeName == nil,
                       out.pods[i].requestedNodeName == old.nodeName else { continue }
                 out.pods[i].requestedNodeName = nil
                 out.pods[i].nodeName = old.nodeName

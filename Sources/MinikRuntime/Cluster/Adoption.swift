@@ -196,21 +196,39 @@ extension ClusterRuntime {
         return true
     }
 
-    /// Writes the state within a second of a change, so that what commands show while no
-    /// supervisor runs, and what a new one adopts, is at most that old.
+    /// Asks the saver to write the state now (after a change of the spec: what an
+    /// adopting supervisor reads must have the new pods), off the caller's path.
+    func saveSoon() {
+        lock.lock()
+        stateDirty = true
+        lock.unlock()
+        saveNow.signal()
+    }
+
+    /// Writes the state within a second of a change (at once after saveSoon), so that
+    /// what commands show while no supervisor runs, and what a new one adopts, is at most
+    /// that old.
     func startStateSaver() {
         let t = Thread { [self] in
             while true {
-                usleep(1_000_000)
-                // Under the lock: `down` sets stopping under it before it removes the
+                _ = saveNow.wait(timeout: .now() + 1)
+                // A burst of changes (a rollout, many writes) is one write.
+                usleep(20_000)
+                while saveNow.wait(timeout: .now()) == .success {}
+                lock.lock()
+                if stopping { lock.unlock(); return }
+                guard stateDirty else { lock.unlock(); continue }
+                stateDirty = false
+                let snapshot = state()
+                lock.unlock()
+                // Encoded without the lock (it takes milliseconds for a big cluster);
+                // written under it: `down` sets stopping under it before it removes the
                 // directory, so no state file is written after that.
+                guard let data = try? snapshot.encoded() else { continue }
                 lock.lock()
                 defer { lock.unlock() }
                 if stopping { return }
-                if stateDirty {
-                    stateDirty = false
-                    try? state().save()
-                }
+                try? ClusterState.write(data, cluster: snapshot.name)
             }
         }
         t.name = "state-saver"

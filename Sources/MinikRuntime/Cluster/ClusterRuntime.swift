@@ -74,6 +74,8 @@ public final class ClusterRuntime: @unchecked Sendable {
     var adopted: [Int32: UInt64] = [:]
     /// The state changed since it was last written (the saver writes it within a second).
     var stateDirty = false
+    /// Wakes the state saver at once (saveSoon).
+    let saveNow = DispatchSemaphore(value: 0)
     /// Called after every change of the cluster's state (the API server's store syncs).
     public var onChange: (@Sendable () -> Void)? {
         get { lock.lock(); defer { lock.unlock() }; return _onChange }
@@ -400,8 +402,10 @@ public final class ClusterRuntime: @unchecked Sendable {
         }
     }
 
-    /// The state as recorded in the state file.
-    public func state() -> ClusterState {
+    /// The state as recorded in the state file. `verify`: a running pod whose sandbox
+    /// process is gone shows Failed (two /proc reads a pod; the API's syncs, which run
+    /// after every change, skip it and rely on the reaper and the adoption monitor).
+    public func state(verify: Bool = true) -> ClusterState {
         lock.lock(); defer { lock.unlock() }
         return ClusterState(
             name: _spec.name, spec: _spec, specFile: specFile, supervisorPID: getpid(),
@@ -413,7 +417,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             },
             pods: pods.map { p in
                 var p = p
-                if p.phase == .running && !Sandbox.isAlive(p.pid, startTime: p.startTime) {
+                if verify && p.phase == .running && !Sandbox.isAlive(p.pid, startTime: p.startTime) {
                     p.phase = .failed
                     p.message = "the pod's sandbox (pause, pid \(p.pid)) is gone"
                 }
@@ -435,17 +439,20 @@ public final class ClusterRuntime: @unchecked Sendable {
         var report: [String] = []
         var toDelete: [String] = []
         var toAdd: [PodSpec] = []
+        // By key: a cluster of thousands of pods compares in linear time.
+        let wanted = Dictionary(desired.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let had = Set(current.pods.map(\.key))
         for p in current.pods {
-            if let d = desired.pods.first(where: { $0.key == p.key }) {
-                var a = p, b = d
-                a.source = b.source
-                if a != b { toDelete.append(p.key); toAdd.append(d); report.append("pod/\(p.name) configured") }
+            if let d = wanted[p.key] {
+                var a = p
+                a.source = d.source
+                if a != d { toDelete.append(p.key); toAdd.append(d); report.append("pod/\(p.name) configured") }
             } else {
                 toDelete.append(p.key)
                 report.append("pod/\(p.name) deleted")
             }
         }
-        for d in desired.pods where !current.pods.contains(where: { $0.key == d.key }) {
+        for d in desired.pods where !had.contains(d.key) {
             toAdd.append(d)
             report.append("pod/\(d.name) created")
         }
@@ -459,7 +466,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         lock.unlock()
         proxyDirty()
         do { try addPods(toAdd) } catch { report.append("error: \(error)") }
-        try? state().save()
+        saveSoon()
         return report
     }
 
@@ -485,6 +492,17 @@ public final class ClusterRuntime: @unchecked Sendable {
         while Date() < deadline && procs.contains(where: { Sandbox.isAlive($0.0, startTime: $0.1) }) { usleep(20_000) }
         for (pid, start) in procs where Sandbox.isAlive(pid, startTime: start) { kill(pid, SIGKILL) }
         return true
+    }
+
+    /// What the deployment controllers observe: the pods that are ready and those being
+    /// deleted (cheaper than state(): no process checks, no services).
+    public func podObservation() -> (ready: Set<String>, terminating: Set<String>) {
+        lock.lock(); defer { lock.unlock() }
+        var ready = Set<String>(), terminating = Set<String>()
+        for p in pods {
+            if p.deletionTimestamp != nil { terminating.insert(p.key) } else if p.isReady { ready.insert(p.key) }
+        }
+        return (ready, terminating)
     }
 
     /// Whether a pod is being deleted (its containers are not restarted).

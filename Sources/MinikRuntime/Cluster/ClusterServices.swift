@@ -31,8 +31,9 @@ extension ClusterRuntime {
         lock.lock()
         defer { lock.unlock() }
         let byKey = Dictionary(pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let index = EndpointsController.SelectorIndex(_spec.pods)
         let services = _spec.services.map { s in
-            ServiceState(spec: s, endpoints: EndpointsController.endpoints(of: s, spec: _spec, pods: byKey),
+            ServiceState(spec: s, endpoints: EndpointsController.endpoints(of: s, spec: _spec, pods: byKey, index: index),
                          createdAt: serviceCreated[s.key] ?? createdAt)
         }
         return ServicesSnapshot(spec: _spec, pods: pods, services: services)

@@ -22,10 +22,10 @@ public enum PodPhase: String, Codable, Sendable {
 }
 
 /// A container as `get pods` and `describe` show it (Kubernetes' ContainerStatus).
-public struct ContainerStatus: Codable, Sendable {
+public struct ContainerStatus: Codable, Sendable, Equatable {
     public enum State: String, Codable, Sendable { case waiting, running, terminated }
 
-    public struct Termination: Codable, Sendable {
+    public struct Termination: Codable, Sendable, Equatable {
         public var exitCode: Int32
         public var signal: Int32?
         public var reason: String
@@ -59,14 +59,14 @@ public struct ContainerStatus: Codable, Sendable {
     public var isRunning: Bool { state == .running }
 }
 
-public struct PodEvent: Codable, Sendable {
+public struct PodEvent: Codable, Sendable, Equatable {
     public var time: Date
     public var type: String // Normal or Warning
     public var reason: String
     public var message: String
 }
 
-public struct PodState: Codable, Sendable {
+public struct PodState: Codable, Sendable, Equatable {
     public var namespace: String
     public var name: String
     public var node: String
@@ -185,11 +185,18 @@ public struct ClusterState: Codable, Sendable {
 
     /// Writes the state atomically (temp file + rename).
     public func save() throws(RuntimeError) {
-        let path = Naming.stateFile(name)
-        do {
-            let data = try ClusterState.encoder.encode(self)
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
+        try ClusterState.write(try encoded(), cluster: name)
+    }
+
+    /// The state file's content.
+    public func encoded() throws(RuntimeError) -> Data {
+        do { return try ClusterState.encoder.encode(self) } catch { throw .state("cannot encode the state of \(name): \(error)") }
+    }
+
+    /// Writes encoded state atomically (temp file + rename).
+    public static func write(_ data: Data, cluster: String) throws(RuntimeError) {
+        let path = Naming.stateFile(cluster)
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
             throw .state("cannot write \(path): \(error)")
         }
     }

@@ -83,7 +83,16 @@ public struct ImageStore: Sendable {
     public func problems(in spec: ClusterSpec) -> [SpecProblem] {
         var out: [SpecProblem] = []
         var seen = Set<String>()
-        for pod in spec.pods {
+        // Each image read once (a thousand pods of one image are one read).
+        var images: [String: Image?] = [:]
+        func image(_ reference: String) -> Image? {
+            if let known = images[reference] { return known }
+            let found = self.image(reference)
+            images[reference] = found
+            return found
+        }
+        // The pods, and the templates of Deployments (whose pods come later).
+        for pod in spec.pods + spec.deployments.map(\.template) {
             for c in pod.initContainers + pod.containers {
                 let key = "\(c.source?.description ?? "")"
                 guard let image = image(c.image) else {

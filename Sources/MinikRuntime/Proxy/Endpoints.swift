@@ -22,7 +22,7 @@ public struct Endpoint: Codable, Sendable, Equatable {
     public var address: String { port.map { "\(ip):\($0)" } ?? ip.description }
 }
 
-public struct ServiceState: Codable, Sendable {
+public struct ServiceState: Codable, Sendable, Equatable {
     public var spec: ServiceSpec
     public var endpoints: [Endpoint]
     public var createdAt: Date
@@ -40,7 +40,27 @@ public struct ServiceState: Codable, Sendable {
 
 public enum EndpointsController {
     /// Endpoints of every service in `spec`, from the pods' states.
-    public static func endpoints(of s: ServiceSpec, spec: ClusterSpec, pods: [String: PodState]) -> [Endpoint] {
+    /// The pods of a spec by namespace and label ("ns\0key=value" -> indices in
+    /// spec.pods): a service's selector is looked up, not matched against every pod.
+    public struct SelectorIndex: Sendable {
+        var byLabel: [String: [Int]] = [:]
+
+        public init(_ pods: [PodSpec]) {
+            for (i, p) in pods.enumerated() {
+                for (k, v) in p.labels { byLabel["\(p.namespace)\u{0}\(k)=\(v)", default: []].append(i) }
+            }
+        }
+
+        /// The indices of the pods `s` selects, in spec order (ClusterSpec.pods(selectedBy:)).
+        public func selected(by s: ServiceSpec, in pods: [PodSpec]) -> [Int] {
+            guard let sel = s.selector, !sel.isEmpty else { return [] }
+            let lists = sel.map { byLabel["\(s.namespace)\u{0}\($0.key)=\($0.value)"] ?? [] }
+            guard let shortest = lists.min(by: { $0.count < $1.count }), !shortest.isEmpty else { return [] }
+            return shortest.filter { i in sel.allSatisfy { pods[i].labels[$0.key] == $0.value } }
+        }
+    }
+
+    public static func endpoints(of s: ServiceSpec, spec: ClusterSpec, pods: [String: PodState], index: SelectorIndex? = nil) -> [Endpoint] {
         guard s.type != .externalName else { return [] }
         var out: [Endpoint] = []
         if s.selector == nil {
@@ -52,7 +72,8 @@ public enum EndpointsController {
             }
             return out
         }
-        for p in spec.pods(selectedBy: s) {
+        for i in (index ?? SelectorIndex(spec.pods)).selected(by: s, in: spec.pods) {
+            let p = spec.pods[i]
             guard let st = pods[p.key], st.phase == .running, let ip = st.ip else { continue }
             let ready = st.isReady
             let why = ready ? nil : st.notReadyReason

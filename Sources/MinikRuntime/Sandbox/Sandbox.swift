@@ -86,10 +86,15 @@ public enum Sandbox {
     }
 
     /// The process exists and is not a zombie (field 3 of /proc/PID/stat).
+    /// (One read(2) into a buffer: the state snapshot checks every pod with it.)
     public static func isRunning(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        let state = stat[stat.index(close, offsetBy: 2)...].first
-        return state != "Z" && state != "X"
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0, let paren = buf[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return false }
+        let state = buf[paren + 2]
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
     }
 }
