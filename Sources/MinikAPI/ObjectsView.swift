@@ -105,39 +105,29 @@ public final class ProjectionCache: @unchecked Sendable {
 
     public init() {}
 
+    /// The value made from `inputs` last time, or a new one.
+    func memo<I: Equatable, V>(_ table: ReferenceWritableKeyPath<ProjectionCache, [String: (I, V)]>, _ key: String, _ inputs: I,
+                               make: () -> V) -> V {
+        lock.lock()
+        if let (was, value) = self[keyPath: table][key], was == inputs { lock.unlock(); return value }
+        lock.unlock()
+        let value = make()
+        lock.lock()
+        self[keyPath: table][key] = (inputs, value)
+        lock.unlock()
+        return value
+    }
+
     func service(_ key: String, _ inputs: ServiceInputs, make: () -> [JSON]) -> [JSON] {
         lock.lock()
-        if let (was, json) = services[key], was == inputs { lock.unlock(); return json }
+        if services.count > 60_000 { services = [:] } // services gone: start afresh now and then
         lock.unlock()
-        let json = make()
-        lock.lock()
-        services[key] = (inputs, json)
-        if services.count > 4 * 20_000 { services = [:] }
-        lock.unlock()
-        return json
+        return memo(\.services, key, inputs, make: make)
     }
 
-    func pod(_ key: String, _ inputs: PodInputs, make: () -> JSON) -> JSON {
-        lock.lock()
-        if let (was, json) = pods[key], was == inputs { lock.unlock(); return json }
-        lock.unlock()
-        let json = make()
-        lock.lock()
-        pods[key] = (inputs, json)
-        lock.unlock()
-        return json
-    }
+    func pod(_ key: String, _ inputs: PodInputs, make: () -> JSON) -> JSON { memo(\.pods, key, inputs, make: make) }
 
-    func events(_ key: String, _ inputs: EventInputs, make: () -> [JSON]) -> [JSON] {
-        lock.lock()
-        if let (was, json) = events[key], was == inputs { lock.unlock(); return json }
-        lock.unlock()
-        let json = make()
-        lock.lock()
-        events[key] = (inputs, json)
-        lock.unlock()
-        return json
-    }
+    func events(_ key: String, _ inputs: EventInputs, make: () -> [JSON]) -> [JSON] { memo(\.events, key, inputs, make: make) }
 
     /// Forgets the pods that are gone.
     func keep(_ keys: Set<String>) {
