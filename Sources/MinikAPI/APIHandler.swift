@@ -414,7 +414,8 @@ public final class APIHandler: Sendable {
             throw APIError.badRequest("the body of the request was in an unknown format")
         }
         try requireNamespace(t.namespace)
-        let strict = req.query["fieldValidation"].map { $0 == "Strict" } ?? true
+        // The apiserver's default without the parameter is Warn (kubectl sends Strict).
+        let strict = req.query["fieldValidation"] == "Strict"
         let dryRun = req.query["dryRun"] == "All"
         if req.method == "POST" {
             // A namespaced resource is created in a namespace's path only.

@@ -43,7 +43,7 @@ public enum Discovery {
         r("", "services", "service", "Service", short: ["svc"], all: true, sub: [("status", "Service", "", "v1", ["get", "patch", "update"])]),
         r("", "endpoints", "endpoints", "Endpoints", short: ["ep"], verbs: readVerbs),
         r("", "events", "event", "Event", short: ["ev"], verbs: readVerbs),
-        r("", "configmaps", "configmap", "ConfigMap", short: ["cm"], verbs: readVerbs, empty: true),
+        r("", "configmaps", "configmap", "ConfigMap", short: ["cm"]),
         r("", "replicationcontrollers", "replicationcontroller", "ReplicationController", short: ["rc"], all: true, verbs: readVerbs, empty: true),
         r("", "secrets", "secret", "Secret", verbs: readVerbs, empty: true),
         r("", "serviceaccounts", "serviceaccount", "ServiceAccount", short: ["sa"], verbs: readVerbs, empty: true),

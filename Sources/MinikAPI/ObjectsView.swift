@@ -204,6 +204,10 @@ public struct ObjectsView {
         case "deployments": for d in state.spec.deployments { put(deployment(d)) }
         case "replicasets": for d in state.spec.deployments { for rs in d.replicaSets { put(replicaSet(d, rs)) } }
         case "events": events().forEach(put)
+        case "configmaps":
+            for (key, text) in state.apiObjects ?? [:] where key.hasPrefix("configmaps/") {
+                if let o = try? JSON.parse(text) { put(o) }
+            }
         default: break
         }
         return out

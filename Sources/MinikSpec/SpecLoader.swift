@@ -55,13 +55,16 @@ public enum SpecLoader {
 
     /// `minik apply`: the running cluster's spec with the documents of `text` (Pods,
     /// Deployments, Namespaces) added or replacing those of the same name.
-    public static func apply(_ text: String, file: String, to base: ClusterSpec) throws(SpecError) -> ClusterSpec {
-        try parse(text, file: file, base: base)
+    /// `strict` false: unknown fields are dropped with a warning instead of refused (the
+    /// API's fieldValidation Warn and Ignore).
+    public static func apply(_ text: String, file: String, to base: ClusterSpec, strict: Bool = true) throws(SpecError) -> ClusterSpec {
+        try parse(text, file: file, base: base, strict: strict)
     }
 
     /// Decodes, validates and places a spec given as text. `file` is used in messages.
-    public static func parse(_ text: String, file: String, base: ClusterSpec? = nil) throws(SpecError) -> ClusterSpec {
+    public static func parse(_ text: String, file: String, base: ClusterSpec? = nil, strict: Bool = true) throws(SpecError) -> ClusterSpec {
         let r = YAMLReader(file: file)
+        r.strict = strict
         var builder = Builder(r: r, base: base)
         let docs = r.documents(text).filter { !$0.isNull }
         if docs.isEmpty {

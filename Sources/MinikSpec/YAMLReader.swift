@@ -61,6 +61,9 @@ final class YAMLReader {
     private(set) var problems: [SpecProblem] = []
     private(set) var warnings: [String] = []
 
+    /// false: unknown fields are warnings, not problems (the API's fieldValidation=Warn).
+    var strict = true
+
     init(file: String) { self.file = file }
 
     func location(_ y: YNode, atKey: Bool = false) -> SourceLocation {
@@ -142,6 +145,11 @@ final class YAMLReader {
                 continue
             }
             guard known.contains(key) else {
+                if !strict {
+                    // fieldValidation=Warn (the API's default): dropped, with a warning.
+                    warn(child, "unknown field \"\(child.path)\"")
+                    continue
+                }
                 let hint = YAMLReader.closest(key, in: known).map { "did you mean \"\($0)\"? " } ?? ""
                 fail(child, "unknown field \"\(key)\" in \(what) (\(hint)valid fields: \(known.joined(separator: ", ")))", atKey: true)
                 continue

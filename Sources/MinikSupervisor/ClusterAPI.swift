@@ -82,6 +82,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         tokens[token] = namespace
         tokensLock.unlock()
         if !known { server?.addToken(token, user: "system:serviceaccount:\(namespace):default") }
+        ensureRootCA(namespace)
     }
 
     /// Makes (or reuses) the cluster's certificates, listens (on loopback, and inside the
@@ -315,6 +316,10 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             if p.owner != nil { changed() }
         case "deployments":
             try change { s throws(SpecError) in try s.removing(deployment: key.name, namespace: key.namespace) }
+        case "configmaps":
+            updates.lock()
+            defer { updates.unlock() }
+            try deleteConfigMap(key.namespace, key.name)
         case "services":
             if "\(key.namespace)/\(key.name)" == APIService.key {
                 throw APIError(405, "MethodNotAllowed", "service \(APIService.key) is the API's own: minik keeps it")
@@ -332,6 +337,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
                 out.namespaces.removeAll { $0 == key.name }
                 return out
             }
+            dropConfigMaps(in: key.name)
         default:
             throw APIError.methodNotAllowed("the server does not allow this method on the requested resource")
         }
@@ -345,6 +351,11 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     }
 
     public func write(_ object: JSON, resource: APIResource, create: Bool, strict: Bool) throws(APIError) -> [String] {
+        if resource.resource == "configmaps" {
+            updates.lock()
+            defer { updates.unlock() }
+            return try writeConfigMap(object, create: create, strict: strict)
+        }
         guard ["pods", "deployments", "services", "namespaces"].contains(resource.resource) else {
             throw APIError.methodNotAllowed("minik does not run \(resource.resource) yet")
         }
@@ -358,7 +369,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             // and annotations change in place (the pod keeps running); of its spec only the
             // containers' images may change.
             let probe: ClusterSpec
-            do { probe = try SpecLoader.apply(input.text, file: file, to: base) } catch { throw invalid(error, kind: resource.kind, name: name) }
+            do { probe = try SpecLoader.apply(input.text, file: file, to: base, strict: strict) } catch { throw invalid(error, kind: resource.kind, name: name) }
             guard var b = probe.pods.first(where: { $0.key == cur.key }) else { throw APIError.notFound("pods", name) }
             let a = cur
             b.source = a.source
@@ -407,7 +418,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         ensureServiceAccount(ns)
         if resource.resource == "namespaces" { ensureServiceAccount(name) }
         try change(kind: resource.kind, name: name) { (s: ClusterSpec) throws(SpecError) -> ClusterSpec in
-            var out = try SpecLoader.apply(input.text, file: file, to: s)
+            var out = try SpecLoader.apply(input.text, file: file, to: s, strict: strict)
             // A pod read back names the node it runs on; that is not a request to pin it.
             let before = Dictionary(s.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
             for i in out.pods.indices where out.pods[i].requestedNodeName != nil {
@@ -418,7 +429,10 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             }
             warnings = out.warnings.map { w in
                 // "file:1:234: spec.x: ignored: ..." -> "spec.x: ignored: ..." (the position is in the request).
-                w.hasPrefix(file + ":") ? String(w.split(separator: ":", maxSplits: 3).last ?? Substring(w)).trimmingCharacters(in: .whitespaces) : w
+                let text = w.hasPrefix(file + ":") ? String(w.split(separator: ":", maxSplits: 3).last ?? Substring(w)).trimmingCharacters(in: .whitespaces) : w
+                // An unknown field is said as the apiserver says it: unknown field "spec.x".
+                if let r = text.range(of: ": unknown field \"") { return String(text[text.index(after: r.lowerBound)...]).trimmingCharacters(in: .whitespaces) }
+                return text
             }
             out.warnings = []
             return out

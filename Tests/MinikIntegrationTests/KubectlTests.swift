@@ -469,5 +469,47 @@ struct KubectlTests {
         #expect(down.code == 0, "down failed: \(down.err)")
         expectNothingLeft(name, pids: [])
     }
+
+    @Test("ConfigMaps: create from literals and files, kube-root-ca.crt in every namespace, validation, immutable, strict and warned unknown fields, kept across adoption")
+    func configMaps() throws {
+        let name = "it-cm"
+        let spec = try SpecFile("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: \(name)\n")
+        try claim(name)
+        defer { cleanUp(name); try? FileManager.default.removeItem(atPath: Self.cacheDir) }
+        try #require(minik(["up", spec.path]).code == 0)
+        let file = try SpecFile("line one\nline two\n")
+        let created = kubectl(["create", "configmap", "game", "--from-literal=lives=3", "--from-file=notes=\(file.path)"])
+        #expect(created.out.trimmed == "configmap/game created", "\(created)")
+        let list = kubectl(["get", "cm"]).out
+        #expect(list.contains("game               2 ") && list.contains("kube-root-ca.crt   1 "), "\(list)")
+        #expect(kubectl(["get", "cm", "game", "-o", "jsonpath={.data.notes}"]).out == "line one\nline two\n")
+        let ca = kubectl(["get", "cm", "kube-root-ca.crt", "-n", "kube-system", "-o", "jsonpath={.data.ca\\.crt}"]).out
+        #expect(ca.hasPrefix("-----BEGIN CERTIFICATE-----"), "\(ca)")
+        // A new namespace gets its kube-root-ca.crt too.
+        #expect(kubectl(["create", "namespace", "team"]).code == 0)
+        #expect(waitFor { kubectl(["get", "cm", "kube-root-ca.crt", "-n", "team"]).code == 0 })
+        // Bad input: a bad key, an unknown field (Strict from kubectl; a warning without it).
+        let badKey = kubectl(["create", "configmap", "bad", "--from-literal=no spaces=1"])
+        #expect(badKey.code != 0 && badKey.err.contains("a valid config key must consist of alphanumeric characters"), "\(badKey)")
+        let manifest = try SpecFile("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd}\ndata: {a: b}\ncolour: blue\n")
+        let strict = kubectl(["apply", "-f", manifest.path])
+        #expect(strict.code != 0 && strict.err.contains("unknown field \"colour\""), "\(strict)")
+        let warned = kubectl(["apply", "--validate=warn", "-f", manifest.path])
+        #expect(warned.code == 0 && warned.err.contains("unknown field \"colour\""), "\(warned)")
+        // Immutable: its data can no longer change.
+        #expect(kubectl(["patch", "cm", "game", "--type=merge", "-p", #"{"immutable":true}"#]).code == 0)
+        let frozen = kubectl(["patch", "cm", "game", "--type=merge", "-p", #"{"data":{"lives":"9"}}"#])
+        #expect(frozen.code != 0 && frozen.err.contains("field is immutable when `immutable` is set"), "\(frozen)")
+        // Kept with the state: a new supervisor adopting the cluster still serves them.
+        let pid = try #require(liveState(name)?.supervisorPID)
+        kill(pid, SIGKILL)
+        #expect(waitFor { liveState(name) == nil })
+        try #require(minik(["up", spec.path]).code == 0, "adoption")
+        #expect(kubectl(["get", "cm", "game", "-o", "jsonpath={.data.lives}"]).out == "3")
+        #expect(kubectl(["delete", "cm", "game"]).out.trimmed == "configmap \"game\" deleted")
+        #expect(kubectl(["get", "cm", "game"]).err.contains("configmaps \"game\" not found"))
+        #expect(minik(["down", "--name", name]).code == 0)
+        expectNothingLeft(name, pids: [])
+    }
 }
 }

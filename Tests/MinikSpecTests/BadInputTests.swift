@@ -293,3 +293,16 @@ struct ImageAndFileTests {
         #expect(p.first?.message.contains("malformed YAML") == true)
     }
 }
+
+@Suite("fieldValidation: Strict refuses unknown fields, Warn drops them")
+struct FieldValidationTests {
+    @Test func unknownFieldsAreWarningsWhenNotStrict() throws {
+        let base = try SpecLoader.parse(clusterHeader, file: "c.yaml")
+        let text = pod("p").replacingOccurrences(of: "containers:", with: "colour: blue\n  containers:")
+        #expect(text.contains("colour: blue"))
+        expectRejected(text, field: "spec.colour", line: line(of: "colour", in: text), saying: "unknown field \"colour\"", base: base, file: "p.yaml")
+        let warned = try SpecLoader.apply(text, file: "p.yaml", to: base, strict: false)
+        #expect(warned.pods.contains { $0.name == "p" })
+        #expect(warned.warnings.contains { $0.contains("unknown field \"spec.colour\"") }, "\(warned.warnings)")
+    }
+}

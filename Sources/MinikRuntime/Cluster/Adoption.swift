@@ -24,6 +24,7 @@ extension ClusterRuntime {
         let name = spec.name
         createdAt = old.createdAt
         controllerEvents = old.events ?? []
+        _apiObjects = old.apiObjects ?? [:]
         for s in old.services { serviceCreated[s.key] = s.createdAt }
         let u = try NetNamespace.open(Naming.underlayNetns(name))
         underlay = u

@@ -94,6 +94,23 @@ public final class ClusterRuntime: @unchecked Sendable {
         set { lock.lock(); _apiRevision = newValue; lock.unlock() }
     }
     var _apiRevision: Int64 = 0
+    /// Objects only the API has (ConfigMaps): "resource/namespace/name" -> their JSON,
+    /// kept and saved with the state, adopted with it.
+    public var apiObjects: [String: String] {
+        get { lock.lock(); defer { lock.unlock() }; return _apiObjects }
+        set { lock.lock(); _apiObjects = newValue; stateDirty = true; lock.unlock(); saveNow.signal() }
+    }
+    var _apiObjects: [String: String] = [:]
+
+    /// Changes the API's own objects in one step (under the runtime's lock).
+    public func updateAPIObjects(_ body: (inout [String: String]) -> Void) {
+        lock.lock()
+        body(&_apiObjects)
+        stateDirty = true
+        lock.unlock()
+        saveNow.signal()
+    }
+
     /// The controllers' events, repeats counted, the last `maxEvents` kept.
     var controllerEvents: [ControllerEvent] = []
     static let maxEvents = 1000
@@ -428,7 +445,8 @@ public final class ClusterRuntime: @unchecked Sendable {
             savedAt: Date(),
             apiServer: _apiServer,
             apiRevision: _apiRevision,
-            events: controllerEvents)
+            events: controllerEvents,
+            apiObjects: _apiObjects)
     }
 
     /// Makes the running pods match `desired` (same cluster, new pods/deployments):

@@ -168,6 +168,8 @@ public struct ClusterState: Codable, Sendable {
     public var apiRevision: Int64?
     /// The controllers' events about Deployments and ReplicaSets (pods keep their own).
     public var events: [ControllerEvent]? = nil
+    /// Objects only the API has (ConfigMaps), as JSON by "resource/namespace/name".
+    public var apiObjects: [String: String]? = nil
 
     public func pod(_ name: String, namespace: String) -> PodState? {
         pods.first { $0.name == name && $0.namespace == namespace }
