@@ -19,6 +19,9 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     /// One change of the cluster at a time (shared with the control socket's updates).
     let updates: NSLock
     let syncLock = NSLock()
+    /// Pods whose graceful deletion is over, to leave the spec at the next pass.
+    let stoppedLock = NSLock()
+    var stopped: Set<String> = []
     /// The objects' JSON by what each was made from, reused while that is unchanged.
     let projections = ProjectionCache()
     let wake = NSCondition()
@@ -278,10 +281,16 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     func controllers() {
         updates.lock()
         defer { updates.unlock() }
-        let spec = runtime.spec
-        guard !spec.deployments.isEmpty else { return }
+        var spec = runtime.spec
+        // Pods whose graceful deletion is over leave the spec, all in one change.
+        stoppedLock.lock()
+        let gone = stopped
+        stopped = []
+        stoppedLock.unlock()
+        if !gone.isEmpty { spec.pods.removeAll { gone.contains($0.key) } }
+        guard !spec.deployments.isEmpty || !gone.isEmpty else { return }
         let pass = rollOut(spec)
-        if pass.spec != spec { _ = runtime.reconcile(pass.spec) }
+        if pass.spec != runtime.spec { _ = runtime.reconcile(pass.spec) }
         finish(pass)
     }
 
@@ -294,12 +303,12 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         Thread.detachNewThread { [self] in
             let found = runtime.terminate(p.key, grace: grace) { started.signal() }
             if !found { started.signal() }
+            // Gone from the spec at the controllers' next pass, with every other pod
+            // stopped meanwhile (a rollout stops hundreds: one change, not one each).
+            stoppedLock.lock()
+            stopped.insert(p.key)
+            stoppedLock.unlock()
             changed()
-            updates.lock()
-            defer { updates.unlock() }
-            try? change(locked: true) { s throws(SpecError) in
-                s.pods.contains { $0.key == p.key } ? try s.removing(pod: p.name, namespace: p.namespace) : s
-            }
         }
         started.wait()
     }

@@ -50,11 +50,20 @@ public enum BridgeCNI {
                                  address: IPv4Address, podCIDR: IPv4CIDR, mtu: Int) throws(RuntimeError) {
         let nodeSock = try node.netlink
         try nl("\(node.name): veth for \(pod.name)") { () throws(NetlinkError) in
-            try nodeSock.linkAdd(LinkSpec(
+            let spec = LinkSpec(
                 name: hostVeth,
                 kind: .veth(peer: VethPeer(name: Naming.podInterface, namespaceFD: pod.fd, mtu: mtu,
                                            address: MACAddress(Naming.podMAC(address)))),
-                mtu: mtu, masterIndex: bridgeIndex, up: true))
+                mtu: mtu, masterIndex: bridgeIndex, up: true)
+            do throws(NetlinkError) {
+                try nodeSock.linkAdd(spec)
+            } catch let e where e.isExists {
+                // The host end of an earlier pod of this name, whose namespace is gone but
+                // which the kernel has not freed yet (pods are deleted without deleting
+                // their veths one by one): remove it and make the pair again.
+                try nodeSock.linkDel(name: hostVeth)
+                try nodeSock.linkAdd(spec)
+            }
             // hairpinMode: a pod reaching itself through a service gets its packets back.
             guard let host = try nodeSock.linkGet(name: hostVeth) else { throw NetlinkError("ip link show \(hostVeth)", errno: ENODEV) }
             try nodeSock.bridgePortHairpin(index: host.index)

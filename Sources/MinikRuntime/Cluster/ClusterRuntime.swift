@@ -560,9 +560,13 @@ public final class ClusterRuntime: @unchecked Sendable {
     private func release(_ pod: PodState) {
         let key = pod.key
         logs.detach(pod: key)
-        try? NetNamespace.remove(pod.netns)
+        // Unpinning the namespace (its processes are gone) frees it, and the kernel then
+        // removes the veth pair in a batch with others; deleting each host end ourselves
+        // costs 16-33 ms a pod, which a rollout of hundreds of pods waited on. Only when
+        // the namespace cannot be removed is the host end deleted here.
+        let unpinned = (try? NetNamespace.remove(pod.netns)) != nil
         if let node = nodes.first(where: { $0.spec.name == pod.node }) {
-            if !pod.hostVeth.isEmpty { try? node.netns.netlink.linkDel(name: pod.hostVeth) }
+            if !unpinned && !pod.hostVeth.isEmpty { try? node.netns.netlink.linkDel(name: pod.hostVeth) }
             node.ipam.release(owner: key)
         }
         let fm = FileManager.default
