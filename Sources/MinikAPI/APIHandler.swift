@@ -125,7 +125,9 @@ public protocol APIBackend: AnyObject, Sendable {
     /// Deletes an object (and what it owns). A pod is deleted gracefully: this returns
     /// once it is Terminating, and it is gone after its grace period at the latest
     /// (gracePeriodSeconds: the client's, else the pod's terminationGracePeriodSeconds).
-    func delete(_ key: ObjectKey, gracePeriodSeconds: Int?) throws(APIError)
+    /// `orphan`: propagationPolicy Orphan (kubectl delete --cascade=orphan): a
+    /// Deployment's pods stay, without their owner.
+    func delete(_ key: ObjectKey, gracePeriodSeconds: Int?, orphan: Bool) throws(APIError)
     /// Sets a Deployment's replicas.
     func scale(namespace: String, name: String, replicas: Int) throws(APIError)
     /// Creates or replaces an object (a Pod, Deployment, Service or Namespace); the object
@@ -261,7 +263,12 @@ public final class APIHandler: Sendable {
             var grace = options["gracePeriodSeconds"]?.int.map(Int.init)
             if let q = req.query["gracePeriodSeconds"] { grace = Int(q) }
             if let g = grace, g < 0 { throw APIError(422, "Invalid", "gracePeriodSeconds: Invalid value: \(g): must be greater than or equal to 0") }
-            try backend.delete(key(t), gracePeriodSeconds: grace)
+            let policy = options["propagationPolicy"]?.string ?? req.query["propagationPolicy"]
+            if let policy, !["Orphan", "Background", "Foreground"].contains(policy) {
+                throw APIError(422, "Invalid", "propagationPolicy: Unsupported value: \"\(policy)\": supported values: \"Foreground\", \"Background\", \"Orphan\"")
+            }
+            let orphan = policy == "Orphan" || options["orphanDependents"]?.bool == true || req.query["orphanDependents"] == "true"
+            try backend.delete(key(t), gracePeriodSeconds: grace, orphan: orphan)
             backend.refresh(after: r.resource)
             // A pod still terminating is answered as it is now; anything else is gone.
             if let now = store.get(key(t)), now["metadata"]?["deletionTimestamp"] != nil { return .json(200, now) }
@@ -378,7 +385,7 @@ public final class APIHandler: Sendable {
         let (items, _) = store.list(f)
         for o in items {
             try backend.delete(ObjectKey(t.resource.resource, o["metadata"]?["namespace"]?.string ?? "", o["metadata"]?["name"]?.string ?? ""),
-                               gracePeriodSeconds: nil)
+                               gracePeriodSeconds: nil, orphan: false)
         }
         backend.refresh()
         return .json(200, ["kind": .string(t.resource.listKind), "apiVersion": .string(t.resource.groupVersion),

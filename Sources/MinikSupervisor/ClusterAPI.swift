@@ -313,7 +313,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         started.wait()
     }
 
-    public func delete(_ key: ObjectKey, gracePeriodSeconds: Int?) throws(APIError) {
+    public func delete(_ key: ObjectKey, gracePeriodSeconds: Int?, orphan: Bool) throws(APIError) {
         let spec = runtime.spec
         switch key.resource {
         case "pods":
@@ -324,7 +324,23 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             // A Deployment's pod is replaced by its ReplicaSet now, not once it is gone.
             if p.owner != nil { changed() }
         case "deployments":
-            try change { s throws(SpecError) in try s.removing(deployment: key.name, namespace: key.namespace) }
+            // The garbage collector's part: the Deployment goes now (its ReplicaSets with
+            // it); its pods are deleted gracefully, as any pod, or with Orphan stay, without
+            // an owner.
+            guard let d = spec.deployments.first(where: { $0.name == key.name && $0.namespace == key.namespace }) else {
+                throw APIError.notFound("deployments", key.name, group: "apps")
+            }
+            let pods = spec.pods.filter { $0.owner == d.owner && $0.namespace == d.namespace }
+            try change { s throws(SpecError) in
+                var out = s
+                out.deployments.removeAll { $0.key == d.key }
+                return out
+            }
+            if orphan {
+                runtime.disown(Set(pods.map(\.key)))
+            } else {
+                for p in pods { terminate(p, grace: gracePeriodSeconds ?? p.terminationGracePeriodSeconds) }
+            }
         case "configmaps":
             updates.lock()
             defer { updates.unlock() }

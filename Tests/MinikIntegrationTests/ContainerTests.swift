@@ -264,9 +264,10 @@ struct ContainerTests {
         #expect(waitFor { allocated() == 2 })
         #expect(minik(["delete", "--name", "it-ctr", "pod", "extra", "-n", "tools"]).code == 0)
         #expect(minik(["delete", "--name", "it-ctr", "deployment", "web"]).code == 0)
-        #expect(allocated() == 0)
-        #expect(state()?.pods.filter { $0.namespace != "kube-system" }.isEmpty == true) // the DNS pods stay
-        #expect(NetNamespace.list(prefix: Naming.netnsPrefix("it-ctr")).filter { $0.contains("default.") || $0.contains("tools.") }.isEmpty)
+        // Its pods are deleted gracefully (1 s, minik delete's period), then gone.
+        #expect(waitFor { allocated() == 0 })
+        #expect(waitFor { state()?.pods.filter { $0.namespace != "kube-system" }.isEmpty == true }) // the DNS pods stay
+        #expect(waitFor { NetNamespace.list(prefix: Naming.netnsPrefix("it-ctr")).filter { $0.contains("default.") || $0.contains("tools.") }.isEmpty })
         #expect(minik(["down", "--name", "it-ctr"]).code == 0)
         expectNothingLeft("it-ctr", pids: [])
     }

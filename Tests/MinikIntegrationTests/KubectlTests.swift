@@ -171,7 +171,10 @@ struct KubectlTests {
         #expect(kubectl(["apply", "--server-side", "-f", manifest.path]).code == 0)
         let deleted = kubectl(["delete", "-f", manifest.path])
         #expect(deleted.out == "deployment.apps \"hello\" deleted\nservice \"hello\" deleted\n", "\(deleted)")
-        #expect(liveState(name)?.pods.contains { $0.name.hasPrefix("hello-") } == false)
+        // Its pods are deleted as any pod: Terminating at once (busybox httpd as PID 1
+        // ignores SIGTERM, so they take their grace period), then gone.
+        #expect(liveState(name)?.pods.filter { $0.name.hasPrefix("hello-") }.allSatisfy { $0.deletionTimestamp != nil } == true)
+        #expect(kubectl(["get", "rs", "-l", "app=hello", "--no-headers"]).out.isEmpty, "its ReplicaSets are gone with it")
 
         // The API from inside the cluster: the kubernetes Service (10.96.0.1:443 to the
         // control-plane's 6443), its environment and the service account token in pods.
@@ -222,11 +225,11 @@ struct KubectlTests {
                 from kubernetes import client, config, watch
                 config.load_kube_config()
                 v1 = client.CoreV1Api()
-                print(sorted(p.metadata.name for p in v1.list_namespaced_pod("default").items))
+                print(sorted(p.metadata.name for p in v1.list_namespaced_pod("default", label_selector="app=echo").items))
                 print(sorted(n.status.node_info.container_runtime_version for n in v1.list_node().items))
                 print(sorted(d.metadata.name for d in client.AppsV1Api().list_deployment_for_all_namespaces().items))
                 print(len(v1.list_event_for_all_namespaces().items) > 0, len(v1.list_service_for_all_namespaces().items))
-                seen = [e["object"].metadata.name for e in watch.Watch().stream(v1.list_namespaced_pod, "default", timeout_seconds=1)]
+                seen = [e["object"].metadata.name for e in watch.Watch().stream(v1.list_namespaced_pod, "default", label_selector="app=echo", timeout_seconds=1)]
                 print(sorted(seen))
                 """], env: ["KUBECONFIG": testKubeconfig])
             let lines = py.out.split(separator: "\n").map(String.init)
@@ -465,6 +468,13 @@ struct KubectlTests {
         let rev = kubectl(["get", "deployment", "roll", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]).out
         #expect(rev == "4", "\(rev)")
         #expect(waitFor { deploymentPods(name, "roll").count == 4 && kubectl(["get", "pods", "-l", "app=roll", "--no-headers"]).out.split(separator: "\n").count == 4 })
+        // Deleted with --cascade=orphan: the pods keep running, without an owner.
+        let kept = deploymentPods(name, "roll")
+        #expect(kubectl(["delete", "deployment", "roll", "--cascade=orphan"]).code == 0)
+        let owners = kubectl(["get", "pods", "-l", "app=roll", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.ownerReferences}{\"\\n\"}{end}"]).out
+        #expect(Set(owners.split(separator: "\n").map { String($0.split(separator: "=").first ?? "") }) == Set(kept), "\(owners)")
+        #expect(owners.split(separator: "\n").allSatisfy { $0.hasSuffix("=") }, "no owner: \(owners)")
+        #expect(liveState(name)?.pods.filter { kept.contains($0.name) }.allSatisfy { $0.deletionTimestamp == nil && $0.isReady } == true)
         let down = minik(["down", "--name", name])
         #expect(down.code == 0, "down failed: \(down.err)")
         expectNothingLeft(name, pids: [])

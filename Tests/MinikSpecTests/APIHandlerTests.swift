@@ -23,6 +23,7 @@ final class APIRecordingBackend: APIBackend, @unchecked Sendable {
     private var _deletes: [ObjectKey] = []
     private var _scales: [String] = []
     private var _graces: [Int?] = []
+    private var _orphans: [Bool] = []
     private var _refreshes = 0
     let rejectWith: APIError?
     let warnings: [String]
@@ -39,6 +40,7 @@ final class APIRecordingBackend: APIBackend, @unchecked Sendable {
     var deletes: [ObjectKey] { lock.lock(); defer { lock.unlock() }; return _deletes }
     /// The gracePeriodSeconds of each delete.
     var graces: [Int?] { lock.lock(); defer { lock.unlock() }; return _graces }
+    var orphans: [Bool] { lock.lock(); defer { lock.unlock() }; return _orphans }
     /// "namespace/name=replicas" per call.
     var scales: [String] { lock.lock(); defer { lock.unlock() }; return _scales }
     var refreshes: Int { lock.lock(); defer { lock.unlock() }; return _refreshes }
@@ -51,8 +53,8 @@ final class APIRecordingBackend: APIBackend, @unchecked Sendable {
         LogPlan(path: "/logs/\(namespace)/\(pod)/\(container ?? "c")\(previous ? ".1" : "")", namespace: namespace, pod: pod, container: container ?? "c")
     }
 
-    func delete(_ key: ObjectKey, gracePeriodSeconds: Int?) throws(APIError) {
-        lock.lock(); _deletes.append(key); _graces.append(gracePeriodSeconds); lock.unlock()
+    func delete(_ key: ObjectKey, gracePeriodSeconds: Int?, orphan: Bool) throws(APIError) {
+        lock.lock(); _deletes.append(key); _graces.append(gracePeriodSeconds); _orphans.append(orphan); lock.unlock()
         onDelete?(key)
     }
 
@@ -790,6 +792,18 @@ struct APIWriteTests {
         #expect(negative.code == 422)
         #expect(negative.body["message"] == "gracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0")
         #expect(backend.deletes.count == 3)
+    }
+
+    @Test func orphanPropagationReachesTheBackend() {
+        let backend = APIRecordingBackend()
+        let path = "/apis/apps/v1/namespaces/default/deployments/web"
+        #expect(send(backend, "DELETE", path, ["kind": "DeleteOptions", "propagationPolicy": "Background"]).code == 200)
+        #expect(send(backend, "DELETE", path, ["kind": "DeleteOptions", "propagationPolicy": "Orphan"]).code == 200)
+        #expect(send(backend, "DELETE", path, ["orphanDependents": true]).code == 200)
+        let bad = send(backend, "DELETE", path, ["propagationPolicy": "Sometimes"])
+        #expect(bad.code == 422)
+        #expect(bad.body["message"]?.string?.contains("supported values: \"Foreground\", \"Background\", \"Orphan\"") == true)
+        #expect(backend.orphans == [false, true, true])
     }
 
     @Test func aPodStillTerminatingIsAnsweredAsItIsNow() throws {

@@ -184,6 +184,16 @@ extension ClusterRuntime {
         hook?()
     }
 
+    /// Pods whose owner was deleted with propagationPolicy Orphan: they keep running,
+    /// now without an owner (their spec and their state both).
+    public func disown(_ keys: Set<String>) {
+        lock.lock()
+        for i in _spec.pods.indices where keys.contains(_spec.pods[i].key) { _spec.pods[i].owner = nil }
+        for i in pods.indices where keys.contains(pods[i].key) { pods[i].owner = nil }
+        lock.unlock()
+        markStateDirty()
+    }
+
     /// Changes a pod's labels and annotations in place, as the API does: the pod keeps
     /// running; services pick it up or drop it at the next sync. false: no such pod.
     public func relabel(pod key: String, labels: [String: String], annotations: [String: String]) -> Bool {
