@@ -102,6 +102,8 @@ public final class ProjectionCache: @unchecked Sendable {
     var events: [String: (EventInputs, [JSON])] = [:]
     /// "services|ns/name", "endpoints|...", "endpointslices|..."
     var services: [String: (ServiceInputs, [JSON])] = [:]
+    /// The API's own objects (ConfigMaps), parsed from their text once.
+    var parsed: [String: (String, JSON?)] = [:]
 
     public init() {}
 
@@ -126,6 +128,8 @@ public final class ProjectionCache: @unchecked Sendable {
     }
 
     func pod(_ key: String, _ inputs: PodInputs, make: () -> JSON) -> JSON { memo(\.pods, key, inputs, make: make) }
+
+    func parsed(_ key: String, _ text: String) -> JSON? { memo(\.parsed, key, text) { try? JSON.parse(text) } }
 
     func events(_ key: String, _ inputs: EventInputs, make: () -> [JSON]) -> [JSON] { memo(\.events, key, inputs, make: make) }
 
@@ -206,7 +210,7 @@ public struct ObjectsView {
         case "events": events().forEach(put)
         case "configmaps":
             for (key, text) in state.apiObjects ?? [:] where key.hasPrefix("configmaps/") {
-                if let o = try? JSON.parse(text) { put(o) }
+                if let o = cache.map({ $0.parsed(key, text) }) ?? (try? JSON.parse(text)) { put(o) }
             }
         default: break
         }
