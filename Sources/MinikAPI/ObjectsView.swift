@@ -255,9 +255,23 @@ public struct ObjectsView {
     // MARK: namespaces and nodes
 
     func namespace(_ n: String) -> JSON {
-        ["apiVersion": "v1", "kind": "Namespace",
-         "metadata": meta("namespaces", namespace: nil, name: n, created: state.createdAt, labels: ["kubernetes.io/metadata.name": n]),
-         "spec": ["finalizers": ["kubernetes"]], "status": ["phase": "Active"]]
+        // What the API keeps of it besides its name: labels, annotations, when it was
+        // made, whether it is being deleted.
+        let extra = (state.apiObjects?["namespaces//\(n)"]).flatMap { try? JSON.parse($0) } ?? [:]
+        var labels: [String: String] = [:]
+        for (k, v) in extra["labels"]?.object ?? [:] { if let v = v.string { labels[k] = v } }
+        labels["kubernetes.io/metadata.name"] = n
+        var annotations: [String: String] = [:]
+        for (k, v) in extra["annotations"]?.object ?? [:] { if let v = v.string { annotations[k] = v } }
+        let created = extra["created"]?.string.flatMap(parseRFC3339) ?? state.createdAt
+        var metadata = meta("namespaces", namespace: nil, name: n, created: created, labels: labels, annotations: annotations)
+        var phase = "Active"
+        if let deleting = extra["deletionTimestamp"]?.string {
+            metadata["deletionTimestamp"] = .string(deleting)
+            phase = "Terminating"
+        }
+        return ["apiVersion": "v1", "kind": "Namespace", "metadata": metadata,
+                "spec": ["finalizers": ["kubernetes"]], "status": ["phase": .string(phase)]]
     }
 
     func node(_ n: NodeState) -> JSON {

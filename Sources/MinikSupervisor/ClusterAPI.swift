@@ -354,17 +354,67 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             if ["default", "kube-system", "kube-public", "kube-node-lease"].contains(key.name) {
                 throw APIError(403, "Forbidden", "namespaces \"\(key.name)\" is forbidden: this namespace may not be deleted")
             }
-            try change { s throws(SpecError) in
-                var out = s
-                out.pods.removeAll { $0.namespace == key.name }
-                out.deployments.removeAll { $0.namespace == key.name }
-                out.services.removeAll { $0.namespace == key.name }
-                out.namespaces.removeAll { $0 == key.name }
-                return out
+            // As the namespace controller: Terminating now, its content deleted after, then
+            // the namespace itself; meanwhile its objects can still be deleted one by one
+            // (`kubectl delete -f` of a file that starts with its Namespace) and nothing new
+            // can be made in it.
+            guard spec.namespaces.contains(key.name) else { throw APIError.notFound("namespaces", key.name) }
+            var alreadyDeleting = false
+            runtime.updateAPIObjects { objects in
+                var meta = objects["namespaces//\(key.name)"].flatMap { try? JSON.parse($0) } ?? [:]
+                alreadyDeleting = meta["deletionTimestamp"] != nil
+                if !alreadyDeleting { meta["deletionTimestamp"] = .string(rfc3339(Date())) }
+                objects["namespaces//\(key.name)"] = meta.text
             }
-            dropConfigMaps(in: key.name)
+            if !alreadyDeleting { Thread.detachNewThread { [self] in purge(namespace: key.name) } }
         default:
             throw APIError.methodNotAllowed("the server does not allow this method on the requested resource")
+        }
+    }
+
+    /// A deleted namespace's content, after a moment: its Deployments, Services and
+    /// ConfigMaps, its pods gracefully; once the pods are gone, the namespace.
+    func purge(namespace ns: String) {
+        usleep(1_000_000)
+        updates.lock()
+        try? change(locked: true) { s throws(SpecError) in
+            var out = s
+            out.deployments.removeAll { $0.namespace == ns }
+            out.services.removeAll { $0.namespace == ns }
+            return out
+        }
+        let pods = runtime.spec.pods.filter { $0.namespace == ns }
+        updates.unlock()
+        dropConfigMaps(in: ns)
+        for p in pods { terminate(p, grace: p.terminationGracePeriodSeconds) }
+        while runtime.spec.pods.contains(where: { $0.namespace == ns }) { usleep(100_000) }
+        updates.lock()
+        try? change(locked: true) { s throws(SpecError) in
+            var out = s
+            out.namespaces.removeAll { $0 == ns }
+            return out
+        }
+        updates.unlock()
+        runtime.updateAPIObjects { $0["namespaces//\(ns)"] = nil }
+        changed()
+    }
+
+    /// Whether a namespace is being deleted (nothing new may be made in it).
+    func isTerminating(namespace ns: String) -> Bool {
+        runtime.apiObjects["namespaces//\(ns)"].flatMap { try? JSON.parse($0) }?["deletionTimestamp"] != nil
+    }
+
+    /// Keeps what the Namespace object says besides its name (labels, annotations; kubectl
+    /// apply's last-applied-configuration among them).
+    func recordNamespace(_ object: JSON) {
+        guard let name = object["metadata"]?["name"]?.string else { return }
+        runtime.updateAPIObjects { objects in
+            var meta = objects["namespaces//\(name)"].flatMap { try? JSON.parse($0) } ?? ["created": .string(rfc3339(Date()))]
+            var labels = object["metadata"]?["labels"] ?? [:]
+            labels["kubernetes.io/metadata.name"] = nil
+            meta["labels"] = labels
+            meta["annotations"] = object["metadata"]?["annotations"] ?? [:]
+            objects["namespaces//\(name)"] = meta.text
         }
     }
 
@@ -377,6 +427,10 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
 
     public func write(_ object: JSON, resource: APIResource, create: Bool, strict: Bool) throws(APIError) -> [String] {
         if resource.resource == "configmaps" {
+            let ns = object["metadata"]?["namespace"]?.string ?? "default"
+            if create && isTerminating(namespace: ns) {
+                throw APIError(403, "Forbidden", "configmaps \"\(object["metadata"]?["name"]?.string ?? "")\" is forbidden: unable to create new content in namespace \(ns) because it is being terminated")
+            }
             updates.lock()
             defer { updates.unlock() }
             return try writeConfigMap(object, create: create, strict: strict)
@@ -404,7 +458,6 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             b.owner = a.owner
             if a.requestedNodeName == nil && b.requestedNodeName == a.nodeName { b.requestedNodeName = nil; b.nodeName = a.nodeName }
             var labels = b.labels
-            if cur.owner != nil { labels["pod-template-hash"] = nil }
             let annotations = b.annotations.filter { $0.key != "minik.dev/netns" }
             b.labels = a.labels
             b.annotations = a.annotations
@@ -440,6 +493,12 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             }
         }
         var warnings: [String] = []
+        if create && resource.resource != "namespaces" && isTerminating(namespace: ns) {
+            throw APIError(403, "Forbidden", "\(resource.resource) \"\(name)\" is forbidden: unable to create new content in namespace \(ns) because it is being terminated")
+        }
+        if resource.resource == "namespaces" && isTerminating(namespace: name) {
+            throw APIError(409, "Conflict", "namespace \(name) is being terminated: wait until it is gone")
+        }
         ensureServiceAccount(ns)
         if resource.resource == "namespaces" { ensureServiceAccount(name) }
         try change(kind: resource.kind, name: name) { (s: ClusterSpec) throws(SpecError) -> ClusterSpec in
@@ -462,6 +521,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             out.warnings = []
             return out
         }
+        if resource.resource == "namespaces" { recordNamespace(object) }
         return warnings
     }
 }

@@ -446,6 +446,12 @@ struct KubectlTests {
 
         let second = deploymentPods(name, "roll")
         #expect(second.count == 4 && Set(second).isDisjoint(with: first), "\(second)")
+        // A label on one of its pods changes nothing else: the pod stays in its ReplicaSet.
+        try #require(second.count == 4)
+        #expect(kubectl(["label", "pod", second[0], "tier=a"]).code == 0)
+        #expect(kubectl(["get", "pods", "-l", "tier=a", "-o", "name"]).out.trimmed == "pod/\(second[0])")
+        usleep(500_000)
+        #expect(deploymentPods(name, "roll") == second && liveState(name)?.pod(second[0], namespace: "default")?.deletionTimestamp == nil)
         let rs = kubectl(["get", "rs", "-l", "app=roll", "--no-headers"]).out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).prefix(4).joined(separator: " ") }
         #expect(rs.count == 2 && rs.contains("\(firstRS) 0 0 0"), "the old ReplicaSet is kept, empty: \(rs)")
         let history = kubectl(["rollout", "history", "deployment/roll"]).out
@@ -480,7 +486,7 @@ struct KubectlTests {
         expectNothingLeft(name, pids: [])
     }
 
-    @Test("ConfigMaps: create from literals and files, kube-root-ca.crt in every namespace, validation, immutable, strict and warned unknown fields, kept across adoption")
+    @Test("ConfigMaps: create from literals and files, kube-root-ca.crt in every namespace, validation, immutable, strict and warned unknown fields, kept across adoption; a namespace's metadata and its deletion")
     func configMaps() throws {
         let name = "it-cm"
         let spec = try SpecFile("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: \(name)\n")
@@ -518,6 +524,38 @@ struct KubectlTests {
         #expect(kubectl(["get", "cm", "game", "-o", "jsonpath={.data.lives}"]).out == "3")
         #expect(kubectl(["delete", "cm", "game"]).out.trimmed == "configmap \"game\" deleted")
         #expect(kubectl(["get", "cm", "game"]).err.contains("configmaps \"game\" not found"))
+
+        // A namespace keeps its labels and annotations (a re-apply is unchanged, without
+        // kubectl's "missing the last-applied-configuration" warning); deleted, it is
+        // Terminating while its content goes, so `kubectl delete -f` of a file that starts
+        // with it deletes the rest too, and nothing new can be made in it.
+        let app = try SpecFile("""
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: shop, labels: {team: a}}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: settings, namespace: shop}
+        data: {mode: fast}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: cart, namespace: shop}
+        spec:
+          terminationGracePeriodSeconds: 1
+          containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+        """)
+        #expect(kubectl(["apply", "-f", app.path]).code == 0)
+        let again = kubectl(["apply", "-f", app.path])
+        #expect(again.out.contains("namespace/shop unchanged") && !again.err.contains("missing the kubectl.kubernetes.io/last-applied-configuration"), "\(again)")
+        #expect(kubectl(["get", "ns", "shop", "-o", "jsonpath={.metadata.labels.team}"]).out == "a")
+        let gone = kubectl(["delete", "--wait=false", "-f", app.path])
+        #expect(gone.code == 0 && gone.out.contains("configmap \"settings\" deleted") && gone.out.contains("pod \"cart\" deleted"), "\(gone)")
+        #expect(kubectl(["get", "ns", "shop", "-o", "jsonpath={.status.phase}"]).out == "Terminating")
+        let late = kubectl(["create", "configmap", "late", "-n", "shop", "--from-literal=a=b"])
+        #expect(late.code != 0 && late.err.contains("because it is being terminated"), "\(late)")
+        #expect(waitFor { kubectl(["get", "ns", "shop"]).err.contains("namespaces \"shop\" not found") })
         #expect(minik(["down", "--name", name]).code == 0)
         expectNothingLeft(name, pids: [])
     }
