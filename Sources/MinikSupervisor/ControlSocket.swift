@@ -8,13 +8,30 @@ import MinikSpec
 public struct ControlRequest: Codable, Sendable {
     /// api: one Kubernetes API request, answered by the same handler as HTTPS (the
     /// CLI's apply, delete and scale use it: the root-only socket is its credential).
-    public enum Op: String, Codable, Sendable { case status, down, ping, api }
+    /// check: the spec rules of `minik apply` over a file against the running spec, in the
+    /// supervisor (which has it), so the CLI need not fetch a spec of thousands of objects.
+    public enum Op: String, Codable, Sendable { case status, down, ping, api, check }
     public var op: Op
     public var api: APICall?
+    public var check: FileCheck?
 
-    public init(op: Op, api: APICall? = nil) {
+    public init(op: Op, api: APICall? = nil, check: FileCheck? = nil) {
         self.op = op
         self.api = api
+        self.check = check
+    }
+}
+
+/// A file to check as `minik apply` would apply it: its text and the name its problems
+/// are reported under. The answer: ok with the warnings (in `warnings`), or the problems
+/// (in `message`, one per line, each with file:line:column).
+public struct FileCheck: Codable, Sendable {
+    public var file: String
+    public var text: String
+
+    public init(file: String, text: String) {
+        self.file = file
+        self.text = text
     }
 }
 

@@ -137,6 +137,16 @@ public final class Supervisor: @unchecked Sendable {
             reply(fd, ControlResponse(ok: true, message: "pong"))
         case .status:
             reply(fd, ControlResponse(ok: true, state: runtime.state()))
+        case .check:
+            guard let check = req.check else { reply(fd, ControlResponse(ok: false, message: "nothing to check")); return }
+            do {
+                let out = try SpecLoader.apply(check.text, file: check.file, to: runtime.spec)
+                var r = ControlResponse(ok: true)
+                r.warnings = out.warnings
+                reply(fd, r)
+            } catch {
+                reply(fd, ControlResponse(ok: false, message: error.description))
+            }
         case .api:
             guard let call = req.api, let handler = api.server?.handler else {
                 reply(fd, ControlResponse(ok: false, message: "the API is not serving"))

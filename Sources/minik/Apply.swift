@@ -8,14 +8,15 @@ import Yams
 
 /// One request to the cluster's Kubernetes API, through the supervisor's control socket
 /// (root only): the same handler, validation and semantics as kubectl gets over HTTPS.
+/// `warn`: print the server's warnings (apply has printed them with their places already).
 func api(_ cluster: String, _ method: String, _ uri: String, body: JSON? = nil,
-         contentType: String = "application/json") throws -> (status: Int, object: JSON) {
+         contentType: String = "application/json", warn: Bool = true) throws -> (status: Int, object: JSON) {
     let call = APICall(method: method, uri: uri, contentType: contentType, body: body?.text ?? "")
     guard let r = ControlSocket.call(path: Naming.socketPath(cluster), ControlRequest(op: .api, api: call), timeout: 120), r.ok,
           let status = r.status else {
         throw CLIError("the supervisor of cluster \(cluster) does not answer; nothing can change without it")
     }
-    for w in r.warnings ?? [] { printErr("Warning: \(w)") }
+    if warn { for w in r.warnings ?? [] { printErr("Warning: \(w)") } }
     let object = (try? JSON.parse(r.body ?? "")) ?? .null
     return (status, object)
 }
@@ -43,7 +44,12 @@ func resolveResource(_ word: String) throws -> APIResource {
     throw CLIError("error: the server doesn't have a resource type \"\(word)\"")
 }
 
-func requireSupervisor(_ cluster: String) throws { _ = try runningSpec(cluster) }
+/// The supervisor answers (a ping: the state of a big cluster is megabytes), or the
+/// error that says how to get one back.
+func requireSupervisor(_ cluster: String) throws {
+    if let r = ControlSocket.call(path: Naming.socketPath(cluster), ControlRequest(op: .ping), timeout: 10), r.ok { return }
+    _ = try runningSpec(cluster)
+}
 
 func runningSpec(_ cluster: String) throws -> ClusterSpec {
     let (state, live) = try clusterState(cluster)
@@ -77,13 +83,16 @@ struct Apply: ParsableCommand {
     func run() throws {
         try requireRoot("minik apply")
         let name = try cluster.resolve()
-        let base = try runningSpec(name)
+        try requireSupervisor(name)
         guard let text = try? String(contentsOfFile: filename, encoding: .utf8) else { throw CLIError("\(filename): cannot read the file") }
-        // Every problem with its file, line and field, before anything is sent; the
-        // server checks each object again by the same rules.
-        let checked: ClusterSpec
-        do { checked = try SpecLoader.apply(text, file: filename, to: base) } catch { throw CLIError(error.description) }
-        for w in checked.warnings { printErr("warning: \(w)") }
+        // Every problem with its file, line and field, before anything is sent: the
+        // supervisor checks the file against the running spec (which it has; fetching it
+        // took seconds with thousands of objects), then each object again by the same rules.
+        guard let checked = ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .check, check: FileCheck(file: filename, text: text)), timeout: 120) else {
+            throw CLIError("the supervisor of cluster \(name) does not answer; nothing can change without it")
+        }
+        guard checked.ok else { throw CLIError(checked.message ?? "\(filename): refused") }
+        for w in checked.warnings ?? [] { printErr("warning: \(w)") }
         var failed = false
         let docs = try documents(text, file: filename)
         // minik apply makes the namespaces its objects name (kubectl wants them made first).
@@ -104,14 +113,14 @@ struct Apply: ParsableCommand {
             let ns = o["metadata"]?["namespace"]?.string ?? "default"
             let (status, current) = try api(name, "GET", resourcePath(r, namespace: ns, name: objName))
             if status == 404 {
-                let (code, created) = try api(name, "POST", resourcePath(r, namespace: ns), body: o)
+                let (code, created) = try api(name, "POST", resourcePath(r, namespace: ns), body: o, warn: false)
                 if code >= 300 { printErr(serverError(created).description); failed = true; continue }
                 print("\(objectName(r, objName)) created")
                 continue
             }
             let before = current["metadata"]?["resourceVersion"]
             o["metadata"]?["resourceVersion"] = before
-            let (code, after) = try api(name, "PUT", resourcePath(r, namespace: ns, name: objName), body: o)
+            let (code, after) = try api(name, "PUT", resourcePath(r, namespace: ns, name: objName), body: o, warn: false)
             if code >= 300 { printErr(serverError(after).description); failed = true; continue }
             print("\(objectName(r, objName)) \(after["metadata"]?["resourceVersion"] == before ? "unchanged" : "configured")")
         }
