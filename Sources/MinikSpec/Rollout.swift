@@ -163,6 +163,8 @@ public struct RolloutPass: Sendable {
     public var spec: ClusterSpec
     public var delete: [String]
     public var events: [ControllerEvent]
+    /// Whether `spec` differs from the pass's input (a settled cluster: false).
+    public var changed: Bool
 }
 
 public enum Rollout {
@@ -319,7 +321,8 @@ extension ClusterSpec {
         var out = self
         var delete: [String] = []
         var events: [ControllerEvent] = []
-        guard !deployments.isEmpty else { return RolloutPass(spec: out, delete: [], events: []) }
+        guard !deployments.isEmpty else { return RolloutPass(spec: out, delete: [], events: [], changed: false) }
+        var changed = false
         var taken = Set(pods.map(\.key))
         var load = self.load
         var added: [PodSpec] = []
@@ -432,9 +435,10 @@ extension ClusterSpec {
                 let drop = Set(idle.prefix(max(0, idle.count - d.revisionHistoryLimit)).map(\.hash))
                 d.replicaSets.removeAll { drop.contains($0.hash) }
             }
+            if d != out.deployments[di] { changed = true }
             out.deployments[di] = d
         }
         out.pods += added
-        return RolloutPass(spec: out, delete: delete, events: events)
+        return RolloutPass(spec: out, delete: delete, events: events, changed: changed || !added.isEmpty)
     }
 }

@@ -290,7 +290,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         if !gone.isEmpty { spec.pods.removeAll { gone.contains($0.key) } }
         guard !spec.deployments.isEmpty || !gone.isEmpty else { return }
         let pass = rollOut(spec)
-        if pass.spec != runtime.spec { _ = runtime.reconcile(pass.spec) }
+        if pass.changed || !gone.isEmpty { _ = runtime.reconcile(pass.spec) }
         finish(pass)
     }
 

@@ -119,6 +119,8 @@ struct RolloutPassTests {
             let pass = spec.rolledOut(seen, random: &rng)
             each(spec, pass)
             let next = { var s = pass.spec; s.pods.removeAll { pass.delete.contains($0.key) }; return s }()
+            // `changed` says what comparing the specs says.
+            #expect(pass.changed == (pass.spec != spec))
             if next == spec { return spec }
             spec = next
         }
@@ -148,7 +150,7 @@ struct RolloutPassTests {
         // Settled: another pass changes nothing.
         var rng = SeededGenerator(state: 1)
         let pass = spec.rolledOut(RolloutObservation(ready: Set(spec.pods.map(\.key))), random: &rng)
-        #expect(pass.spec == spec && pass.delete.isEmpty && pass.events.isEmpty)
+        #expect(pass.spec == spec && !pass.changed && pass.delete.isEmpty && pass.events.isEmpty)
     }
 
     @Test func aRollingUpdateKeepsWithinMaxSurgeAndMaxUnavailableAtEveryStep() throws {
