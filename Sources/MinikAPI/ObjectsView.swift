@@ -133,6 +133,13 @@ public final class ProjectionCache: @unchecked Sendable {
 
     func events(_ key: String, _ inputs: EventInputs, make: () -> [JSON]) -> [JSON] { memo(\.events, key, inputs, make: make) }
 
+    /// Forgets the API objects that are gone.
+    func keepParsed(_ keys: Set<String>) {
+        lock.lock()
+        if parsed.count > keys.count { parsed = parsed.filter { keys.contains($0.key) } }
+        lock.unlock()
+    }
+
     /// Forgets the pods that are gone.
     func keep(_ keys: Set<String>) {
         lock.lock()
@@ -212,6 +219,7 @@ public struct ObjectsView {
             for (key, text) in state.apiObjects ?? [:] where key.hasPrefix("configmaps/") {
                 if let o = cache.map({ $0.parsed(key, text) }) ?? (try? JSON.parse(text)) { put(o) }
             }
+            cache?.keepParsed(Set((state.apiObjects ?? [:]).keys))
         default: break
         }
         return out

@@ -27,12 +27,13 @@ public enum IntOrPercent: Codable, Sendable, Equatable, CustomStringConvertible 
 
     /// intstr.GetScaledValueFromIntOrPercent: the count, or the percent of `total`
     /// rounded up or down.
+    /// (At most Int32.max, the API's own bound: a huge value cannot overflow the sums.)
     public func scaled(_ total: Int, roundUp: Bool) -> Int {
         switch self {
-        case .count(let n): return n
+        case .count(let n): return min(max(n, 0), Int(Int32.max))
         case .percent(let p):
             let v = Double(p) * Double(total) / 100
-            return Int(roundUp ? v.rounded(.up) : v.rounded(.down))
+            return Int(min(max(roundUp ? v.rounded(.up) : v.rounded(.down), 0), Double(Int32.max)))
         }
     }
 

@@ -492,7 +492,12 @@ struct Builder {
             }
             if sc.style == .plain, let n = Int(sc.string) {
                 if n < 0 { r.fail(v, "\(key) must be greater than or equal to 0") ; return nil }
+                if n > Int(Int32.max) { r.fail(v, "\(key) \(n) is more than \(Int32.max)"); return nil }
                 return .count(n)
+            }
+            if let p = IntOrPercent.percent(sc.string), case .percent(let n) = p, n > 1_000_000 {
+                r.fail(v, "\(key) \(sc.string) is more than 1000000%")
+                return nil
             }
             guard let p = IntOrPercent.percent(sc.string) else {
                 r.fail(v, "\(key) \"\(sc.string)\" must be an integer or a percentage (\"25%\")")

@@ -114,6 +114,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         runtime.apiServer = url
         runtime.onChange = { [weak self] in self?.changed() }
         startLoop()
+        resumePurges()
         do {
             let text = Kubeconfig.render(cluster: spec.name, server: url,
                                          caPEM: try String(contentsOfFile: files.caCert, encoding: .utf8),
@@ -330,10 +331,12 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             guard let d = spec.deployments.first(where: { $0.name == key.name && $0.namespace == key.namespace }) else {
                 throw APIError.notFound("deployments", key.name, group: "apps")
             }
-            let pods = spec.pods.filter { $0.owner == d.owner && $0.namespace == d.namespace }
+            // Its pods as the change sees them (a pass may have made one meanwhile).
+            var pods: [PodSpec] = []
             try change { s throws(SpecError) in
                 var out = s
                 out.deployments.removeAll { $0.key == d.key }
+                pods = s.pods.filter { $0.owner == d.owner && $0.namespace == d.namespace }
                 return out
             }
             if orphan {
@@ -374,20 +377,25 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
 
     /// A deleted namespace's content, after a moment: its Deployments, Services and
     /// ConfigMaps, its pods gracefully; once the pods are gone, the namespace.
+    /// Runs again until nothing is left, so a write that raced the deletion is purged too.
     func purge(namespace ns: String) {
         usleep(1_000_000)
-        updates.lock()
-        try? change(locked: true) { s throws(SpecError) in
-            var out = s
-            out.deployments.removeAll { $0.namespace == ns }
-            out.services.removeAll { $0.namespace == ns }
-            return out
+        var stopping = Set<String>()
+        while true {
+            updates.lock()
+            try? change(locked: true) { s throws(SpecError) in
+                var out = s
+                out.deployments.removeAll { $0.namespace == ns }
+                out.services.removeAll { $0.namespace == ns }
+                return out
+            }
+            let pods = runtime.spec.pods.filter { $0.namespace == ns }
+            updates.unlock()
+            dropConfigMaps(in: ns)
+            if pods.isEmpty { break }
+            for p in pods where stopping.insert(p.key).inserted { terminate(p, grace: p.terminationGracePeriodSeconds) }
+            usleep(100_000)
         }
-        let pods = runtime.spec.pods.filter { $0.namespace == ns }
-        updates.unlock()
-        dropConfigMaps(in: ns)
-        for p in pods { terminate(p, grace: p.terminationGracePeriodSeconds) }
-        while runtime.spec.pods.contains(where: { $0.namespace == ns }) { usleep(100_000) }
         updates.lock()
         try? change(locked: true) { s throws(SpecError) in
             var out = s
@@ -395,8 +403,18 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             return out
         }
         updates.unlock()
+        dropConfigMaps(in: ns)
         runtime.updateAPIObjects { $0["namespaces//\(ns)"] = nil }
         changed()
+    }
+
+    /// Namespaces whose deletion a supervisor before this one started: finished now.
+    func resumePurges() {
+        for (key, text) in runtime.apiObjects where key.hasPrefix("namespaces//") {
+            guard (try? JSON.parse(text))?["deletionTimestamp"] != nil else { continue }
+            let ns = String(key.dropFirst("namespaces//".count))
+            Thread.detachNewThread { [self] in purge(namespace: ns) }
+        }
     }
 
     /// Whether a namespace is being deleted (nothing new may be made in it).

@@ -33,7 +33,8 @@ extension ClusterAPI {
             guard let v = object[field], v != .null else { return [:] }
             guard let o = v.object else { causes.append((field, "Invalid value: must be a map of strings")); return [:] }
             for (k, value) in o {
-                if k.isEmpty || k.utf8.count > 253 || !k.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-._".unicodeScalars.contains($0)) }) {
+                if k.isEmpty || k.utf8.count > 253 || k == "." || k == ".." || k.hasPrefix("..")
+                    || !k.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-._".unicodeScalars.contains($0)) }) {
                     causes.append(("\(field)[\(k)]", "Invalid value: \"\(k)\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
                 }
                 guard let text = value.string else { causes.append(("\(field)[\(k)]", "Invalid value: must be a string")); continue }
@@ -53,8 +54,25 @@ extension ClusterAPI {
         if size > 1024 * 1024 { causes.append(("", "Too long: must have at most 1048576 bytes")) }
         let immutable = object["immutable"]?.bool
         if object["immutable"] != nil, object["immutable"] != .null, immutable == nil { causes.append(("immutable", "Invalid value: must be a boolean")) }
+        // Labels and annotations: maps of strings with valid keys (and label values).
+        for field in ["labels", "annotations"] {
+            guard let v = object["metadata"]?[field], v != .null else { continue }
+            guard let m = v.object else { causes.append(("metadata.\(field)", "Invalid value: must be a map of strings")); continue }
+            for (k, value) in m {
+                if let why = Names.qualifiedNameProblem(k) { causes.append(("metadata.\(field)", "Invalid value: \"\(k)\": \(why)")) }
+                guard let text = value.string else { causes.append(("metadata.\(field)[\(k)]", "Invalid value: must be a string")); continue }
+                if field == "labels" && !Names.isLabelValue(Substring(text)) {
+                    causes.append(("metadata.labels", "Invalid value: \"\(text)\": a label value must be empty or at most 63 characters of A-Z, a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit"))
+                }
+            }
+        }
         let key = configMapKey(ns, name)
         let old = runtime.apiObjects[key].flatMap { try? JSON.parse($0) }
+        // Two creates of one name racing past the handler's check: the second is refused.
+        if create && old != nil {
+            throw APIError(409, "AlreadyExists", "configmaps \"\(name)\" already exists",
+                           details: ["name": .string(name), "group": "", "kind": "configmaps"])
+        }
         if let old, old["immutable"]?.bool == true {
             if old["data"] != object["data"] || old["binaryData"] != object["binaryData"] {
                 causes.append(("data", "Forbidden: field is immutable when `immutable` is set"))

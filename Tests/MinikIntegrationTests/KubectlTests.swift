@@ -556,6 +556,23 @@ struct KubectlTests {
         let late = kubectl(["create", "configmap", "late", "-n", "shop", "--from-literal=a=b"])
         #expect(late.code != 0 && late.err.contains("because it is being terminated"), "\(late)")
         #expect(waitFor { kubectl(["get", "ns", "shop"]).err.contains("namespaces \"shop\" not found") })
+        // A deletion the supervisor did not live to finish is finished by the next one.
+        #expect(kubectl(["create", "namespace", "slow"]).code == 0)
+        #expect(kubectl(["run", "sleeper", "-n", "slow", "--image=busybox", "--command", "--", "sleep", "infinity"]).code == 0)
+        #expect(waitFor { liveState(name)?.pod("sleeper", namespace: "slow")?.phase == .running })
+        #expect(kubectl(["delete", "namespace", "slow", "--wait=false"]).code == 0)
+        let sup = try #require(liveState(name)?.supervisorPID)
+        kill(sup, SIGKILL)
+        #expect(waitFor { liveState(name) == nil })
+        try #require(minik(["up", spec.path]).code == 0, "adoption")
+        #expect(kubectl(["get", "ns", "slow", "-o", "jsonpath={.status.phase}"]).out == "Terminating")
+        // (sleep as PID 1 waits out its 30 s grace period.)
+        var finished = false
+        for _ in 0..<45 where !finished {
+            finished = kubectl(["get", "ns", "slow"]).err.contains("namespaces \"slow\" not found")
+            if !finished { sleep(1) }
+        }
+        #expect(finished, "the namespace's deletion was finished after adoption")
         #expect(minik(["down", "--name", name]).code == 0)
         expectNothingLeft(name, pids: [])
     }

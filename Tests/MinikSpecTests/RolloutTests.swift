@@ -72,6 +72,14 @@ struct RolloutDeciderTests {
         #expect(step.old == [0, 1])
     }
 
+    @Test func hugeSurgesDoNotOverflow() {
+        let strategy = DeploymentStrategy(maxSurge: .count(Int(Int32.max)), maxUnavailable: .percent(1_000_000))
+        let step = Rollout.rollingStep(replicas: 60_000, strategy: strategy, new: .init(0, available: 0), old: [.init(60_000, available: 60_000)])
+        #expect(step.new == 60_000)
+        #expect(IntOrPercent.percent(Int.max / 2).scaled(1_000, roundUp: true) == Int(Int32.max))
+        #expect(IntOrPercent.count(Int.max).scaled(1, roundUp: false) == Int(Int32.max))
+    }
+
     @Test func recreateEmptiesTheOldThenWaitsForTheirPods() {
         #expect(Rollout.recreateStep(replicas: 3, new: 0, old: [3], oldPodsLeft: true) == (0, [0]))
         #expect(Rollout.recreateStep(replicas: 3, new: 0, old: [0], oldPodsLeft: true) == (0, [0]))
@@ -298,6 +306,9 @@ struct DeploymentStrategySpecTests {
         let over = withSpec("  strategy: {rollingUpdate: {maxUnavailable: 150%}}")
         expectRejected(over, field: "spec.strategy.rollingUpdate.maxUnavailable", line: line(of: "150%", in: over),
                        saying: "maxUnavailable must not be greater than 100%")
+        let huge = withSpec("  strategy: {rollingUpdate: {maxSurge: 9223372036854775807}}")
+        expectRejected(huge, field: "spec.strategy.rollingUpdate.maxSurge", line: line(of: "9223372036854775807", in: huge),
+                       saying: "maxSurge 9223372036854775807 is more than 2147483647")
         let text = withSpec("  strategy: {rollingUpdate: {maxSurge: lots}}")
         expectRejected(text, field: "spec.strategy.rollingUpdate.maxSurge", line: line(of: "lots", in: text),
                        saying: "maxSurge \"lots\" must be an integer or a percentage")

@@ -207,19 +207,36 @@ extension ClusterRuntime {
         return true
     }
 
-    /// Asks the saver to write the state now (after a change of the spec: what an
-    /// adopting supervisor reads must have the new pods), off the caller's path.
-    func saveSoon() {
+    /// Writes the state before returning (after a change of the spec or of the API's
+    /// objects: what a client was told happened must be what an adopting supervisor
+    /// reads, even if this one is killed a moment later). The snapshot is taken under the
+    /// lock, encoded without it, and written under it unless a later snapshot was
+    /// written meanwhile.
+    func saveState() {
         lock.lock()
-        stateDirty = true
+        // Before the saver runs (`up` still building), the state is written first by it.
+        guard saverStarted else { stateDirty = true; lock.unlock(); return }
+        stateDirty = false
+        snapshotSeq += 1
+        let seq = snapshotSeq
+        let snapshot = state()
         lock.unlock()
-        saveNow.signal()
+        guard let data = try? snapshot.encoded() else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        if stopping || seq <= writtenSeq { return }
+        writtenSeq = seq
+        try? ClusterState.write(data, cluster: snapshot.name)
     }
 
-    /// Writes the state within a second of a change (at once after saveSoon), so that
+    /// Writes the state within a second of a change (saveState writes the changes clients
+    /// are answered about at once), so that
     /// what commands show while no supervisor runs, and what a new one adopts, is at most
     /// that old.
     func startStateSaver() {
+        lock.lock()
+        saverStarted = true
+        lock.unlock()
         let t = Thread { [self] in
             while true {
                 _ = saveNow.wait(timeout: .now() + 1)
@@ -230,15 +247,20 @@ extension ClusterRuntime {
                 if stopping { lock.unlock(); return }
                 guard stateDirty else { lock.unlock(); continue }
                 stateDirty = false
+                snapshotSeq += 1
+                let seq = snapshotSeq
                 let snapshot = state()
                 lock.unlock()
                 // Encoded without the lock (it takes milliseconds for a big cluster);
                 // written under it: `down` sets stopping under it before it removes the
-                // directory, so no state file is written after that.
+                // directory, so no state file is written after that; nor over a later
+                // snapshot that saveState wrote meanwhile.
                 guard let data = try? snapshot.encoded() else { continue }
                 lock.lock()
                 defer { lock.unlock() }
                 if stopping { return }
+                if seq <= writtenSeq { continue }
+                writtenSeq = seq
                 try? ClusterState.write(data, cluster: snapshot.name)
             }
         }

@@ -74,8 +74,13 @@ public final class ClusterRuntime: @unchecked Sendable {
     var adopted: [Int32: UInt64] = [:]
     /// The state changed since it was last written (the saver writes it within a second).
     var stateDirty = false
-    /// Wakes the state saver at once (saveSoon).
+    /// Wakes the state saver at once.
     let saveNow = DispatchSemaphore(value: 0)
+    /// Snapshots of the state taken and the last one written (a slower writer never
+    /// overwrites a newer snapshot).
+    var snapshotSeq = 0
+    var writtenSeq = 0
+    var saverStarted = false
     /// Called after every change of the cluster's state (the API server's store syncs).
     public var onChange: (@Sendable () -> Void)? {
         get { lock.lock(); defer { lock.unlock() }; return _onChange }
@@ -97,18 +102,17 @@ public final class ClusterRuntime: @unchecked Sendable {
     /// Objects only the API has (ConfigMaps): "resource/namespace/name" -> their JSON,
     /// kept and saved with the state, adopted with it.
     public var apiObjects: [String: String] {
-        get { lock.lock(); defer { lock.unlock() }; return _apiObjects }
-        set { lock.lock(); _apiObjects = newValue; stateDirty = true; lock.unlock(); saveNow.signal() }
+        lock.lock(); defer { lock.unlock() }; return _apiObjects
     }
     var _apiObjects: [String: String] = [:]
 
-    /// Changes the API's own objects in one step (under the runtime's lock).
+    /// Changes the API's own objects in one step (under the runtime's lock), saved
+    /// before it returns.
     public func updateAPIObjects(_ body: (inout [String: String]) -> Void) {
         lock.lock()
         body(&_apiObjects)
-        stateDirty = true
         lock.unlock()
-        saveNow.signal()
+        saveState()
     }
 
     /// The controllers' events, repeats counted, the last `maxEvents` kept.
@@ -119,16 +123,21 @@ public final class ClusterRuntime: @unchecked Sendable {
     public func record(_ events: [ControllerEvent]) {
         guard !events.isEmpty else { return }
         lock.lock()
+        var touched = false
         for e in events {
             if let i = controllerEvents.lastIndex(where: { $0.sameAs(e) }), controllerEvents.count - i < 50 {
+                // A repeat within 10 s (a pod that fits no node, tried at every pass) is
+                // the same event, not another count: the correlator's rate limit, reduced.
+                if e.time.timeIntervalSince(controllerEvents[i].last ?? controllerEvents[i].time) < 10 { continue }
                 controllerEvents[i].count += 1
                 controllerEvents[i].last = e.time
             } else {
                 controllerEvents.append(e)
             }
+            touched = true
         }
         if controllerEvents.count > ClusterRuntime.maxEvents { controllerEvents.removeFirst(controllerEvents.count - ClusterRuntime.maxEvents) }
-        stateDirty = true
+        if touched { stateDirty = true }
         lock.unlock()
     }
 
@@ -484,7 +493,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         lock.unlock()
         proxyDirty()
         do { try addPods(toAdd) } catch { report.append("error: \(error)") }
-        saveSoon()
+        saveState()
         return report
     }
 
