@@ -20,9 +20,12 @@ struct Up: ParsableCommand {
         try requireRoot("minik up")
         let dir = Naming.clusterDir(spec.name)
         do { try NetNamespace.prepareDirectory() } catch { throw CLIError("\(error)") }
-        // One operation per cluster: a `down` started now waits until this one is done.
-        guard let lock = ClusterLock.acquire(spec.name) else {
-            throw CLIError("cluster \"\(spec.name)\" is being created or deleted by another minik command; try again when it is done")
+        // One operation per cluster: a `down` started now waits until this one is done,
+        // and this one waits for a `down` (or `up`) already running, then sees what it left.
+        guard let lock = ClusterLock.acquire(spec.name, wait: 60, waiting: {
+            printErr("waiting for another minik command on cluster \"\(spec.name)\" to finish ...")
+        }) else {
+            throw CLIError("cluster \"\(spec.name)\" is still busy with another minik command after a minute; try again when it is done")
         }
         // A refusal changes nothing: every check comes before the first thing made.
         if FileManager.default.fileExists(atPath: dir) && !FileManager.default.fileExists(atPath: Naming.stateFile(spec.name))

@@ -219,7 +219,7 @@ extension ClusterRuntime {
         stateDirty = false
         snapshotSeq += 1
         let seq = snapshotSeq
-        let snapshot = state()
+        let snapshot = state(verify: false)
         lock.unlock()
         guard let data = try? snapshot.encoded() else { return }
         lock.lock()
@@ -249,7 +249,7 @@ extension ClusterRuntime {
                 stateDirty = false
                 snapshotSeq += 1
                 let seq = snapshotSeq
-                let snapshot = state()
+                let snapshot = state(verify: false)
                 lock.unlock()
                 // Encoded without the lock (it takes milliseconds for a big cluster);
                 // written under it: `down` sets stopping under it before it removes the

@@ -203,10 +203,11 @@ public struct ClusterState: Codable, Sendable {
         }
     }
 
+    /// Compact and unsorted: the state is written before every write is answered, and
+    /// pretty, sorted output cost most of that time (`jq . state.json` reads it).
     static var encoder: JSONEncoder {
         let e = JSONEncoder()
         e.dateEncodingStrategy = preciseDates
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
         return e
     }
 
