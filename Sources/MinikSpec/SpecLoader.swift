@@ -821,9 +821,6 @@ struct Builder {
         out.apiServerAddress = apiServerAddress
         out.apiServerPort = apiServerPort
         checkNameservers(in: out)
-        // The DNS pods are placed before the documents' pods, so that they always have
-        // their place on the control-plane, and listed after them with the DNS Service
-        // and Deployment (what the user wrote comes first).
         // The DNS pods first, so that they always have their place on the control-plane,
         // then the documents' pods and the Deployments' pods; listed in the other order
         // (what the user wrote comes first).
