@@ -11,7 +11,7 @@ EXAMPLE ?= examples/cluster.yaml
 # Debian packages: the C libraries minik links, a static C toolchain for the pause
 # binary and the images, and the tools the tests, the README and workshops run inside
 # nodes (`minik node exec NODE -- dig|brctl|conntrack|tcpdump ...`) and on the host (curl).
-DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev pkg-config \
+DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev zlib1g-dev pkg-config \
                 iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps binutils \
                 dnsutils bridge-utils conntrack curl
 

@@ -54,16 +54,20 @@ let package = Package(
         // selectors, Tables (the apiserver's printers), discovery and OpenAPI documents,
         // and the request router. Pure: no sockets, no kernel.
         .target(name: "MinikAPI", dependencies: ["MinikSpec", "MinikRuntime", "Yams"]),
+        // SPDY/3 header blocks: zlib with the protocol's dictionary (kubectl's port-forward
+        // and older exec clients speak SPDY/3.1). Links libz.
+        .target(name: "CSPDYZlib", linkerSettings: [.linkedLibrary("z")]),
         // The API's transport: HTTPS on loopback with the cluster's CA and client
         // certificates, bearer tokens for service accounts, chunked watches; the
         // kubeconfig a user's kubectl reads.
         .target(
             name: "MinikAPIServer",
             dependencies: [
-                "MinikAPI", "MinikSpec", "MinikRuntime", "Yams",
+                "MinikAPI", "MinikSpec", "MinikRuntime", "Yams", "CSPDYZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -5,6 +5,7 @@
 //   /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]
 // Every error is a Status object with the apiserver's reason and code.
 import Foundation
+import MinikRuntime
 import Yams
 
 public struct APIRequest: Sendable {
@@ -15,9 +16,13 @@ public struct APIRequest: Sendable {
     public var contentType: String
     public var body: [UInt8]
     public var user: String
+    /// The request's target as sent (repeated parameters such as exec's `command` are
+    /// only there).
+    public var uri: String
 
     public init(method: String, path: String, query: [String: String] = [:], accept: String = "application/json",
-                contentType: String = "", body: [UInt8] = [], user: String = "kubernetes-admin") {
+                contentType: String = "", body: [UInt8] = [], user: String = "kubernetes-admin", uri: String? = nil) {
+        self.uri = uri ?? path
         self.method = method
         self.path = path
         self.query = query
@@ -130,6 +135,14 @@ public protocol APIBackend: AnyObject, Sendable {
     func delete(_ key: ObjectKey, gracePeriodSeconds: Int?, orphan: Bool) throws(APIError)
     /// Sets a Deployment's replicas.
     func scale(namespace: String, name: String, replicas: Int) throws(APIError)
+    /// Checks that an exec, attach or portforward request can be served now (the pod and
+    /// its container run); a transport upgrades the connection only after this.
+    func checkStream(_ r: StreamRequest) throws(APIError)
+    /// Starts an exec's command in its container.
+    func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec
+    /// A TCP connection from inside the pod's network namespace to 127.0.0.1:port, as
+    /// kubelet makes for port-forward (a non-blocking fd the caller owns).
+    func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32
     /// Creates or replaces an object (a Pod, Deployment, Service or Namespace); the object
     /// is as the client sent it, validated by the runtime's spec rules.
     /// Returns warnings for the client (fields minik accepts but ignores).
@@ -138,6 +151,11 @@ public protocol APIBackend: AnyObject, Sendable {
 
 extension APIBackend {
     public func refresh(after resource: String) { refresh() }
+    public func checkStream(_ r: StreamRequest) throws(APIError) { throw .methodNotAllowed("streams need the running cluster") }
+    public func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec { throw .methodNotAllowed("exec needs the running cluster") }
+    public func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32 {
+        throw .methodNotAllowed("port-forward needs the running cluster")
+    }
 }
 
 public final class APIHandler: Sendable {
@@ -238,6 +256,7 @@ public final class APIHandler: Sendable {
         let r = t.resource
         if let sub = t.sub {
             guard r.subresources.contains(where: { $0.name == sub }) else { throw APIError(404, "NotFound", "the server could not find the requested resource") }
+            if r.resource == "pods", ["exec", "attach", "portforward"].contains(sub) { return try unupgradedStream(req) }
         }
         switch req.method {
         case "GET":
@@ -377,6 +396,18 @@ public final class APIHandler: Sendable {
         plan.tailLines = req.query["tailLines"].flatMap { Int($0) }
         plan.limitBytes = req.query["limitBytes"].flatMap { Int($0) }
         return .logs(plan)
+    }
+
+    /// An exec, attach or portforward request that did not upgrade the connection: what
+    /// is wrong with it, else the apiserver's 400.
+    func unupgradedStream(_ req: APIRequest) throws(APIError) -> APIResponse {
+        guard req.method == "GET" || req.method == "POST" else {
+            throw .methodNotAllowed("the server does not allow this method on the requested resource")
+        }
+        guard let backend else { throw .methodNotAllowed("streams need the running cluster") }
+        guard let r = try StreamRequest.parse(req.uri) else { throw APIError(404, "NotFound", "the server could not find the requested resource") }
+        try backend.checkStream(r)
+        throw .badRequest("Upgrade request required")
     }
 
     func deleteCollection(_ req: APIRequest, _ t: Target) throws(APIError) -> APIResponse {

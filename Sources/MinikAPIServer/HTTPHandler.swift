@@ -6,8 +6,9 @@ import Foundation
 import MinikAPI
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
-final class HTTPHandler: ChannelInboundHandler, @unchecked Sendable {
+final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -68,26 +69,20 @@ final class HTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A declined upgrade is answered over HTTP (the request follows the error).
+        if error is NIOWebSocketUpgradeError || error is UpgradeDeclined { return }
         context.close(promise: nil)
     }
 
-    func authenticate(_ h: HTTPRequestHead) -> String? {
-        if let user = auth.user { return user }
-        if let a = h.headers.first(name: "authorization"), a.hasPrefix("Bearer ") {
-            return server.user(forToken: String(a.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
-        }
-        return nil
-    }
-
     func handle(_ context: ChannelHandlerContext, _ h: HTTPRequestHead) {
-        guard let user = authenticate(h) else {
+        guard let user = server.authenticate(h, auth) else {
             respond(context, h, 401, APIError(401, "Unauthorized", "Unauthorized").status, close: false)
             return
         }
         let (path, query) = APIRequest.split(h.uri)
         let req = APIRequest(method: h.method.rawValue, path: path, query: query,
                              accept: h.headers.first(name: "accept") ?? "application/json",
-                             contentType: h.headers.first(name: "content-type") ?? "", body: body, user: user)
+                             contentType: h.headers.first(name: "content-type") ?? "", body: body, user: user, uri: h.uri)
         body = []
         if h.method == .GET {
             finish(context, h, server.handler.handle(req))

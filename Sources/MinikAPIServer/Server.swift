@@ -136,8 +136,10 @@ public final class APIServer: @unchecked Sendable {
                     // After the TLS handler: it sees the handshake's completion (events go
                     // towards the tail), and cancels its timer then.
                     try sync.addHandler(HandshakeTimeout())
-                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                    try sync.addHandler(HTTPHandler(server: self, auth: auth))
+                    let http = HTTPHandler(server: self, auth: auth)
+                    try sync.configureHTTPServerPipeline(withServerUpgrade: (upgraders: upgraders(auth, http: http), completionHandler: { _ in }),
+                                                         withErrorHandling: true)
+                    try sync.addHandler(http)
                 }
             }
     }

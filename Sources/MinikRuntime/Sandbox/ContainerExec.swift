@@ -8,14 +8,14 @@
 import CMinik
 import Foundation
 
-public final class ContainerExec {
+public final class ContainerExec: @unchecked Sendable {
     public let pid: pid_t
     /// Where the caller writes the command's input (nil without stdin).
     public private(set) var stdin: Int32?
     /// The command's output: its stdout pipe, or the terminal's master side.
-    public let stdout: Int32
+    public private(set) var stdout: Int32
     /// Its stderr pipe (nil with a terminal: both streams come through the master).
-    public let stderr: Int32?
+    public private(set) var stderr: Int32?
     /// True when stdout is a terminal's master (resize it with `resize`).
     public let tty: Bool
 
@@ -28,7 +28,7 @@ public final class ContainerExec {
             var master: Int32 = -1, slave: Int32 = -1
             let rc = minik_pty_open(entry.namespaceFDs[3], rows, cols, &master, &slave)
             if rc < 0 { throw .system("allocate a terminal in the container", errno: -rc) }
-            let pid = entry.spawn(argv, env: env, stdin: slave, stdout: slave, stderr: slave, tty: true)
+            let pid = Children.spawn { entry.spawn(argv, env: env, stdin: slave, stdout: slave, stderr: slave, tty: true) }
             close(slave)
             if pid < 0 { close(master); throw Self.failure(argv, pid) }
             self.pid = pid
@@ -49,7 +49,7 @@ public final class ContainerExec {
             fds.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
             pipes.append((fds[0], fds[1]))
         }
-        let pid = entry.spawn(argv, env: env, stdin: wantStdin ? pipes[2].r : -1, stdout: pipes[0].w, stderr: pipes[1].w)
+        let pid = Children.spawn { entry.spawn(argv, env: env, stdin: wantStdin ? pipes[2].r : -1, stdout: pipes[0].w, stderr: pipes[1].w) }
         close(pipes[0].w)
         close(pipes[1].w)
         if wantStdin { close(pipes[2].r) }
@@ -84,6 +84,23 @@ public final class ContainerExec {
         stdin = nil
     }
 
+    /// Waits for the command to exit; its wait status. In the supervisor its reaper
+    /// hands the status over (Children); elsewhere this waits for the child itself.
+    public func wait() -> Int32 { Children.wait(pid, deadline: nil).status }
+
+    /// Hands the descriptors over to someone who closes them (an event loop's channels).
+    /// With a terminal, stdin (when asked for) and stdout are the same master.
+    public func takeDescriptors() -> (stdin: Int32?, stdout: Int32, stderr: Int32?) {
+        let taken = (stdin, stdout, stderr)
+        stdin = nil
+        stdout = -1
+        stderr = nil
+        return taken
+    }
+
+    /// New window size for a terminal (its master side, which the caller may hold).
+    public static func resize(master: Int32, rows: UInt16, cols: UInt16) { _ = minik_pty_resize(master, rows, cols) }
+
     /// New window size for the terminal.
     public func resize(rows: UInt16, cols: UInt16) {
         if tty { _ = minik_pty_resize(stdout, rows, cols) }
@@ -91,7 +108,7 @@ public final class ContainerExec {
 
     deinit {
         if let s = stdin, !tty { close(s) }
-        close(stdout)
+        if stdout >= 0 { close(stdout) }
         if let e = stderr { close(e) }
     }
 }

@@ -1,0 +1,337 @@
+// Port-forward, as kubelet serves it (pkg/cri/streaming/portforward): each connection
+// the client accepts locally becomes a pair of SPDY streams sharing a requestID, an
+// error stream and a data stream, both naming the port. When both are open, a TCP
+// connection is made inside the pod's network namespace to 127.0.0.1:port (the
+// backend's connect), and bytes are copied both ways. The client's FIN half-closes the
+// pod socket; the pod's EOF closes the data stream, then the error stream (kubectl waits
+// for the latter before it closes its local socket). A failed connect is told as text
+// on the error stream, which kubectl prints.
+// Many pairs run at once on one connection. Bounded: a pod socket that does not take
+// the client's bytes stops the connection's reading; a client that does not take the
+// pods' bytes stops their reading.
+// The Python client speaks another protocol, channels in a WebSocket (PortForwardChannels).
+import Foundation
+import MinikAPI
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+
+/// One forwarded connection's pod side, on the client connection's loop.
+final class PodSocket: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let onData: (ByteBuffer) -> Void
+    let onClose: () -> Void
+    let onWritable: (Bool) -> Void
+
+    init(onData: @escaping (ByteBuffer) -> Void, onClose: @escaping () -> Void, onWritable: @escaping (Bool) -> Void) {
+        self.onData = onData
+        self.onClose = onClose
+        self.onWritable = onWritable
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { onData(unwrapInboundIn(data)) }
+    func channelInactive(context: ChannelHandlerContext) { onClose() }
+    func channelWritabilityChanged(context: ChannelHandlerContext) { onWritable(context.channel.isWritable) }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+
+    /// Wraps a connected socket in a channel on `loop`.
+    static func open(_ fd: Int32, on loop: EventLoop, handler: PodSocket) -> EventLoopFuture<Channel> {
+        ClientBootstrap(group: loop)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler) } }
+            .withConnectedSocket(fd)
+    }
+}
+
+/// Writes to a pod socket that may not be open yet: bytes wait (bounded by the
+/// caller stopping its reads) until it is.
+struct PendingPodSocket {
+    var channel: Channel?
+    var waiting: [ByteBuffer] = []
+    var halfClose = false
+
+    mutating func write(_ b: ByteBuffer) -> Bool {
+        guard let channel else { waiting.append(b); return waiting.count < 64 }
+        channel.writeAndFlush(b, promise: nil)
+        return channel.isWritable
+    }
+
+    mutating func opened(_ ch: Channel) {
+        channel = ch
+        for b in waiting { ch.write(b, promise: nil) }
+        ch.flush()
+        waiting = []
+        if halfClose { ch.close(mode: .output, promise: nil) }
+    }
+
+    mutating func closeOutput() {
+        guard let channel else { halfClose = true; return }
+        channel.close(mode: .output, promise: nil)
+    }
+}
+
+final class PortForwardPairs: SPDYService, @unchecked Sendable {
+    struct Pair {
+        var port: Int
+        var errorStream: UInt32?
+        var dataStream: UInt32?
+        var pod = PendingPodSocket()
+        var started = false
+    }
+
+    unowned let connection: SPDYConnection
+    let loop: EventLoop
+    let backend: APIBackend
+    let request: StreamRequest
+    var pairs: [String: Pair] = [:]
+    var streamPair: [UInt32: String] = [:]
+    var readingPaused = false
+
+    init(_ connection: SPDYConnection, loop: EventLoop, backend: APIBackend, request: StreamRequest) {
+        self.connection = connection
+        self.loop = loop
+        self.backend = backend
+        self.request = request
+    }
+
+    func open(_ id: UInt32, headers: [String: String]) -> Bool {
+        guard let p = headers["port"], let port = Int(p), (1...65535).contains(port),
+              let type = headers["streamtype"], type == "error" || type == "data" else { return false }
+        // Without a requestID kubelet pairs a data stream with the error stream just before it.
+        let key = headers["requestid"] ?? String(type == "error" ? id : id &- 2)
+        var pair = pairs[key] ?? Pair(port: port)
+        if type == "error" {
+            guard pair.errorStream == nil else { return false }
+            pair.errorStream = id
+        } else {
+            guard pair.dataStream == nil else { return false }
+            pair.dataStream = id
+        }
+        guard pairs.count < 1024 || pairs[key] != nil else { return false }
+        pairs[key] = pair
+        streamPair[id] = key
+        return true
+    }
+
+    func replied(_ id: UInt32) {
+        guard let key = streamPair[id], var pair = pairs[key], !pair.started,
+              let errorStream = pair.errorStream, let dataStream = pair.dataStream else { return }
+        pair.started = true
+        pairs[key] = pair
+        let fd: Int32
+        do throws(APIError) { fd = try backend.connect(namespace: request.namespace, pod: request.pod, port: pair.port) } catch {
+            var b = ByteBuffer()
+            b.writeString(error.message)
+            connection.sendData(errorStream, b)
+            connection.reset(dataStream)
+            connection.reset(errorStream)
+            drop(key)
+            return
+        }
+        let handler = PodSocket(
+            onData: { [weak self] b in
+                guard let self else { return }
+                connection.sendData(dataStream, b)
+                if connection.transport?.isWritable == false { pausePods(true) }
+            },
+            onClose: { [weak self] in
+                guard let self else { return }
+                connection.finish(dataStream)
+                connection.finish(errorStream)
+                drop(key)
+            },
+            onWritable: { [weak self] writable in self?.podWritable(writable) })
+        PodSocket.open(fd, on: loop, handler: handler).whenComplete { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(let ch):
+                guard pairs[key] != nil else { ch.close(promise: nil); return }
+                pairs[key]?.pod.opened(ch)
+                if connection.transport?.isWritable == false { ch.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+            case .failure:
+                close(fd)
+                connection.finish(dataStream)
+                connection.finish(errorStream)
+                drop(key)
+            }
+        }
+    }
+
+    func data(_ id: UInt32, _ payload: ByteBuffer) {
+        guard let key = streamPair[id], pairs[key]?.dataStream == id else { return }
+        if pairs[key]?.pod.write(payload) == false { pause(true) }
+    }
+
+    func finished(_ id: UInt32) {
+        guard let key = streamPair[id], pairs[key]?.dataStream == id else { return }
+        pairs[key]?.pod.closeOutput()
+    }
+
+    func reset(_ id: UInt32) {
+        guard let key = streamPair[id], let pair = pairs[key] else { return }
+        if pair.dataStream == id {
+            pair.pod.channel?.close(promise: nil)
+            if let e = pair.errorStream { connection.finish(e) }
+            drop(key)
+        }
+    }
+
+    func drop(_ key: String) {
+        guard let pair = pairs.removeValue(forKey: key) else { return }
+        if let e = pair.errorStream { streamPair[e] = nil; connection.forget(e) }
+        if let d = pair.dataStream { streamPair[d] = nil; connection.forget(d) }
+        // (A pod socket still opening is closed by the open's completion.)
+        pair.pod.channel?.close(promise: nil)
+        podWritable(true)
+    }
+
+    func podWritable(_ writable: Bool) {
+        if writable && pairs.values.allSatisfy({ $0.pod.channel?.isWritable ?? true }) { pause(false) }
+    }
+
+    func pause(_ on: Bool) {
+        guard readingPaused != on else { return }
+        readingPaused = on
+        connection.transport?.setReading(!on)
+    }
+
+    func pausePods(_ on: Bool) {
+        for p in pairs.values { p.pod.channel?.setOption(ChannelOptions.autoRead, value: !on).whenFailure { _ in } }
+    }
+
+    func writabilityChanged() { pausePods(connection.transport?.isWritable == false) }
+
+    func closed() {
+        for p in pairs.values { p.pod.channel?.close(promise: nil) }
+        pairs = [:]
+        streamPair = [:]
+    }
+}
+
+/// Port-forward over WebSocket channels (the Python client, v4.channel.k8s.io): for the
+/// i-th port of `ports`, channel 2i carries data both ways and 2i+1 errors; each opens
+/// with the port as two little-endian bytes. One connection per port, made at once;
+/// the WebSocket closes when every port's connection has ended.
+final class PortForwardChannels: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+    let request: StreamRequest
+    let backend: APIBackend
+    var context: ChannelHandlerContext?
+    var pods: [PendingPodSocket] = []
+    var live = 0
+    var closing = false
+
+    init(_ request: StreamRequest, backend: APIBackend) {
+        self.request = request
+        self.backend = backend
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        pods = Array(repeating: PendingPodSocket(), count: request.ports.count)
+        guard !request.ports.isEmpty else {
+            closeConnection()
+            return
+        }
+        for (i, port) in request.ports.enumerated() {
+            let data = UInt8(2 * i), errors = UInt8(2 * i + 1)
+            var portBytes = ByteBuffer()
+            portBytes.writeInteger(UInt16(port), endianness: .little)
+            send(data, portBytes)
+            send(errors, portBytes)
+            let fd: Int32
+            do throws(APIError) { fd = try backend.connect(namespace: request.namespace, pod: request.pod, port: port) } catch {
+                var b = ByteBuffer()
+                b.writeString(error.message)
+                send(errors, b)
+                continue
+            }
+            live += 1
+            let handler = PodSocket(
+                onData: { [weak self] b in
+                    guard let self, let context = self.context else { return }
+                    send(data, b)
+                    if !context.channel.isWritable { pods.forEach { $0.channel?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } } }
+                },
+                onClose: { [weak self] in
+                    guard let self else { return }
+                    live -= 1
+                    if live == 0 { closeConnection() }
+                },
+                onWritable: { [weak self] w in
+                    if w, let self, self.pods.allSatisfy({ $0.channel?.isWritable ?? true }) { self.setReading(true) }
+                })
+            PodSocket.open(fd, on: context.eventLoop, handler: handler).whenComplete { [weak self] result in
+                guard let self else { return }
+                switch result {
+                case .success(let ch):
+                    if closing { ch.close(promise: nil) } else { pods[i].opened(ch) }
+                case .failure:
+                    close(fd)
+                    live -= 1
+                    if live == 0 { closeConnection() }
+                }
+            }
+        }
+        if live == 0 { closeConnection() }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text:
+            var d = frame.unmaskedData
+            guard let ch = d.readInteger(as: UInt8.self), ch % 2 == 0, Int(ch / 2) < pods.count, d.readableBytes > 0 else { return }
+            if !pods[Int(ch / 2)].write(d) { setReading(false) }
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .connectionClose:
+            closeConnection()
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        pods.forEach { $0.channel?.close(promise: nil) }
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let on = context.channel.isWritable
+        pods.forEach { $0.channel?.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in } }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { return }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+
+    func setReading(_ on: Bool) { context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in } }
+
+    func send(_ channel: UInt8, _ data: ByteBuffer) {
+        guard let context, !closing else { return }
+        var b = context.channel.allocator.buffer(capacity: data.readableBytes + 1)
+        b.writeInteger(channel)
+        var d = data
+        b.writeBuffer(&d)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: b)), promise: nil)
+    }
+
+    func closeConnection() {
+        guard let context, !closing else { return }
+        closing = true
+        pods.forEach { $0.channel?.close(promise: nil) }
+        var b = context.channel.allocator.buffer(capacity: 2)
+        b.write(webSocketErrorCode: .normalClosure)
+        let ch = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: b))).whenComplete { _ in
+            ch.close(promise: nil)
+        }
+    }
+}

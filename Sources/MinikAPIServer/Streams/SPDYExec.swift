@@ -1,0 +1,106 @@
+// exec and attach over SPDY (kubelet's remotecommand httpstream.go, protocol
+// v4.channel.k8s.io): the client opens one stream per role, named by its `streamtype`
+// header (error, stdin, stdout, stderr, resize); the command starts once all the
+// request asks for are open. Resize is a stream of JSON objects {"Width":W,"Height":H},
+// one per line; stdin's FIN is its EOF. At the end stdout and stderr get FIN, the error
+// stream the Status (as on the WebSocket's channel 3), then the connection goes away.
+import Foundation
+import MinikAPI
+import MinikRuntime
+import NIOCore
+
+final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
+    unowned let connection: SPDYConnection
+    let loop: EventLoop
+    let backend: APIBackend
+    let request: StreamRequest
+    var streams: [String: UInt32] = [:]
+    var session: ExecSession?
+    var resizeBuffer: [UInt8] = []
+    var ended = false
+
+    init(_ connection: SPDYConnection, loop: EventLoop, backend: APIBackend, request: StreamRequest) {
+        self.connection = connection
+        self.loop = loop
+        self.backend = backend
+        self.request = request
+    }
+
+    /// The streams kubelet waits for: error, and those the request asks for.
+    var expected: Int {
+        1 + (request.stdin ? 1 : 0) + (request.stdout ? 1 : 0) + (request.stderr && !request.tty ? 1 : 0) + (request.tty ? 1 : 0)
+    }
+
+    func open(_ id: UInt32, headers: [String: String]) -> Bool {
+        guard let type = headers["streamtype"], streams[type] == nil, streams.count < 8 else { return false }
+        streams[type] = id
+        return true
+    }
+
+    func replied(_ id: UInt32) {
+        let known = streams.keys.filter { ["error", "stdin", "stdout", "stderr", "resize"].contains($0) }.count
+        guard session == nil, !ended, known == expected else { return }
+        let process: ContainerExec
+        do throws(APIError) { process = try backend.exec(request) } catch {
+            finish(ExecSession.failed(error))
+            return
+        }
+        session = ExecSession.start(process, client: self, loop: loop)
+    }
+
+    func data(_ id: UInt32, _ payload: ByteBuffer) {
+        if id == streams["stdin"] {
+            session?.input(payload)
+        } else if id == streams["resize"] {
+            resizeBuffer += payload.readableBytesView
+            while let nl = resizeBuffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(resizeBuffer[..<nl])
+                resizeBuffer.removeSubrange(...nl)
+                if let json = try? JSON.parse(line), let w = json["Width"]?.int, let h = json["Height"]?.int,
+                   let cols = UInt16(exactly: w), let rows = UInt16(exactly: h) {
+                    session?.resize(cols: cols, rows: rows)
+                }
+            }
+            if resizeBuffer.count > 4096 { resizeBuffer = [] }
+        }
+    }
+
+    func finished(_ id: UInt32) {
+        if id == streams["stdin"] { session?.closeInput() }
+    }
+
+    func reset(_ id: UInt32) {
+        if id == streams["stdin"] { session?.closeInput() }
+    }
+
+    func writabilityChanged() { session?.clientWritabilityChanged() }
+
+    func closed() {
+        ended = true
+        session?.clientGone()
+        session = nil
+    }
+
+    // MARK: ExecClient
+
+    func output(_ stream: UInt8, _ data: ByteBuffer) {
+        guard let id = streams[stream == 1 ? "stdout" : "stderr"] ?? streams["stdout"] else { return }
+        connection.sendData(id, data)
+    }
+
+    func finish(_ status: JSON) {
+        guard !ended else { return }
+        ended = true
+        session = nil
+        for role in ["stdout", "stderr"] { if let id = streams[role] { connection.finish(id) } }
+        if let e = streams["error"] {
+            var b = ByteBuffer()
+            b.writeBytes(status.serialized())
+            connection.sendData(e, b, fin: true)
+        }
+        connection.goAway()
+    }
+
+    var isWritable: Bool { connection.transport?.isWritable ?? false }
+    func setReading(_ on: Bool) { connection.transport?.setReading(on) }
+}

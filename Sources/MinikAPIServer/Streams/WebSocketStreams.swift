@@ -1,0 +1,145 @@
+// exec and attach over WebSocket, as kubectl 1.31+ and the Python client speak it: the
+// channel protocols v5.channel.k8s.io and v4.channel.k8s.io (apimachinery's wsstream).
+// Each binary message is one channel's: its first byte is the channel (0 stdin,
+// 1 stdout, 2 stderr, 3 status, 4 resize), the rest its data. The server opens with an
+// empty message on the lowest channel it writes (kubelet's "connection established"),
+// ends with the Status on channel 3, then closes. v5 adds the close signal: a message
+// on channel 255 whose data is the channel the client has finished (stdin: its EOF).
+// Resize messages carry JSON {"Width":W,"Height":H}. Pings are answered.
+import Foundation
+import MinikAPI
+import MinikRuntime
+import NIOCore
+import NIOWebSocket
+
+/// The subprotocols of each subresource, in the server's preference.
+enum WebSocketProtocols {
+    static let exec = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+    static let portForward = ["SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io"]
+
+    /// The first protocol the client offers that the server speaks (wsstream picks so).
+    static func choose(_ offered: [String], from supported: [String]) -> String? {
+        let list = offered.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+        return list.first { supported.contains($0) }
+    }
+}
+
+final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let request: StreamRequest
+    let backend: APIBackend
+    /// v5: the client may send the close signal.
+    let closeSignal: Bool
+    var session: ExecSession?
+    var context: ChannelHandlerContext?
+    var closing = false
+
+    init(_ request: StreamRequest, backend: APIBackend, protocol name: String) {
+        self.request = request
+        self.backend = backend
+        closeSignal = name.hasPrefix("v5.")
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // The lowest channel this session writes says the connection is up.
+        send(request.stdout ? 1 : request.stderr ? 2 : 3, context.channel.allocator.buffer(capacity: 0))
+        let process: ContainerExec
+        do throws(APIError) { process = try backend.exec(request) } catch {
+            finish(ExecSession.failed(error))
+            return
+        }
+        session = ExecSession.start(process, client: self, loop: context.eventLoop)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary, .text:
+            // The Python client sends str input as text messages; the channel byte leads
+            // either way (wsstream reads both alike in the binary protocols).
+            var data = frame.unmaskedData
+            guard let channel = data.readInteger(as: UInt8.self) else { return }
+            switch channel {
+            case 0: session?.input(data)
+            case 4:
+                if let json = try? JSON.parse(data.readBytes(length: data.readableBytes) ?? []),
+                   let w = json["Width"]?.int, let h = json["Height"]?.int,
+                   let cols = UInt16(exactly: w), let rows = UInt16(exactly: h) {
+                    session?.resize(cols: cols, rows: rows)
+                }
+            case 255 where closeSignal:
+                if data.readInteger(as: UInt8.self) == 0 { session?.closeInput() }
+            default: break
+            }
+        case .ping:
+            var pong = frame.unmaskedData
+            if pong.readableBytes > 125 { pong = pong.getSlice(at: pong.readerIndex, length: 125) ?? pong }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: pong)), promise: nil)
+        case .connectionClose:
+            closeConnection(context, code: .normalClosure)
+        default:
+            _ = frame // pong; continuations come aggregated
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        session?.clientGone()
+        session = nil
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        session?.clientWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle connections are the client's to end (an interactive shell may sit quiet).
+        if event is IdleStateHandler.IdleStateEvent { return }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func send(_ channel: UInt8, _ data: ByteBuffer) {
+        guard let context, !closing else { return }
+        var b = context.channel.allocator.buffer(capacity: data.readableBytes + 1)
+        b.writeInteger(channel)
+        var d = data
+        b.writeBuffer(&d)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: b)), promise: nil)
+    }
+
+    func closeConnection(_ context: ChannelHandlerContext, code: WebSocketErrorCode) {
+        guard !closing else { return }
+        closing = true
+        var b = context.channel.allocator.buffer(capacity: 2)
+        b.write(webSocketErrorCode: code)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: b))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: ExecClient
+
+    func output(_ stream: UInt8, _ data: ByteBuffer) { send(stream, data) }
+
+    func finish(_ status: JSON) {
+        guard let context else { return }
+        send(3, context.channel.allocator.buffer(bytes: status.serialized()))
+        session = nil
+        closeConnection(context, code: .normalClosure)
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func setReading(_ on: Bool) {
+        context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
+}
