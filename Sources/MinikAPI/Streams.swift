@@ -49,7 +49,7 @@ public struct StreamRequest: Sendable, Equatable {
             guard let v = query.first(where: { $0.0 == name })?.1 else { return false }
             return !(v == "0" || v.lowercased() == "false")
         }
-        r.container = query.last { $0.0 == "container" }?.1
+        r.container = query.first { $0.0 == "container" }?.1
         if r.container == "" { r.container = nil }
         switch kind {
         case .exec, .attach:
@@ -66,8 +66,8 @@ public struct StreamRequest: Sendable, Equatable {
             }
         case .portforward:
             for (k, v) in query where k == "ports" {
-                for p in v.split(separator: ",") {
-                    guard let n = Int(String(p).trimmingSpaces), (1...65535).contains(n) else {
+                for p in v.split(separator: ",", omittingEmptySubsequences: false) {
+                    guard let n = Int(p), (1...65535).contains(n) else {
                         throw APIError.badRequest("invalid port \"\(p)\": a port number from 1 to 65535")
                     }
                     r.ports.append(n)

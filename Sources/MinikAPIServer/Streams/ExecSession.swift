@@ -135,7 +135,8 @@ final class ExecSession: @unchecked Sendable {
             b.writeInteger(UInt8(4))
             ch.writeAndFlush(b, promise: nil)
         } else {
-            ch.close(promise: nil)
+            // Once what was written before has gone out (a plain close drops it).
+            ch.writeAndFlush(ch.allocator.buffer(capacity: 0)).whenComplete { _ in ch.close(promise: nil) }
         }
         client?.setReading(true)
     }

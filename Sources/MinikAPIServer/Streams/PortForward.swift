@@ -62,12 +62,17 @@ struct PendingPodSocket {
         for b in waiting { ch.write(b, promise: nil) }
         ch.flush()
         waiting = []
-        if halfClose { ch.close(mode: .output, promise: nil) }
+        if halfClose { Self.shutDownOutput(ch) }
     }
 
     mutating func closeOutput() {
         guard let channel else { halfClose = true; return }
-        channel.close(mode: .output, promise: nil)
+        Self.shutDownOutput(channel)
+    }
+
+    /// shutdown(SHUT_WR) once what was written before has gone out.
+    static func shutDownOutput(_ ch: Channel) {
+        ch.writeAndFlush(ch.allocator.buffer(capacity: 0)).whenComplete { _ in ch.close(mode: .output, promise: nil) }
     }
 }
 

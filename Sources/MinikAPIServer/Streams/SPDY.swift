@@ -164,8 +164,9 @@ final class SPDYFramer {
         var block = ByteBuffer()
         block.writeInteger(UInt32(headers.count))
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
-            block.writeInteger(UInt32(name.utf8.count))
-            block.writeString(name.lowercased())
+            let lower = name.lowercased()
+            block.writeInteger(UInt32(lower.utf8.count))
+            block.writeString(lower)
             block.writeInteger(UInt32(value.utf8.count))
             block.writeString(value)
         }
