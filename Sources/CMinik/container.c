@@ -31,7 +31,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +48,28 @@ struct cctx {
 };
 
 #define FAIL(s) do { c->step = (s); goto fail; } while (0)
+
+/* Sends fd over a Unix socket (SCM_RIGHTS); syscalls only (it runs in the child). */
+static int send_fd(int sock, int fd) {
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.space;
+    msg.msg_controllen = sizeof ctl.space;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
 
 static int bind_file(const char *source, const char *target) {
     int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -173,13 +197,34 @@ static int container_child(void *p) {
     if (chdir("/") < 0) FAIL("chdir /");
     if (setsid() < 0) FAIL("setsid");
     int fds[3] = {a->stdin_fd, a->stdout_fd, a->stderr_fd};
+    int console = -1;
+    if (a->console_socket >= 0) {
+        /* A terminal of the container's own devpts, so `tty` inside says /dev/pts/0: the
+         * master goes to the caller, the slave becomes stdin, stdout and stderr. */
+        int m = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (m < 0) FAIL("open the container's /dev/ptmx");
+        int unlock = 0;
+        unsigned int n = 0;
+        if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCGPTN, &n) < 0) FAIL("unlock a terminal");
+        char path[32] = "/dev/pts/";
+        char digits[12];
+        int len = 0;
+        do { digits[len++] = (char)('0' + n % 10); n /= 10; } while (n && len < 11);
+        for (int i = 0; i < len; i++) path[9 + i] = digits[len - 1 - i];
+        path[9 + len] = 0;
+        console = open(path, O_RDWR | O_NOCTTY);
+        if (console < 0) FAIL("open the terminal");
+        if (send_fd(a->console_socket, m) < 0) FAIL("hand the terminal's master over");
+        close(m);
+        fds[0] = fds[1] = fds[2] = console;
+    }
     for (int i = 0; i < 3; i++) {
         int fd = fds[i] >= 0 ? fds[i] : open("/dev/null", O_RDWR);
         if (fd < 0) FAIL("open /dev/null");
         if (fd != i && dup2(fd, i) < 0) FAIL("set up stdio");
         if (fd == i) fcntl(i, F_SETFD, 0);
     }
-    if (a->tty && ioctl(0, TIOCSCTTY, 0) < 0) FAIL("take the terminal");
+    if ((a->tty || console >= 0) && ioctl(0, TIOCSCTTY, 0) < 0) FAIL("take the terminal");
     if (a->workdir && a->workdir[0] && chdir(a->workdir) < 0) FAIL("chdir to workingDir");
     syscall(SYS_close_range, 3U, ~0U, 0U);
     struct sigaction dfl;

@@ -140,6 +140,8 @@ public protocol APIBackend: AnyObject, Sendable {
     func checkStream(_ r: StreamRequest) throws(APIError)
     /// Starts an exec's command in its container.
     func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec
+    /// Attaches to a running container.
+    func attach(_ r: StreamRequest) throws(APIError) -> AttachTarget
     /// A TCP connection from inside the pod's network namespace to 127.0.0.1:port, as
     /// kubelet makes for port-forward (a non-blocking fd the caller owns).
     func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32
@@ -153,6 +155,7 @@ extension APIBackend {
     public func refresh(after resource: String) { refresh() }
     public func checkStream(_ r: StreamRequest) throws(APIError) { throw .methodNotAllowed("streams need the running cluster") }
     public func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec { throw .methodNotAllowed("exec needs the running cluster") }
+    public func attach(_ r: StreamRequest) throws(APIError) -> AttachTarget { throw .methodNotAllowed("attach needs the running cluster") }
     public func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32 {
         throw .methodNotAllowed("port-forward needs the running cluster")
     }

@@ -334,6 +334,10 @@ public struct ObjectsView {
         if !c.args.isEmpty { o["args"] = .array(c.args.map { .string($0) }) }
         if !c.env.isEmpty { o["env"] = .array(c.env.map { ["name": .string($0.name), "value": .string($0.value)] }) }
         if let w = c.workingDir { o["workingDir"] = .string(w) }
+        if c.stdin { o["stdin"] = true }
+        if c.stdinOnce { o["stdinOnce"] = true }
+        if c.tty { o["tty"] = true }
+        if let t = c.targetContainerName { o["targetContainerName"] = .string(t) }
         if !c.ports.isEmpty {
             o["ports"] = .array(c.ports.map { p in
                 var j: JSON = ["containerPort": .int(Int64(p.containerPort)), "protocol": .string(p.proto)]
@@ -385,6 +389,14 @@ public struct ObjectsView {
                        "serviceAccountName": "default", "serviceAccount": "default", "enableServiceLinks": true,
                        "priority": 0, "preemptionPolicy": "PreemptLowerPriority"]
         if !s.initContainers.isEmpty { o["initContainers"] = .array(s.initContainers.map(containerSpec)) }
+        if !s.ephemeralContainers.isEmpty {
+            // EphemeralContainer has no resources or ports.
+            o["ephemeralContainers"] = .array(s.ephemeralContainers.map { c in
+                var j = containerSpec(c)
+                j["resources"] = nil
+                return j
+            })
+        }
         if let nodeName, !nodeName.isEmpty { o["nodeName"] = .string(nodeName) }
         if !s.nodeSelector.isEmpty { o["nodeSelector"] = .strings(s.nodeSelector) }
         if let h = s.hostname { o["hostname"] = .string(h) }
@@ -498,6 +510,8 @@ public struct ObjectsView {
             "containerStatuses": .array(p.appContainers.map { containerStatus(p, $0) }),
         ]
         if !inits.isEmpty { status["initContainerStatuses"] = .array(inits.map { containerStatus(p, $0) }) }
+        let ephemeral = p.containers.filter(\.ephemeral)
+        if !ephemeral.isEmpty { status["ephemeralContainerStatuses"] = .array(ephemeral.map { containerStatus(p, $0) }) }
         if let hostIP {
             status["hostIP"] = .string(hostIP)
             status["hostIPs"] = [["ip": .string(hostIP)]]

@@ -5,6 +5,7 @@
 // with exit code 3" and exits 3, and the Python client's `returncode` reads the code).
 // The transports (WebSocket channels, SPDY streams) live in MinikAPIServer.
 import Foundation
+import MinikRuntime
 
 public struct StreamRequest: Sendable, Equatable {
     public enum Kind: String, Sendable { case exec, attach, portforward }
@@ -101,5 +102,23 @@ public enum StreamStatus {
     public static func forWaitStatus(_ status: Int32) -> JSON {
         let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return code == 0 ? success : exitCode(code)
+    }
+}
+
+/// What `attach` connects to: the container's console (stdin, and its terminal when it
+/// has one) and its output from now on.
+public struct AttachTarget: Sendable {
+    public var console: ContainerConsole?
+    /// Starts delivering the container's output (on another thread, in chunks); returns
+    /// what stops it.
+    public var follow: @Sendable (@escaping @Sendable ([UInt8]) -> Void) -> @Sendable () -> Void
+    /// Whether the container's run that was attached to still runs.
+    public var running: @Sendable () -> Bool
+
+    public init(console: ContainerConsole?, follow: @escaping @Sendable (@escaping @Sendable ([UInt8]) -> Void) -> @Sendable () -> Void,
+                running: @escaping @Sendable () -> Bool) {
+        self.console = console
+        self.follow = follow
+        self.running = running
     }
 }

@@ -95,10 +95,19 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     /// minik's own system pods have them (the cluster DNS reads its zone from one); a
     /// user's YAML cannot set this.
     public var clusterDirMounts: [ClusterDirMount] = []
+    /// stdin: the container's stdin stays open for `kubectl attach` (a pipe the runtime
+    /// holds); stdinOnce: closed after the first attach ends; tty: a terminal of its own
+    /// devpts as stdin, stdout and stderr.
+    public var stdin = false
+    public var stdinOnce = false
+    public var tty = false
+    /// An ephemeral container's targetContainerName: it joins that container's PID namespace.
+    public var targetContainerName: String?
 
     enum CodingKeys: String, CodingKey {
         case name, image, command, args, env, ports, workingDir, privileged, capabilitiesAdd, capabilitiesDrop
         case memoryLimit, ephemeralStorageLimit, source, readinessProbe, livenessProbe, clusterDirMounts
+        case stdin, stdinOnce, tty, targetContainerName
     }
 }
 
@@ -263,6 +272,9 @@ public struct PodSpec: Codable, Sendable, Equatable {
     public var hostname: String?
     public var subdomain: String?
     public var shareProcessNamespace: Bool = false
+    /// Ephemeral containers (`kubectl debug`): added to a running pod through the
+    /// pods/ephemeralcontainers subresource, started once, never restarted nor removed.
+    public var ephemeralContainers: [ContainerSpec] = []
     /// "Deployment/web" for pods made from a Deployment's template.
     public var owner: String?
     public var source: SourceLocation
@@ -282,7 +294,7 @@ public struct PodSpec: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case namespace, name, labels, annotations, nodeName, requestedNodeName, nodeSelector, containers
         case initContainers, restartPolicy, hostname, subdomain, shareProcessNamespace, owner, source
-        case dnsPolicy, dnsConfig, sysctls, tolerations, terminationGracePeriodSeconds
+        case dnsPolicy, dnsConfig, sysctls, tolerations, terminationGracePeriodSeconds, ephemeralContainers
     }
 }
 
@@ -582,6 +594,10 @@ extension ContainerSpec {
         readinessProbe = try c.decodeIfPresent(Probe.self, forKey: .readinessProbe)
         livenessProbe = try c.decodeIfPresent(Probe.self, forKey: .livenessProbe)
         clusterDirMounts = try c.decode(.clusterDirMounts, default: [])
+        stdin = try c.decode(.stdin, default: false)
+        stdinOnce = try c.decode(.stdinOnce, default: false)
+        tty = try c.decode(.tty, default: false)
+        targetContainerName = try c.decodeIfPresent(String.self, forKey: .targetContainerName)
     }
 }
 
@@ -601,6 +617,7 @@ extension PodSpec {
         hostname = try c.decodeIfPresent(String.self, forKey: .hostname)
         subdomain = try c.decodeIfPresent(String.self, forKey: .subdomain)
         shareProcessNamespace = try c.decode(.shareProcessNamespace, default: false)
+        ephemeralContainers = try c.decode(.ephemeralContainers, default: [])
         owner = try c.decodeIfPresent(String.self, forKey: .owner)
         source = try c.decode(SourceLocation.self, forKey: .source)
         dnsPolicy = try c.decode(.dnsPolicy, default: .clusterFirst)

@@ -644,9 +644,9 @@ struct Builder {
     func container(_ y: YNode) -> ContainerSpec? {
         let later = "not implemented by minik yet"
         guard let f = r.mapping(y, "a container", known: ["name", "image", "command", "args", "env", "ports", "workingDir", "securityContext", "resources",
-                                                         "readinessProbe", "livenessProbe"], ignored: [
+                                                         "readinessProbe", "livenessProbe", "stdin", "stdinOnce", "tty"], ignored: [
             "startupProbe": later, "imagePullPolicy": "images are local to minik", "volumeMounts": later,
-            "stdin": later, "stdinOnce": later, "tty": later, "lifecycle": later,
+            "lifecycle": later,
             "terminationMessagePath": later, "terminationMessagePolicy": later, "envFrom": later,
             "volumeDevices": later, "resizePolicy": later, "restartPolicy": later,
         ]) else { return nil }
@@ -684,6 +684,9 @@ struct Builder {
         var c = ContainerSpec(name: name, image: image, command: r.cStringList(f["command"]) ?? [],
                                args: r.cStringList(f["args"]) ?? [], env: env, ports: ports,
                                workingDir: r.cString(f["workingDir"]), source: r.location(iy))
+        c.stdin = r.bool(f["stdin"]) ?? false
+        c.stdinOnce = r.bool(f["stdinOnce"]) ?? false
+        c.tty = r.bool(f["tty"]) ?? false
         if let py = f["readinessProbe"] { c.readinessProbe = probe(py, liveness: false, ports: ports) }
         if let py = f["livenessProbe"] { c.livenessProbe = probe(py, liveness: true, ports: ports) }
         if let sy = f["securityContext"], let sf = r.mapping(sy, "securityContext", known: ["privileged", "capabilities"], ignored: [

@@ -31,6 +31,21 @@ extension ClusterAPI {
         }
     }
 
+    public func attach(_ r: StreamRequest) throws(APIError) -> AttachTarget {
+        let state = runtime.state()
+        let p = try runningPod(r, state)
+        let c = try streamContainer(r, p)
+        let key = "\(p.key)/\(c.name)"
+        let pid = c.pid, start = c.startTime
+        let logs = runtime.logs
+        return AttachTarget(console: runtime.console(pod: p.key, container: c.name),
+                            follow: { body in
+                                let token = logs.listen(key, body)
+                                return { logs.unlisten(key, token) }
+                            },
+                            running: { Sandbox.isAlive(pid, startTime: start) })
+    }
+
     public func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32 {
         var r = StreamRequest(kind: .portforward, namespace: namespace, pod: pod)
         r.ports = [port]

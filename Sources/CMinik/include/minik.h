@@ -128,7 +128,14 @@ struct minik_container_attr {
     int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
     int tty;                     /* stdin is a terminal to make the controlling one */
     int cgroup_fds[3];           /* cgroup.procs files the child joins before execve; -1 unused */
+    /* -1, or a Unix socket: the container gets a new terminal of its own devpts as stdin,
+     * stdout and stderr (its controlling one), and the terminal's master is sent over this
+     * socket (SCM_RIGHTS) before the exec, as runc's console socket does. */
+    int console_socket;
 };
+
+/* Receives one file descriptor sent with SCM_RIGHTS on a Unix socket; the fd or -errno. */
+int minik_recv_fd(int sock);
 
 /* Starts a container; returns its pid, or -errno with *failed_step naming what failed
  * (e.g. "exec" with -ENOENT for a command not in the image). */

@@ -15,7 +15,7 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
     let backend: APIBackend
     let request: StreamRequest
     var streams: [String: UInt32] = [:]
-    var session: ExecSession?
+    var session: StreamSession?
     var resizeBuffer: [UInt8] = []
     var ended = false
 
@@ -40,12 +40,15 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
     func replied(_ id: UInt32) {
         let known = streams.keys.filter { ["error", "stdin", "stdout", "stderr", "resize"].contains($0) }.count
         guard session == nil, !ended, known == expected else { return }
-        let process: ContainerExec
-        do throws(APIError) { process = try backend.exec(request) } catch {
+        do throws(APIError) {
+            if request.kind == .attach {
+                session = AttachSession.start(try backend.attach(request), client: self, loop: loop)
+            } else {
+                session = ExecSession.start(try backend.exec(request), client: self, loop: loop)
+            }
+        } catch {
             finish(ExecSession.failed(error))
-            return
         }
-        session = ExecSession.start(process, client: self, loop: loop)
     }
 
     func data(_ id: UInt32, _ payload: ByteBuffer) {

@@ -32,7 +32,7 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
     let backend: APIBackend
     /// v5: the client may send the close signal.
     let closeSignal: Bool
-    var session: ExecSession?
+    var session: StreamSession?
     var context: ChannelHandlerContext?
     var closing = false
 
@@ -46,12 +46,15 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
         self.context = context
         // The lowest channel this session writes says the connection is up.
         send(request.stdout ? 1 : request.stderr ? 2 : 3, context.channel.allocator.buffer(capacity: 0))
-        let process: ContainerExec
-        do throws(APIError) { process = try backend.exec(request) } catch {
+        do throws(APIError) {
+            if request.kind == .attach {
+                session = AttachSession.start(try backend.attach(request), client: self, loop: context.eventLoop)
+            } else {
+                session = ExecSession.start(try backend.exec(request), client: self, loop: context.eventLoop)
+            }
+        } catch {
             finish(ExecSession.failed(error))
-            return
         }
-        session = ExecSession.start(process, client: self, loop: context.eventLoop)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -50,7 +50,7 @@ public final class ClusterRuntime: @unchecked Sendable {
     var externalUplink: Int32 = 0
     var forwarders: [PortForwarder] = []
     /// Copies every container's output into its rotated log files.
-    let logs = ContainerLogs()
+    public let logs = ContainerLogs()
     /// cgroup.procs of the cluster's sandbox cgroup: a pause process joins it before its
     /// first instruction, so `down` finds it even before its namespace is pinned.
     var sandboxCgroup: Int32 = -1
@@ -63,6 +63,8 @@ public final class ClusterRuntime: @unchecked Sendable {
     var pidIndex: [Int32: (pod: String, container: String?)] = [:]
     /// Exits reaped before the spawner recorded the pid.
     var earlyExits: [Int32: Int32] = [:]
+    /// The stdin of running containers that have one, per "ns/pod/container".
+    var consoles: [String: ContainerConsole] = [:]
     /// Current back-off per "ns/pod/container".
     var backoff: [String: Double] = [:]
     /// OOM kills seen per "ns/pod/container" (the cgroup's counter outlives restarts).
@@ -431,6 +433,13 @@ public final class ClusterRuntime: @unchecked Sendable {
     /// The state as recorded in the state file. `verify`: a running pod whose sandbox
     /// process is gone shows Failed (two /proc reads a pod; the API's syncs, which run
     /// after every change, skip it and rely on the reaper and the adoption monitor).
+    /// The stdin (and terminal) of a running container started with stdin or tty.
+    public func console(pod key: String, container: String) -> ContainerConsole? {
+        lock.lock()
+        defer { lock.unlock() }
+        return consoles["\(key)/\(container)"]
+    }
+
     public func state(verify: Bool = true) -> ClusterState {
         lock.lock(); defer { lock.unlock() }
         return ClusterState(
@@ -569,6 +578,9 @@ public final class ClusterRuntime: @unchecked Sendable {
     private func release(_ pod: PodState) {
         let key = pod.key
         logs.detach(pod: key)
+        lock.lock()
+        for k in consoles.keys where k.hasPrefix(key + "/") { consoles.removeValue(forKey: k)?.close() }
+        lock.unlock()
         // Unpinning the namespace (its processes are gone) frees it, and the kernel then
         // removes the veth pair in a batch with others; deleting each host end ourselves
         // costs 16-33 ms a pod, which a rollout of hundreds of pods waited on. Only when

@@ -18,6 +18,9 @@ public struct NodeState: Codable, Sendable {
 public enum PodPhase: String, Codable, Sendable {
     case pending = "Pending"
     case running = "Running"
+    /// Every container ended and none restarts (restartPolicy Never or OnFailure):
+    /// Succeeded when all exited 0, else Failed.
+    case succeeded = "Succeeded"
     case failed = "Failed"
 }
 
@@ -55,8 +58,11 @@ public struct ContainerStatus: Codable, Sendable, Equatable {
     public var ready: Bool = false
     /// The last probe failure, as kubelet words it in events.
     public var probeMessage: String?
+    /// An ephemeral container's (optional: states saved before they existed lack it).
+    public var isEphemeral: Bool?
 
     public var isRunning: Bool { state == .running }
+    public var ephemeral: Bool { isEphemeral == true }
 }
 
 public struct PodEvent: Codable, Sendable, Equatable {
@@ -93,7 +99,7 @@ public struct PodState: Codable, Sendable, Equatable {
 
     public var key: String { "\(namespace)/\(name)" }
 
-    public var appContainers: [ContainerStatus] { containers.filter { !$0.isInit } }
+    public var appContainers: [ContainerStatus] { containers.filter { !$0.isInit && !$0.ephemeral } }
     public var initContainers: [ContainerStatus] { containers.filter(\.isInit) }
     public var restarts: Int { appContainers.reduce(0) { $0 + $1.restartCount } }
     public var readyText: String { "\(appContainers.filter { $0.isRunning && $0.ready }.count)/\(appContainers.count)" }

@@ -26,6 +26,9 @@ public final class ContainerLogs: @unchecked Sendable {
 
     private let lock = NSLock()
     private var streams: [String: Stream] = [:]
+    /// Who follows a container's output live (attach), per container key.
+    private var listeners: [String: [Int: @Sendable ([UInt8]) -> Void]] = [:]
+    private var nextListener = 0
     private var wake: [Int32] = [-1, -1]
     private var started = false
 
@@ -79,6 +82,23 @@ public final class ContainerLogs: @unchecked Sendable {
         streams[key] = s
         lock.unlock()
         poke()
+    }
+
+    /// Calls `body` (on the copier's thread, which it must not hold up) with each chunk the
+    /// container `key` ("ns/pod/container") writes from now on; returns a token for `unlisten`.
+    public func listen(_ key: String, _ body: @escaping @Sendable ([UInt8]) -> Void) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        nextListener += 1
+        listeners[key, default: [:]][nextListener] = body
+        return nextListener
+    }
+
+    public func unlisten(_ key: String, _ token: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        listeners[key]?[token] = nil
+        if listeners[key]?.isEmpty == true { listeners[key] = nil }
     }
 
     /// Stops copying for a container (its pod is gone); what is in the pipe is written first.
@@ -191,7 +211,13 @@ public final class ContainerLogs: @unchecked Sendable {
             for (i, key) in keys.enumerated() where fds[i + 1].revents & Int16(POLLIN) != 0 {
                 guard var s = streams[key], s.fifo == fds[i + 1].fd else { continue }
                 let n = read(s.fifo, &buf, buf.count)
-                if n > 0 { copy(buf, n, into: &s) }
+                if n > 0 {
+                    copy(buf, n, into: &s)
+                    if let ls = listeners[key] {
+                        let chunk = Array(buf[0..<n])
+                        for l in ls.values { l(chunk) }
+                    }
+                }
                 streams[key] = s
             }
             lock.unlock()

@@ -77,6 +77,8 @@ public enum ContainerRunner {
     public struct Started: Sendable {
         public var pid: Int32
         public var startTime: UInt64
+        /// Its stdin, when it has one (stdin or tty).
+        public var console: ContainerConsole?
     }
 
     /// Starts attempt `attempt` of container `c` in the pod whose sandbox is `pausePID`.
@@ -150,6 +152,17 @@ public enum ContainerRunner {
         let dirSource = dirMount.map { "\(Naming.clusterDir(cluster))/\($0.subpath)" } ?? ""
         let secrets = serviceAccountDir(cluster, namespace: pod.namespace)
         let hasSecrets = FileManager.default.fileExists(atPath: "\(secrets)/token")
+        // tty: the terminal's master comes back over a socket pair; stdin: a pipe.
+        var consoleSocket: [Int32] = [-1, -1], stdinPipe: [Int32] = [-1, -1]
+        if c.tty {
+            if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &consoleSocket) < 0 {
+                throw .system("socketpair for container \(c.name)'s terminal", errno: errno)
+            }
+        } else if c.stdin {
+            if pipe(&stdinPipe) < 0 { throw .system("pipe for container \(c.name)'s stdin", errno: errno) }
+            stdinPipe.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        }
+        defer { (consoleSocket + stdinPipe).forEach { if $0 >= 0 { close($0) } } }
         var step: UnsafePointer<CChar>?
         let pid: pid_t = withCStrings([merged, overlay, "\(podDir)/hosts", "\(podDir)/hostname", "\(podDir)/resolv.conf", workdir, searchPath,
                                        dirSource, dirMount?.mountPath ?? "", rw, rwOptions, "\(rw)/upper", "\(rw)/work", secrets]) { s in
@@ -175,10 +188,11 @@ public enum ContainerRunner {
             attr.capabilities = confinement?.capabilities ?? UInt64.max
             attr.privileged = confinement == nil ? 1 : 0
             attr.seccomp_filter = confinement?.filter
-            attr.stdin_fd = -1
+            attr.stdin_fd = stdinPipe[0]
             attr.stdout_fd = log
             attr.stderr_fd = log
             attr.tty = 0
+            attr.console_socket = consoleSocket[1]
             attr.cgroup_fds = Cgroups.triple(cgroupFDs)
             let cArgv = argv.map { strdup($0) } + [nil]
             let cEnv = env.map { strdup($0) } + [nil]
@@ -206,7 +220,17 @@ public enum ContainerRunner {
             }
             throw .state(message)
         }
-        return Started(pid: pid, startTime: Sandbox.startTime(pid))
+        var console: ContainerConsole?
+        if c.tty {
+            let master = minik_recv_fd(consoleSocket[0])
+            if master >= 0 {
+                console = ContainerConsole(master: master, log: dup(log), stdin: c.stdin, stdinOnce: c.stdinOnce)
+            }
+        } else if c.stdin {
+            console = ContainerConsole(pipe: stdinPipe[1], stdinOnce: c.stdinOnce)
+            stdinPipe[1] = -1
+        }
+        return Started(pid: pid, startTime: Sandbox.startTime(pid), console: console)
     }
 
     static func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>]) -> R) -> R {

@@ -86,6 +86,8 @@ extension ClusterRuntime {
                 pods[i].events.append(PodEvent(time: Date(), type: "Normal", reason: "Started",
                                                message: "Started container \(name) (pid \(started.pid))"))
                 pidIndex[started.pid] = (key, name)
+                consoles.removeValue(forKey: "\(key)/\(name)")?.close()
+                if let console = started.console { consoles["\(key)/\(name)"] = console }
                 adopted.removeValue(forKey: started.pid)
                 early = earlyExits.removeValue(forKey: started.pid)
             }
@@ -151,6 +153,7 @@ extension ClusterRuntime {
         pods[i].containers[j].state = .terminated
         pods[i].containers[j].termination = t
         pods[i].containers[j].pid = 0
+        consoles.removeValue(forKey: "\(owner.pod)/\(name)")?.close()
         stateDirty = true
         let wasReady = pods[i].containers[j].ready
         pods[i].containers[j].ready = false
@@ -183,9 +186,15 @@ extension ClusterRuntime {
         }
         guard restart else {
             lock.lock()
-            if isInit, let i = pods.firstIndex(where: { $0.key == key }) {
-                pods[i].phase = .failed
-                pods[i].message = "init container \(name) failed"
+            if let i = pods.firstIndex(where: { $0.key == key }) {
+                if isInit {
+                    pods[i].phase = .failed
+                    pods[i].message = "init container \(name) failed"
+                } else if pods[i].appContainers.allSatisfy({ $0.state == .terminated }) {
+                    // kubelet's getPhase: all ended, none to restart.
+                    pods[i].phase = pods[i].appContainers.allSatisfy { $0.termination?.exitCode == 0 } ? .succeeded : .failed
+                    stateDirty = true
+                }
             }
             lock.unlock()
             return

@@ -1,0 +1,123 @@
+// One attach session (`kubectl attach`, `kubectl run -it`): the container's output from
+// now on (what its log copier reads, so stdout and stderr arrive merged, as on its
+// terminal), and the client's input written to the container's stdin or terminal.
+// It ends with Success when the container's run ends, as kubelet's attach does; the
+// client's leaving ends its input (closing the container's stdin when stdinOnce).
+// Bounded: input is written on a queue of its own and the client's reading pauses while
+// 1 MiB waits; a client that stops reading while 8 MiB of output wait for it is dropped.
+import Foundation
+import MinikAPI
+import NIOCore
+
+/// What a transport (WebSocket channels, SPDY streams) drives: an exec or an attach.
+protocol StreamSession: AnyObject {
+    func input(_ data: ByteBuffer)
+    func closeInput()
+    func resize(cols: UInt16, rows: UInt16)
+    func clientWritabilityChanged()
+    func clientGone()
+}
+
+extension ExecSession: StreamSession {}
+
+final class AttachSession: StreamSession, @unchecked Sendable {
+    let loop: EventLoop
+    weak var client: ExecClient?
+    let target: AttachTarget
+    let inputQueue = DispatchQueue(label: "minik.attach.input")
+    var stop: (@Sendable () -> Void)?
+    var watch: RepeatedTask?
+    var done = false
+    var inputClosed = false
+    var inputPending = 0
+    /// Output handed to the loop and not yet written there.
+    let backlogLock = NSLock()
+    var queued = 0
+
+    init(_ target: AttachTarget, client: ExecClient, loop: EventLoop) {
+        self.target = target
+        self.client = client
+        self.loop = loop
+    }
+
+    static func start(_ target: AttachTarget, client: ExecClient, loop: EventLoop) -> AttachSession {
+        let s = AttachSession(target, client: client, loop: loop)
+        s.stop = target.follow { [weak s] chunk in s?.deliver(chunk) }
+        var gone = 0
+        s.watch = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak s] _ in
+            guard let s, !s.done else { return }
+            // The run ended: what its last writes left in the pipe gets 200 ms to arrive.
+            if !target.running() { gone += 1 }
+            if gone >= 3 { s.finish(StreamStatus.success) }
+        }
+        return s
+    }
+
+    /// On the log copier's thread: hop to the loop, bounded.
+    func deliver(_ chunk: [UInt8]) {
+        backlogLock.lock()
+        queued += chunk.count
+        let tooMuch = queued > 8 * 1024 * 1024
+        backlogLock.unlock()
+        loop.execute { [self] in
+            backlogLock.lock()
+            queued -= chunk.count
+            backlogLock.unlock()
+            guard !done, let client else { return }
+            if tooMuch && !client.isWritable {
+                finish(StreamStatus.failure("the client did not keep up with the container's output"))
+                return
+            }
+            var b = ByteBuffer()
+            b.writeBytes(chunk)
+            client.output(1, b)
+        }
+    }
+
+    func input(_ data: ByteBuffer) {
+        guard !done, !inputClosed, let console = target.console else { return }
+        let bytes = Array(data.readableBytesView)
+        inputPending += bytes.count
+        if inputPending > 1024 * 1024 { client?.setReading(false) }
+        inputQueue.async { [self] in
+            _ = console.write(bytes)
+            loop.execute { [self] in
+                inputPending -= bytes.count
+                if inputPending <= 1024 * 1024 && !done { client?.setReading(true) }
+            }
+        }
+    }
+
+    func closeInput() {
+        guard !inputClosed else { return }
+        inputClosed = true
+        if let console = target.console { inputQueue.async { console.inputEnded() } }
+    }
+
+    func resize(cols: UInt16, rows: UInt16) {
+        target.console?.resize(rows: rows, cols: cols)
+    }
+
+    func clientWritabilityChanged() {}
+
+    func clientGone() {
+        guard !done else { return }
+        done = true
+        closeInput()
+        cleanUp()
+    }
+
+    func finish(_ status: JSON) {
+        guard !done else { return }
+        done = true
+        cleanUp()
+        client?.finish(status)
+    }
+
+    func cleanUp() {
+        stop?()
+        stop = nil
+        watch?.cancel()
+        watch = nil
+    }
+}
