@@ -142,6 +142,10 @@ public protocol APIBackend: AnyObject, Sendable {
     func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec
     /// Attaches to a running container.
     func attach(_ r: StreamRequest) throws(APIError) -> AttachTarget
+    /// A pod's spec.ephemeralContainers as the client wants them (the subresource
+    /// pods/ephemeralcontainers): new ones are added and started; existing ones may not
+    /// change nor go.
+    func setEphemeralContainers(namespace: String, pod: String, _ containers: JSON) throws(APIError)
     /// A TCP connection from inside the pod's network namespace to 127.0.0.1:port, as
     /// kubelet makes for port-forward (a non-blocking fd the caller owns).
     func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32
@@ -156,6 +160,9 @@ extension APIBackend {
     public func checkStream(_ r: StreamRequest) throws(APIError) { throw .methodNotAllowed("streams need the running cluster") }
     public func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec { throw .methodNotAllowed("exec needs the running cluster") }
     public func attach(_ r: StreamRequest) throws(APIError) -> AttachTarget { throw .methodNotAllowed("attach needs the running cluster") }
+    public func setEphemeralContainers(namespace: String, pod: String, _ containers: JSON) throws(APIError) {
+        throw .methodNotAllowed("ephemeral containers need the running cluster")
+    }
     public func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32 {
         throw .methodNotAllowed("port-forward needs the running cluster")
     }
@@ -507,6 +514,24 @@ public final class APIHandler: Sendable {
             return .json(200, store.get(k).map(scale) ?? s)
         }
         if t.sub == "status" { throw .methodNotAllowed("status is written by minik's own controllers") }
+        if t.sub == "ephemeralcontainers" {
+            guard let current else { throw APIError.notFound(r.resource, name, group: r.group) }
+            let next: JSON
+            if req.method == "PUT" {
+                try checkKind(body, r)
+                if let rv = body["metadata"]?["resourceVersion"]?.string, !rv.isEmpty, rv != current["metadata"]?["resourceVersion"]?.string {
+                    throw conflict(r, name)
+                }
+                next = body
+            } else {
+                next = try Patch.apply(contentType: req.contentType, patch: body, to: current)
+            }
+            if !dryRun {
+                try backend.setEphemeralContainers(namespace: t.namespace ?? "default", pod: name, next["spec"]?["ephemeralContainers"] ?? .array([]))
+                backend.refresh(after: r.resource)
+            }
+            return .json(200, store.get(k) ?? next)
+        }
         var next: JSON
         if req.method == "PUT" {
             guard let current else { throw APIError.notFound(r.resource, name, group: r.group) }

@@ -54,6 +54,11 @@ public struct NodeSpec: Codable, Sendable, Equatable {
 public struct EnvVar: Codable, Sendable, Equatable {
     public var name: String
     public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
 }
 
 public struct ContainerPort: Codable, Sendable, Equatable {
@@ -103,6 +108,18 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     public var tty = false
     /// An ephemeral container's targetContainerName: it joins that container's PID namespace.
     public var targetContainerName: String?
+
+    public init(name: String, image: String, command: [String], args: [String], env: [EnvVar], ports: [ContainerPort],
+                workingDir: String?, source: SourceLocation?) {
+        self.name = name
+        self.image = image
+        self.command = command
+        self.args = args
+        self.env = env
+        self.ports = ports
+        self.workingDir = workingDir
+        self.source = source
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, image, command, args, env, ports, workingDir, privileged, capabilitiesAdd, capabilitiesDrop

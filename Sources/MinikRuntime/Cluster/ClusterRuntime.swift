@@ -482,6 +482,9 @@ public final class ClusterRuntime: @unchecked Sendable {
             if let d = wanted[p.key] {
                 var a = p
                 a.source = d.source
+                // Ephemeral containers are added in place (addEphemeralContainers), never
+                // by recreating the pod.
+                a.ephemeralContainers = d.ephemeralContainers
                 if a != d { toDelete.append(p.key); toAdd.append(d); report.append("pod/\(p.name) configured") }
             } else {
                 toDelete.append(p.key)
@@ -495,7 +498,16 @@ public final class ClusterRuntime: @unchecked Sendable {
         report += reconcileServices(desired, current: current)
         deletePods(toDelete)
         lock.lock()
-        _spec.pods = desired.pods
+        // A pod that stays keeps the ephemeral containers it has (a desired spec made
+        // before one was added does not list it).
+        let ephemeral = Dictionary(_spec.pods.filter { !$0.ephemeralContainers.isEmpty }.map { ($0.key, $0.ephemeralContainers) },
+                                   uniquingKeysWith: { a, _ in a })
+        let recreated = Set(toAdd.map(\.key))
+        _spec.pods = desired.pods.map { d in
+            var d = d
+            if !recreated.contains(d.key), let e = ephemeral[d.key], e.count > d.ephemeralContainers.count { d.ephemeralContainers = e }
+            return d
+        }
         _spec.deployments = desired.deployments
         _spec.namespaces = desired.namespaces
         _spec.services = desired.services

@@ -102,7 +102,7 @@ public enum ContainerRunner {
 
     public static func start(cluster: String, pod: PodSpec, container c: ContainerSpec, image: Image,
                              pausePID: Int32, attempt: Int, logs: ContainerLogs,
-                             apiService: IPv4Address? = nil) throws(RuntimeError) -> Started {
+                             apiService: IPv4Address? = nil, pidNamespaceOf target: Int32? = nil) throws(RuntimeError) -> Started {
         let dir = "\(podDir(cluster, pod))/\(c.name)"
         // rw/ is only a mount point: the tmpfs on it exists in the container's namespace.
         let rw = "\(dir)/rw", merged = "\(dir)/merged"
@@ -120,9 +120,11 @@ public enum ContainerRunner {
 
         var nsFDs: [Int32] = []
         defer { nsFDs.forEach { close($0) } }
-        for ns in ["net", "uts", "ipc"] + (pod.shareProcessNamespace ? ["pid"] : []) {
-            let fd = open("/proc/\(pausePID)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw .system("open the sandbox's \(ns) namespace (pid \(pausePID))", errno: errno) }
+        for ns in ["net", "uts", "ipc"] + (pod.shareProcessNamespace || target != nil ? ["pid"] : []) {
+            // An ephemeral container with a target joins the target's PID namespace.
+            let owner = ns == "pid" ? target ?? pausePID : pausePID
+            let fd = open("/proc/\(owner)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw .system("open the \(owner == pausePID ? "sandbox" : "target container")'s \(ns) namespace (pid \(owner))", errno: errno) }
             nsFDs.append(fd)
         }
         let (cgroupFDs, cgroupNotes) = Cgroups.prepare(cluster: cluster, pod: pod, container: c)

@@ -48,14 +48,15 @@ extension ClusterRuntime {
             if next.state == .waiting && next.nextStart == nil { launch(key, next.name, spec: p) }
             return
         }
-        for c in statuses where !c.isInit && c.state == .waiting && c.nextStart == nil {
+        // (Ephemeral containers are started when they are added, and only then.)
+        for c in statuses where !c.isInit && !c.ephemeral && c.state == .waiting && c.nextStart == nil {
             launch(key, c.name, spec: p)
         }
     }
 
     /// Spawns one container and records it running, or records why it could not start.
     func launch(_ key: String, _ name: String, spec p: PodSpec) {
-        guard let c = (p.initContainers + p.containers).first(where: { $0.name == name }) else { return }
+        guard let c = (p.initContainers + p.containers + p.ephemeralContainers).first(where: { $0.name == name }) else { return }
         lock.lock()
         guard !stopping, let i = pods.firstIndex(where: { $0.key == key }),
               let j = pods[i].containers.firstIndex(where: { $0.name == name }) else { lock.unlock(); return }
@@ -67,10 +68,16 @@ extension ClusterRuntime {
             record(key, name, failure: "image \"\(c.image)\" is not available")
             return
         }
-        do {
+        do throws(RuntimeError) {
             let api = spec.services.first { $0.key == APIService.key }?.clusterIP
+            var target: Int32?
+            if let name = c.targetContainerName {
+                target = ephemeralTarget(c, pod: key)
+                if target == nil { throw RuntimeError.state("its target container \(name) is not running") }
+            }
             let started = try ContainerRunner.start(cluster: spec.name, pod: p, container: c, image: image,
-                                                    pausePID: pausePID, attempt: attempt, logs: logs, apiService: api)
+                                                    pausePID: pausePID, attempt: attempt, logs: logs, apiService: api,
+                                                    pidNamespaceOf: target)
             lock.lock()
             var early: Int32?
             if let i = pods.firstIndex(where: { $0.key == key }), let j = pods[i].containers.firstIndex(where: { $0.name == name }) {
@@ -169,6 +176,11 @@ extension ClusterRuntime {
         guard let p = podSpec(key) else { return }
         // A pod being deleted: what ends stays ended.
         if isTerminating(key) {
+            markStateDirty()
+            return
+        }
+        // An ephemeral container is never restarted.
+        if p.ephemeralContainers.contains(where: { $0.name == name }) {
             markStateDirty()
             return
         }
