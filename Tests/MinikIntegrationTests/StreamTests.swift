@@ -122,6 +122,48 @@ struct StreamTests {
                            "\(server)/api/v1/namespaces/default/pods/box/exec?command=id&stdout=true"])
         #expect((try? json(plain.out))?["message"] as? String == "Upgrade request required", "\(plain)")
 
+        // A client that goes away: its command gets a hang-up, as from a terminal.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: kubectlPath!)
+        gone.arguments = ["--cache-dir", Self.cacheDir, "exec", "box", "--", "sh", "-c", "trap 'echo hup > /tmp/hup; exit' HUP; while true; do sleep 0.2; done"]
+        gone.environment = ["KUBECONFIG": testKubeconfig, "PATH": "/usr/bin:/bin"]
+        try gone.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(gone.processIdentifier, SIGKILL)
+        gone.waitUntilExit()
+        #expect(waitFor { kubectl(["exec", "box", "--", "cat", "/tmp/hup"]).out == "hup\n" })
+
+        // Bounded: a client that stops reading holds up the command (its pipe fills), not
+        // the supervisor's memory; when it leaves, the command gets its hang-up.
+        if hasPythonClient {
+            let supervisor = try #require(liveState(name)?.supervisorPID)
+            func rssKiB() -> Int {
+                let status = (try? String(contentsOfFile: "/proc/\(supervisor)/status", encoding: .utf8)) ?? ""
+                return status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+            }
+            let before = rssKiB()
+            let stalled = Process()
+            stalled.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            stalled.arguments = ["python3", "-c", """
+                import time
+                from kubernetes import client, config
+                from kubernetes.stream import stream
+                config.load_kube_config()
+                r = stream(client.CoreV1Api().connect_get_namespaced_pod_exec, "box", "default", command=["yes"],
+                           stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+                time.sleep(6)
+                r.close()
+                """]
+            stalled.environment = ProcessInfo.processInfo.environment.merging(["KUBECONFIG": testKubeconfig]) { $1 }
+            try stalled.run()
+            Thread.sleep(forTimeInterval: 4)
+            let during = rssKiB()
+            #expect(kubectl(["exec", "box", "--", "sh", "-c", "ps | grep -c '[y]es'"]).out.trimmed == "1")
+            #expect(during - before < 32 * 1024, "the supervisor grew from \(before) to \(during) KiB while a client did not read")
+            stalled.waitUntilExit()
+            #expect(waitFor { kubectl(["exec", "box", "--", "sh", "-c", "ps | grep -c '[y]es'"]).out.trimmed == "0" })
+        }
+
         // kubectl cp is tar over exec, both ways.
         let dir = try SpecFile("copied both ways\n")
         #expect(kubectl(["cp", dir.path, "box:/tmp/in.txt"]).code == 0)
@@ -153,6 +195,85 @@ struct StreamTests {
             let out = py.out.split(separator: "\n").map(String.init)
             #expect(py.code == 0 && out == ["'hello\\noops\\n'", "'abc\\n'", "7"], "\(py)")
         }
+    }
+
+    @Test("kubectl run --rm -it, attach to a terminal and to a plain stdin, debug --target seeing the target's processes, ephemeral containers' rules")
+    func attachRunDebug() throws {
+        let name = "it-attach"
+        defer { cleanUp(name); try? FileManager.default.removeItem(atPath: Self.cacheDir) }
+        let spec = try up(name)
+
+        // run --rm -it: a new pod attached to, its exit code kubectl's, the pod gone after.
+        let run = sh("""
+            (sleep 3; printf 'tty; echo typed-$((6*7))\n'; sleep 1; printf 'exit 3\n'; sleep 4) | script -qec 'stty cols 80 rows 24; kubectl --cache-dir $KUBECACHEDIR run tmp --image=busybox --rm -it --restart=Never -- sh; echo kubectl-rc=$?' /dev/null
+            """)
+        #expect(run.out.contains("/dev/pts/0") && run.out.contains("typed-42") && run.out.contains("pod \"tmp\" deleted") && run.out.contains("kubectl-rc=3"), "\(run)")
+        #expect(waitFor { kubectl(["get", "pod", "tmp"]).code != 0 })
+
+        // attach -it to a pod started with stdin and tty; the same over SPDY.
+        let pod = try SpecFile("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: shell}
+            spec:
+              containers:
+              - {name: main, image: busybox, command: [sh], stdin: true, tty: true}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: reader}
+            spec:
+              restartPolicy: Never
+              containers:
+              - {name: main, image: busybox, command: [sh, -c, 'while read line; do echo "got $line"; done; echo stdin-closed'], stdin: true, stdinOnce: true}
+            """)
+        #expect(kubectl(["apply", "-f", pod.path]).code == 0)
+        #expect(waitFor { kubectl(["get", "pod", "shell", "-o", "jsonpath={.status.phase}"]).out == "Running" })
+        for (label, env) in [("ws", [String: String]()), ("spdy", ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"])] {
+            // The shell stays (no EOF is sent: the input ends only after kubectl is gone).
+            let attach = sh("""
+                (sleep 1.5; printf 'echo attached-\(label)-$((2+3))\n'; sleep 1.5) | timeout 3 script -qec 'stty cols 80 rows 24; kubectl --cache-dir $KUBECACHEDIR attach -it shell' /dev/null
+                """, env: env)
+            #expect(attach.out.contains("attached-\(label)-5"), "\(label): \(attach)")
+        }
+        // A plain stdin: what is sent is read; stdinOnce closes it when the input ends,
+        // the container then ends, and so does the attach.
+        #expect(waitFor { kubectl(["get", "pod", "reader", "-o", "jsonpath={.status.phase}"]).out == "Running" })
+        let fed = sh("printf 'one\ntwo\n' | timeout 20 kubectl --cache-dir $KUBECACHEDIR attach -i reader")
+        #expect(fed.code == 0 && fed.out.contains("got one") && fed.out.contains("got two") && fed.out.contains("stdin-closed"), "\(fed)")
+        #expect(waitFor { kubectl(["get", "pod", "reader", "-o", "jsonpath={.status.phase}"]).out == "Succeeded" })
+
+        // debug: an ephemeral container in the target's PID namespace; the pod stays.
+        let uid = kubectl(["get", "pod", "shell", "-o", "jsonpath={.metadata.uid}"]).out
+        let debug = sh("""
+            (sleep 4; printf 'ps; echo debug-done\n'; sleep 1; printf 'exit\n'; sleep 2) | script -qec 'stty cols 100 rows 24; kubectl --cache-dir $KUBECACHEDIR debug -it shell --image=busybox --target=main --container=dbg -- sh' /dev/null
+            """)
+        // The target's own process (its sh, PID 1 there) is listed.
+        #expect(debug.out.contains("debug-done") && debug.out.contains("    1 root     sh"), "\(debug)")
+        #expect(kubectl(["get", "pod", "shell", "-o", "jsonpath={.metadata.uid}"]).out == uid)
+        let statuses = kubectl(["get", "pod", "shell", "-o", "jsonpath={.status.ephemeralContainerStatuses[0].name} {.spec.ephemeralContainers[0].targetContainerName}"])
+        #expect(statuses.out == "dbg main", "\(statuses)")
+        let described = kubectl(["describe", "pod", "shell"]).out
+        #expect(described.contains("Ephemeral Containers:") && described.contains("  dbg:"), "\(described)")
+        // The apiserver's rules: no removing, no ports, a target that exists, unique names.
+        func patch(_ body: String) -> Result {
+            kubectl(["patch", "pod", "shell", "--subresource=ephemeralcontainers", "--type=json", "-p", body])
+        }
+        let removed = patch(#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#)
+        #expect(removed.code != 0 && removed.err.contains("existing ephemeral containers \"dbg\" may not be removed"), "\(removed)")
+        let ports = patch(#"[{"op":"add","path":"/spec/ephemeralContainers/-","value":{"name":"x","image":"busybox","ports":[{"containerPort":80}]}}]"#)
+        #expect(ports.code != 0 && ports.err.contains("spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container"), "\(ports)")
+        let target = patch(#"[{"op":"add","path":"/spec/ephemeralContainers/-","value":{"name":"y","image":"busybox","targetContainerName":"nope"}}]"#)
+        #expect(target.code != 0 && target.err.contains("targetContainerName: Not found: \"nope\""), "\(target)")
+        let dup = patch(#"[{"op":"add","path":"/spec/ephemeralContainers/-","value":{"name":"main","image":"busybox"}}]"#)
+        #expect(dup.code != 0 && dup.err.contains("Duplicate value: \"main\""), "\(dup)")
+        // Kept across a new supervisor: the ephemeral container is still the pod's.
+        let pid = try #require(liveState(name)?.supervisorPID)
+        kill(pid, SIGKILL)
+        #expect(waitFor { liveState(name) == nil })
+        try #require(minik(["up", spec.path]).code == 0, "adoption")
+        let after = kubectl(["get", "pod", "shell", "-o", "jsonpath={.metadata.uid} {.spec.ephemeralContainers[0].name} {.status.ephemeralContainerStatuses[0].state.terminated.reason}"])
+        #expect(after.out == "\(uid) dbg Completed", "\(after)")
     }
 
     /// `kubectl port-forward ARGS` in the background; the local port it listens on.
@@ -246,6 +367,18 @@ struct StreamTests {
         let svc = try Forward(["svc/lo", ":80"])
         try #require(svc.port > 0, "port-forward: \(svc.log)")
         #expect(shell(["curl", "-s", "-m", "5", "http://127.0.0.1:\(svc.port)/"]).out == "only-on-loopback\n")
+
+        // minik port-forward: the same connection, made by the CLI.
+        let cli = Process()
+        cli.executableURL = URL(fileURLWithPath: minikBinary)
+        cli.arguments = ["port-forward", "--name", name, "lo", "28181:8081"]
+        let cliOut = Pipe()
+        cli.standardOutput = cliOut
+        try cli.run()
+        defer { cli.terminate(); cli.waitUntilExit() }
+        let announced = String(decoding: cliOut.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(announced == "Forwarding from 127.0.0.1:28181 -> 8081\n", "\(announced)")
+        #expect(shell(["curl", "-s", "-m", "5", "http://127.0.0.1:28181/"]).out == "only-on-loopback\n")
 
         if hasPythonClient {
             let py = shell(["python3", "-c", """
