@@ -230,7 +230,8 @@ public struct ObjectsView {
     public func uid(_ resource: String, _ namespace: String, _ name: String, _ created: Date) -> String {
         // FNV-1a, 128 bits from two 64-bit lanes: an identifier, not a secret.
         var a: UInt64 = 0xcbf29ce484222325, b: UInt64 = 0x84222325cbf29ce4
-        let micros = Int64((created.timeIntervalSince1970 * 1_000_000).rounded())
+        // As the state file keeps it, so that a uid survives a new supervisor.
+        let micros = ClusterState.microseconds(created)
         for byte in "\(state.name)/\(resource)/\(namespace)/\(name)/\(micros)".utf8 {
             a = (a ^ UInt64(byte)) &* 0x100000001b3
             b = (b ^ UInt64(byte)) &* 0x100000001b3 &+ 0x9e3779b97f4a7c15

@@ -74,6 +74,8 @@ public struct StreamRequest: Sendable, Equatable {
                     r.ports.append(n)
                 }
             }
+            // Two one-byte channels per port in the WebSocket protocol.
+            if r.ports.count > 127 { throw APIError.badRequest("too many ports: at most 127 in one port-forward") }
         }
         return r
     }

@@ -10,16 +10,17 @@ import MinikSpec
 
 extension ClusterAPI {
     public func checkStream(_ r: StreamRequest) throws(APIError) {
-        let state = runtime.state()
+        // (On an event loop: no /proc checks of every pod; runningPod checks this one.)
+        let state = runtime.state(verify: false)
         let p = try runningPod(r, state)
         if r.kind != .portforward { _ = try streamContainer(r, p) }
     }
 
     public func exec(_ r: StreamRequest) throws(APIError) -> ContainerExec {
-        let state = runtime.state()
+        let state = runtime.state(verify: false)
         let p = try runningPod(r, state)
         let c = try streamContainer(r, p)
-        let cspec = state.spec.pods.first { $0.key == p.key }.flatMap { s in (s.initContainers + s.containers).first { $0.name == c.name } }
+        let cspec = state.spec.pods.first { $0.key == p.key }.flatMap { s in (s.initContainers + s.containers + s.ephemeralContainers).first { $0.name == c.name } }
         do {
             let entry = try ContainerEntry(pid: c.pid, container: cspec)
             var env = entry.env
@@ -32,7 +33,7 @@ extension ClusterAPI {
     }
 
     public func attach(_ r: StreamRequest) throws(APIError) -> AttachTarget {
-        let state = runtime.state()
+        let state = runtime.state(verify: false)
         let p = try runningPod(r, state)
         let c = try streamContainer(r, p)
         let key = "\(p.key)/\(c.name)"
@@ -49,7 +50,7 @@ extension ClusterAPI {
     public func connect(namespace: String, pod: String, port: Int) throws(APIError) -> Int32 {
         var r = StreamRequest(kind: .portforward, namespace: namespace, pod: pod)
         r.ports = [port]
-        let p = try runningPod(r, runtime.state())
+        let p = try runningPod(r, runtime.state(verify: false))
         let ns: NetNamespace
         do { ns = try NetNamespace.open(p.netns) } catch {
             throw APIError(500, "InternalError", "error forwarding port \(port) to pod \(pod): \(error)")

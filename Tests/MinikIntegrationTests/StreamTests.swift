@@ -125,10 +125,14 @@ struct StreamTests {
         // A client that goes away: its command gets a hang-up, as from a terminal.
         let gone = Process()
         gone.executableURL = URL(fileURLWithPath: kubectlPath!)
-        gone.arguments = ["--cache-dir", Self.cacheDir, "exec", "box", "--", "sh", "-c", "trap 'echo hup > /tmp/hup; exit' HUP; while true; do sleep 0.2; done"]
+        gone.arguments = ["--cache-dir", Self.cacheDir, "exec", "box", "--", "sh", "-c",
+                          "trap 'echo hup > /tmp/hup; exit' HUP; echo up > /tmp/up; while true; do sleep 0.2; done"]
         gone.environment = ["KUBECONFIG": testKubeconfig, "PATH": "/usr/bin:/bin"]
         try gone.run()
-        Thread.sleep(forTimeInterval: 1.5)
+        // Killed once its command runs (kubectl may be a dispatcher running the real one
+        // as its child: both go).
+        #expect(waitFor { kubectl(["exec", "box", "--", "cat", "/tmp/up"]).out == "up\n" })
+        _ = shell(["pkill", "-KILL", "-P", String(gone.processIdentifier)])
         kill(gone.processIdentifier, SIGKILL)
         gone.waitUntilExit()
         #expect(waitFor { kubectl(["exec", "box", "--", "cat", "/tmp/hup"]).out == "hup\n" })

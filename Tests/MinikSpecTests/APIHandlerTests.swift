@@ -172,7 +172,9 @@ struct APIDiscoveryTests {
         #expect(pods["shortNames"] == ["po"])
         #expect(pods["categories"] == ["all"])
         #expect(pods["responseKind"] == ["group": "", "version": "v1", "kind": "Pod"])
-        #expect(pods["subresources"]?.array?.compactMap { $0["subresource"]?.string } == ["status", "log"])
+        #expect(pods["subresources"]?.array?.compactMap { $0["subresource"]?.string } == ["status", "log", "exec", "attach", "portforward", "ephemeralcontainers"])
+        let exec = try #require(pods["subresources"]?.array?.first { $0["subresource"] == "exec" })
+        #expect(exec["verbs"] == ["create", "get"] && exec["responseKind"]?["kind"] == "PodExecOptions")
         let nodes = try #require(version["resources"]?.array?.first { $0["resource"] == "nodes" })
         #expect(nodes["scope"] == "Cluster")
     }
@@ -289,7 +291,7 @@ struct APIReadTests {
 
     @Test func unknownResourcesAndShapesAre404() {
         for path in ["/api/v1/namespaces/default/widgets", "/api/v1/widgets", "/apis/apps/v1/namespaces/default/pods",
-                     "/api/v1/namespaces/default/pods/web-1/exec", "/api/v1/namespaces/default/nodes", "/api/v2/pods",
+                     "/api/v1/namespaces/default/pods/web-1/exe", "/api/v1/namespaces/default/nodes", "/api/v2/pods",
                      "/api/v1/namespaces/default/pods/web-1/log/extra"] {
             let r = get(path)
             #expect(r.code == 404, "\(path)")

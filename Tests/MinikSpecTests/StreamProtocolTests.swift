@@ -106,6 +106,15 @@ struct StreamRequestTests {
         #expect(error.message.contains("\"\(port)\""))
     }
 
+    @Test("more ports than one-byte channels can number is a 400 (129 ports once trapped the supervisor)")
+    func tooManyPorts() throws {
+        let ports = Array(repeating: "80", count: 129).joined(separator: ",")
+        let error = try #require(parseError("/api/v1/namespaces/d/pods/p/portforward?ports=\(ports)"))
+        #expect(error.code == 400 && error.message.contains("at most 127"))
+        let most = Array(repeating: "80", count: 127).joined(separator: ",")
+        #expect(parseError("/api/v1/namespaces/d/pods/p/portforward?ports=\(most)") == nil)
+    }
+
     @Test("exec without a command, or without any stream, is a 400")
     func execNeedsCommandAndStream() throws {
         let noCommand = try #require(parseError("/api/v1/namespaces/d/pods/p/exec?stdout=true"))
@@ -339,6 +348,7 @@ private final class RecordingTransport: SPDYTransport {
     }
     func setReading(_ on: Bool) { reading = on }
     func close() { log.events.append(.transportClosed) }
+    func abort() { log.events.append(.transportClosed) }
 }
 
 private final class RecordingService: SPDYService {

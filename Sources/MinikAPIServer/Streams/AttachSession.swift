@@ -4,7 +4,7 @@
 // It ends with Success when the container's run ends, as kubelet's attach does; the
 // client's leaving ends its input (closing the container's stdin when stdinOnce).
 // Bounded: input is written on a queue of its own and the client's reading pauses while
-// 1 MiB waits; a client that stops reading while 8 MiB of output wait for it is dropped.
+// 1 MiB waits; a client that stops reading is dropped once 8 MiB more wait for it.
 import Foundation
 import MinikAPI
 import NIOCore
@@ -30,9 +30,9 @@ final class AttachSession: StreamSession, @unchecked Sendable {
     var done = false
     var inputClosed = false
     var inputPending = 0
-    /// Output handed to the loop and not yet written there.
-    let backlogLock = NSLock()
-    var queued = 0
+    /// Output written while the client's connection was over its high-water mark (what
+    /// its buffer grew by); reset once it drains.
+    var stalled = 0
 
     init(_ target: AttachTarget, client: ExecClient, loop: EventLoop) {
         self.target = target
@@ -53,20 +53,21 @@ final class AttachSession: StreamSession, @unchecked Sendable {
         return s
     }
 
-    /// On the log copier's thread: hop to the loop, bounded.
+    /// On the log copier's thread: hop to the loop; bounded there.
     func deliver(_ chunk: [UInt8]) {
-        backlogLock.lock()
-        queued += chunk.count
-        let tooMuch = queued > 8 * 1024 * 1024
-        backlogLock.unlock()
         loop.execute { [self] in
-            backlogLock.lock()
-            queued -= chunk.count
-            backlogLock.unlock()
             guard !done, let client else { return }
-            if tooMuch && !client.isWritable {
-                finish(StreamStatus.failure("the client did not keep up with the container's output"))
-                return
+            if client.isWritable {
+                stalled = 0
+            } else {
+                stalled += chunk.count
+                if stalled > 8 * 1024 * 1024 {
+                    // It would not read a Status either: the connection is closed.
+                    done = true
+                    cleanUp()
+                    client.abort()
+                    return
+                }
             }
             var b = ByteBuffer()
             b.writeBytes(chunk)

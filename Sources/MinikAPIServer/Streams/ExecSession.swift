@@ -28,6 +28,8 @@ protocol ExecClient: AnyObject {
     var isWritable: Bool { get }
     /// Stops or resumes reading the client's input.
     func setReading(_ on: Bool)
+    /// Drops the client at once (it stopped reading).
+    func abort()
 }
 
 final class ExecSession: @unchecked Sendable {
@@ -60,6 +62,11 @@ final class ExecSession: @unchecked Sendable {
     static func start(_ process: ContainerExec, client: ExecClient, loop: EventLoop) -> ExecSession {
         let session = ExecSession(loop: loop, client: client, pid: process.pid, tty: process.tty)
         let (input, output, errors) = process.takeDescriptors()
+        let waiting = Thread {
+            let status = process.wait()
+            loop.execute { session.exited(status) }
+        }
+        waiting.start()
         var made: [EventLoopFuture<Channel>] = []
         // The session knows each channel before it is active (its EOF may come at once).
         let bootstrap = { (stream: UInt8, reads: Bool, takesInput: Bool) in
@@ -71,19 +78,22 @@ final class ExecSession: @unchecked Sendable {
         }
         if process.tty {
             session.resizeFD = dup(output)
+            let writer = input != nil ? dup(output) : -2
+            if session.resizeFD < 0 || writer == -1 {
+                // Out of descriptors: nothing was handed to NIO yet.
+                [output, session.resizeFD, writer].forEach { if $0 >= 0 { close($0) } }
+                session.resizeFD = -1
+                loop.execute { session.failedToStart("no file descriptors left for the terminal") }
+                return session
+            }
             // One channel reads the master and, with stdin, writes a duplicate of it.
-            made.append(input != nil ? bootstrap(1, true, true).takingOwnershipOfDescriptors(input: output, output: dup(output))
-                                     : bootstrap(1, true, false).takingOwnershipOfDescriptor(input: output))
+            made.append(writer >= 0 ? bootstrap(1, true, true).takingOwnershipOfDescriptors(input: output, output: writer)
+                                    : bootstrap(1, true, false).takingOwnershipOfDescriptor(input: output))
         } else {
             made.append(bootstrap(1, true, false).takingOwnershipOfDescriptor(input: output))
             if let errors { made.append(bootstrap(2, true, false).takingOwnershipOfDescriptor(input: errors)) }
             if let input { made.append(bootstrap(0, false, true).takingOwnershipOfDescriptor(output: input)) }
         }
-        let waiting = Thread {
-            let status = process.wait()
-            loop.execute { session.exited(status) }
-        }
-        waiting.start()
         EventLoopFuture.andAllSucceed(made, on: loop).whenComplete { result in
             switch result {
             case .success: session.ready()
@@ -152,7 +162,10 @@ final class ExecSession: @unchecked Sendable {
         for ch in outputs { ch.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in } }
     }
 
-    /// The client went away before the end: the command gets a hang-up.
+    /// The client went away before the end: the command gets a hang-up, and EOF on its
+    /// input. What it writes meanwhile is read and dropped for 5 s (as a hung-up terminal
+    /// takes it), so that it can handle the hang-up (a shell reports it on stderr first:
+    /// closing the pipe at once would kill it with SIGPIPE instead); then its pipes close.
     func clientGone() {
         guard !done else { return }
         done = true
@@ -160,7 +173,14 @@ final class ExecSession: @unchecked Sendable {
             kill(-pid, SIGHUP)
             kill(pid, SIGHUP)
         }
-        cleanUp()
+        // A terminal hangs up its way: closing the master (writes then fail with EIO).
+        if tty { cleanUp(); return }
+        stdinChannel?.close(promise: nil)
+        stdinChannel = nil
+        quietTimer?.cancel()
+        quietTimer = nil
+        for ch in outputs { ch.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in } }
+        loop.scheduleTask(in: .seconds(5)) { [self] in cleanUp() }
     }
 
     // MARK: from the command

@@ -44,15 +44,24 @@ final class PodSocket: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-/// Writes to a pod socket that may not be open yet: bytes wait (bounded by the
-/// caller stopping its reads) until it is.
+/// Writes to a pod socket that may not be open yet: bytes wait until it is (the caller
+/// stops reading its client while `waitingBytes` grow); a socket that could not be made
+/// takes nothing.
 struct PendingPodSocket {
     var channel: Channel?
     var waiting: [ByteBuffer] = []
+    var waitingBytes = 0
     var halfClose = false
+    var failed = false
 
+    /// false: the caller should stop reading until the socket drains.
     mutating func write(_ b: ByteBuffer) -> Bool {
-        guard let channel else { waiting.append(b); return waiting.count < 64 }
+        if failed { return true }
+        guard let channel else {
+            waiting.append(b)
+            waitingBytes += b.readableBytes
+            return waitingBytes < 1024 * 1024
+        }
         channel.writeAndFlush(b, promise: nil)
         return channel.isWritable
     }
@@ -62,8 +71,19 @@ struct PendingPodSocket {
         for b in waiting { ch.write(b, promise: nil) }
         ch.flush()
         waiting = []
+        waitingBytes = 0
         if halfClose { Self.shutDownOutput(ch) }
     }
+
+    /// Takes nothing more (its connection could not be made).
+    mutating func fail() {
+        failed = true
+        waiting = []
+        waitingBytes = 0
+    }
+
+    /// Takes more now: open and under its high-water mark, or failed.
+    var drained: Bool { failed || (channel?.isWritable ?? (waitingBytes < 1024 * 1024)) }
 
     mutating func closeOutput() {
         guard let channel else { halfClose = true; return }
@@ -114,6 +134,20 @@ final class PortForwardPairs: SPDYService, @unchecked Sendable {
             pair.dataStream = id
         }
         guard pairs.count < 1024 || pairs[key] != nil else { return false }
+        if pairs[key] == nil {
+            // kubelet's streamCreationTimeout: the other stream of the pair has 30 s.
+            loop.scheduleTask(in: .seconds(30)) { [weak self] in
+                guard let self, let pair = pairs[key], !pair.started else { return }
+                if let e = pair.errorStream {
+                    var b = ByteBuffer()
+                    b.writeString("timed out waiting for streams of request \(key)")
+                    connection.sendData(e, b)
+                    connection.reset(e)
+                }
+                if let d = pair.dataStream { connection.reset(d) }
+                drop(key)
+            }
+        }
         pairs[key] = pair
         streamPair[id] = key
         return true
@@ -124,16 +158,35 @@ final class PortForwardPairs: SPDYService, @unchecked Sendable {
               let errorStream = pair.errorStream, let dataStream = pair.dataStream else { return }
         pair.started = true
         pairs[key] = pair
+        // The connect may wait (a pod whose backlog is full): off the event loop. The
+        // client's bytes meanwhile wait in the pair's PendingPodSocket.
+        let (backend, request, port, loop) = (backend, request, pair.port, loop)
+        DispatchQueue.global().async { [weak self] in
+            let result: Result<Int32, APIError>
+            do throws(APIError) { result = .success(try backend.connect(namespace: request.namespace, pod: request.pod, port: port)) } catch {
+                result = .failure(error)
+            }
+            loop.execute {
+                guard let self else {
+                    if case .success(let fd) = result { close(fd) }
+                    return
+                }
+                self.connected(key, result, errorStream: errorStream, dataStream: dataStream)
+            }
+        }
+    }
+
+    func connected(_ key: String, _ result: Result<Int32, APIError>, errorStream: UInt32, dataStream: UInt32) {
         let fd: Int32
-        do throws(APIError) { fd = try backend.connect(namespace: request.namespace, pod: request.pod, port: pair.port) } catch {
-            var b = ByteBuffer()
-            b.writeString(error.message)
-            connection.sendData(errorStream, b)
+        do { fd = try result.get() } catch {
+            // kubelet's words, as text on the error stream (kubectl prints them).
+            connection.sendData(errorStream, ByteBuffer(string: error.message))
             connection.reset(dataStream)
             connection.reset(errorStream)
             drop(key)
             return
         }
+        guard pairs[key] != nil else { close(fd); return }
         let handler = PodSocket(
             onData: { [weak self] b in
                 guard let self else { return }
@@ -153,9 +206,10 @@ final class PortForwardPairs: SPDYService, @unchecked Sendable {
             case .success(let ch):
                 guard pairs[key] != nil else { ch.close(promise: nil); return }
                 pairs[key]?.pod.opened(ch)
+                podWritable(ch.isWritable)
                 if connection.transport?.isWritable == false { ch.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
             case .failure:
-                close(fd)
+                // (NIO closed the descriptor.)
                 connection.finish(dataStream)
                 connection.finish(errorStream)
                 drop(key)
@@ -192,7 +246,7 @@ final class PortForwardPairs: SPDYService, @unchecked Sendable {
     }
 
     func podWritable(_ writable: Bool) {
-        if writable && pairs.values.allSatisfy({ $0.pod.channel?.isWritable ?? true }) { pause(false) }
+        if writable && pairs.values.allSatisfy({ $0.pod.drained }) { pause(false) }
     }
 
     func pause(_ on: Bool) {
@@ -240,46 +294,66 @@ final class PortForwardChannels: ChannelInboundHandler, @unchecked Sendable {
             closeConnection()
             return
         }
+        // Every port's connection is made at once, off the event loop (a connect may
+        // wait); the WebSocket closes when all of them have ended.
+        live = request.ports.count
+        let (backend, request, loop) = (backend, request, context.eventLoop)
         for (i, port) in request.ports.enumerated() {
-            let data = UInt8(2 * i), errors = UInt8(2 * i + 1)
+            guard let data = UInt8(exactly: 2 * i), let errors = UInt8(exactly: 2 * i + 1) else { break }
             var portBytes = ByteBuffer()
             portBytes.writeInteger(UInt16(port), endianness: .little)
             send(data, portBytes)
             send(errors, portBytes)
-            let fd: Int32
-            do throws(APIError) { fd = try backend.connect(namespace: request.namespace, pod: request.pod, port: port) } catch {
-                var b = ByteBuffer()
-                b.writeString(error.message)
-                send(errors, b)
-                continue
-            }
-            live += 1
-            let handler = PodSocket(
-                onData: { [weak self] b in
-                    guard let self, let context = self.context else { return }
-                    send(data, b)
-                    if !context.channel.isWritable { pods.forEach { $0.channel?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } } }
-                },
-                onClose: { [weak self] in
-                    guard let self else { return }
-                    live -= 1
-                    if live == 0 { closeConnection() }
-                },
-                onWritable: { [weak self] w in
-                    if w, let self, self.pods.allSatisfy({ $0.channel?.isWritable ?? true }) { self.setReading(true) }
-                })
-            PodSocket.open(fd, on: context.eventLoop, handler: handler).whenComplete { [weak self] result in
-                guard let self else { return }
-                switch result {
-                case .success(let ch):
-                    if closing { ch.close(promise: nil) } else { pods[i].opened(ch) }
-                case .failure:
-                    close(fd)
-                    live -= 1
-                    if live == 0 { closeConnection() }
+            DispatchQueue.global().async { [weak self] in
+                let result: Result<Int32, APIError>
+                do throws(APIError) { result = .success(try backend.connect(namespace: request.namespace, pod: request.pod, port: port)) } catch {
+                    result = .failure(error)
+                }
+                loop.execute {
+                    guard let self, !self.closing else {
+                        if case .success(let fd) = result { close(fd) }
+                        return
+                    }
+                    self.connected(i, result, data: data, errors: errors)
                 }
             }
         }
+    }
+
+    func connected(_ i: Int, _ result: Result<Int32, APIError>, data: UInt8, errors: UInt8) {
+        guard let context else { return }
+        guard case .success(let fd) = result else {
+            if case .failure(let error) = result { send(errors, ByteBuffer(string: error.message)) }
+            pods[i].fail()
+            portEnded()
+            return
+        }
+        let handler = PodSocket(
+            onData: { [weak self] b in
+                guard let self, let context = self.context else { return }
+                send(data, b)
+                if !context.channel.isWritable { pods.forEach { $0.channel?.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } } }
+            },
+            onClose: { [weak self] in self?.portEnded() },
+            onWritable: { [weak self] w in
+                if w, let self, self.pods.allSatisfy(\.drained) { self.setReading(true) }
+            })
+        PodSocket.open(fd, on: context.eventLoop, handler: handler).whenComplete { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(let ch):
+                if closing { ch.close(promise: nil) } else { pods[i].opened(ch) }
+                if pods.allSatisfy(\.drained) { setReading(true) }
+            case .failure:
+                // (NIO closed the descriptor.)
+                pods[i].fail()
+                portEnded()
+            }
+        }
+    }
+
+    func portEnded() {
+        live -= 1
         if live == 0 { closeConnection() }
     }
 

@@ -35,6 +35,8 @@ protocol SPDYTransport: AnyObject {
     func setReading(_ on: Bool)
     /// Ends the connection once what was written is sent.
     func close()
+    /// Ends it now.
+    func abort()
 }
 
 final class SPDYConnection {
@@ -177,6 +179,7 @@ final class SPDYOverTCP: ChannelInboundHandler, SPDYTransport, @unchecked Sendab
     func write(_ bytes: ByteBuffer) { context?.writeAndFlush(NIOAny(bytes), promise: nil) }
     var isWritable: Bool { context?.channel.isWritable ?? false }
     func setReading(_ on: Bool) { context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in } }
+    func abort() { context?.close(promise: nil) }
     func close() {
         guard let context else { return }
         let ch = context.channel
@@ -241,6 +244,7 @@ final class SPDYOverWebSocket: ChannelInboundHandler, SPDYTransport, @unchecked 
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
     func setReading(_ on: Bool) { context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in } }
+    func abort() { context?.close(promise: nil) }
 
     func close() {
         guard let context, !closing else { return }

@@ -24,6 +24,11 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
         self.loop = loop
         self.backend = backend
         self.request = request
+        // kubelet's streamCreationTimeout: the client has 30 s to open its streams.
+        loop.scheduleTask(in: .seconds(30)) { [weak self] in
+            guard let self, session == nil, !ended else { return }
+            finish(StreamStatus.failure("timed out waiting for client to create streams"))
+        }
     }
 
     /// The streams kubelet waits for: error, and those the request asks for.
@@ -87,7 +92,8 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
     // MARK: ExecClient
 
     func output(_ stream: UInt8, _ data: ByteBuffer) {
-        guard let id = streams[stream == 1 ? "stdout" : "stderr"] ?? streams["stdout"] else { return }
+        // kubelet drops what the client opened no stream for.
+        guard let id = streams[stream == 1 ? "stdout" : "stderr"] else { return }
         connection.sendData(id, data)
     }
 
@@ -102,6 +108,12 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
             connection.sendData(e, b, fin: true)
         }
         connection.goAway()
+    }
+
+    func abort() {
+        ended = true
+        session = nil
+        connection.transport?.abort()
     }
 
     var isWritable: Bool { connection.transport?.isWritable ?? false }

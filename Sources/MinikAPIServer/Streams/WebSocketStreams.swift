@@ -131,7 +131,12 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
 
     // MARK: ExecClient
 
-    func output(_ stream: UInt8, _ data: ByteBuffer) { send(stream, data) }
+    func output(_ stream: UInt8, _ data: ByteBuffer) {
+        // kubelet drops what the client did not ask for.
+        if stream == 2 && !request.stderr { return }
+        if stream == 1 && !request.stdout { return }
+        send(stream, data)
+    }
 
     func finish(_ status: JSON) {
         guard let context else { return }
@@ -144,5 +149,10 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
 
     func setReading(_ on: Bool) {
         context?.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
+
+    func abort() {
+        session = nil
+        context?.close(promise: nil)
     }
 }

@@ -237,7 +237,7 @@ public struct ClusterState: Codable, Sendable {
         var secs = time_t(seconds)
         var tm = tm()
         gmtime_r(&secs, &tm)
-        let micros = min(Int(((t - seconds) * 1_000_000).rounded(.down)), 999_999)
+        let micros = Int(microseconds(date) % 1_000_000)
         func pad(_ v: Int32, _ n: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s
@@ -245,6 +245,14 @@ public struct ClusterState: Codable, Sendable {
         let m = String(micros)
         return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
             + String(repeating: "0", count: 6 - m.count) + m + "Z"
+    }
+
+    /// Microseconds since 1970, truncated as the state file writes them: what identifies
+    /// a moment across a save and a load (uids are made from it).
+    public static func microseconds(_ date: Date) -> Int64 {
+        let t = date.timeIntervalSince1970
+        let seconds = t.rounded(.down)
+        return Int64(seconds) * 1_000_000 + Int64(min(((t - seconds) * 1_000_000).rounded(.down), 999_999))
     }
 
     public static let preciseDateParsing = JSONDecoder.DateDecodingStrategy.custom { decoder in
@@ -288,6 +296,9 @@ public struct ClusterState: Codable, Sendable {
                 fraction += Double(c - 48) * scale
                 scale /= 10
             }
+            // Half of the last digit's unit: a Double of 1.8e9 seconds is exact to about
+            // 0.24 us only, so without it the fraction could truncate to one less.
+            fraction += 5 * scale
         }
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }

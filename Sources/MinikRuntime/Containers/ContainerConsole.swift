@@ -16,22 +16,31 @@ public final class ContainerConsole: @unchecked Sendable {
     public let tty: Bool
     public let stdinOnce: Bool
     private let lock = NSLock()
-    /// The master (tty) or the pipe's write end; -1 once closed.
+    /// The master (tty, when it takes input) or the pipe's write end, non-blocking; -1
+    /// once closed. Writers use a duplicate, so a close meanwhile cannot redirect them.
     private var input: Int32
+    /// The master for window sizes (tty), -1 otherwise or once closed.
+    private var sizer: Int32
     private var inputClosed = false
+    /// A writer that makes no progress for this long gives up (a container that never
+    /// reads its stdin must not hold an attach's input queue for ever).
+    static let stallLimit: TimeInterval = 10
 
     /// A terminal's master: the relay copies its output to `log` (the container's log
     /// FIFO, which it closes at the end); `stdin` says whether input is taken.
     init(master: Int32, log: Int32, stdin: Bool, stdinOnce: Bool) {
         tty = true
         self.stdinOnce = stdinOnce
-        input = stdin ? dup(master) : -1
-        if input >= 0 { _ = fcntl(input, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+        input = stdin ? fcntl(master, F_DUPFD_CLOEXEC, 0) : -1
+        sizer = fcntl(master, F_DUPFD_CLOEXEC, 0)
         let t = Thread {
             var buf = [UInt8](repeating: 0, count: 65536)
             while true {
+                var p = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, -1) < 0 && errno != EINTR { break }
                 let n = read(master, &buf, buf.count)
-                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 // EIO: the container's side is closed (it ended).
                 if n <= 0 { break }
                 var off = 0
@@ -53,21 +62,38 @@ public final class ContainerConsole: @unchecked Sendable {
     init(pipe: Int32, stdinOnce: Bool) {
         tty = false
         self.stdinOnce = stdinOnce
+        _ = fcntl(pipe, F_SETFL, fcntl(pipe, F_GETFL) | O_NONBLOCK)
         input = pipe
+        sizer = -1
     }
 
-    /// Writes input for the container (blocking until it is taken); false once closed.
-    public func write(_ bytes: [UInt8]) -> Bool {
+    /// A duplicate of the input for one writer, or -1.
+    private func borrowInput() -> Int32 {
         lock.lock()
-        let fd = input
-        lock.unlock()
+        defer { lock.unlock() }
+        guard input >= 0, !inputClosed else { return -1 }
+        return fcntl(input, F_DUPFD_CLOEXEC, 0)
+    }
+
+    /// Writes input for the container, waiting while it does not read (at most
+    /// stallLimit without progress); false when it was not all taken.
+    public func write(_ bytes: [UInt8]) -> Bool {
+        let fd = borrowInput()
         guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
         var off = 0
+        var progress = Date()
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            off += n
+            if n > 0 {
+                off += n
+                progress = Date()
+                continue
+            }
+            guard n < 0, errno == EINTR || errno == EAGAIN else { return false }
+            if Date().timeIntervalSince(progress) > Self.stallLimit || !isOpen { return false }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 200)
         }
         return true
     }
@@ -76,20 +102,25 @@ public final class ContainerConsole: @unchecked Sendable {
     public func resize(rows: UInt16, cols: UInt16) {
         lock.lock()
         defer { lock.unlock() }
-        if tty && input >= 0 { _ = minik_pty_resize(input, rows, cols) }
+        if sizer >= 0 { _ = minik_pty_resize(sizer, rows, cols) }
     }
 
     /// An attach session's input ended: with stdinOnce the container's stdin ends too.
     public func inputEnded() {
         guard stdinOnce else { return }
+        if tty {
+            // ^D at the start of a line: the terminal's EOF (its master stays open).
+            let fd = borrowInput()
+            guard fd >= 0 else { return }
+            var eof: UInt8 = 4
+            _ = Glibc.write(fd, &eof, 1)
+            Glibc.close(fd)
+        }
         lock.lock()
         defer { lock.unlock() }
-        guard !inputClosed, input >= 0 else { return }
+        guard !inputClosed else { return }
         inputClosed = true
-        if tty {
-            var eof: UInt8 = 4
-            _ = Glibc.write(input, &eof, 1)
-        } else {
+        if !tty && input >= 0 {
             Glibc.close(input)
             input = -1
         }
@@ -100,7 +131,9 @@ public final class ContainerConsole: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if input >= 0 { Glibc.close(input) }
+        if sizer >= 0 { Glibc.close(sizer) }
         input = -1
+        sizer = -1
     }
 
     public var isOpen: Bool {
