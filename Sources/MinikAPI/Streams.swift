@@ -21,6 +21,9 @@ public struct StreamRequest: Sendable, Equatable {
     /// portforward: the ports of the `ports` parameter (the WebSocket protocol needs them
     /// up front; SPDY names a port per stream).
     public var ports: [Int] = []
+    /// The terminal's first size (exec with tty), from the client's first resize message.
+    public var rows: UInt16 = 0
+    public var cols: UInt16 = 0
 
     public init(kind: Kind, namespace: String, pod: String) {
         self.kind = kind

@@ -25,7 +25,7 @@ extension ClusterAPI {
             let entry = try ContainerEntry(pid: c.pid, container: cspec)
             var env = entry.env
             if r.tty { env.append("TERM=xterm") }
-            return try ContainerExec(r.command, in: entry, env: env, stdin: r.stdin, tty: r.tty)
+            return try ContainerExec(r.command, in: entry, env: env, stdin: r.stdin, tty: r.tty, rows: r.rows, cols: r.cols)
         } catch {
             // The session reports it as kubelet does ("error executing command in container").
             throw APIError(500, "InternalError", "\(error)")

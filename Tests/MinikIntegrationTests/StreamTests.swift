@@ -353,7 +353,8 @@ struct StreamTests {
         let tunnel = try Forward(["pod/box", ":9000"])
         try #require(tunnel.port > 0, "port-forward: \(tunnel.log)")
         let many = echoMany(port: tunnel.port, n: 20, size: 10_000_000)
-        #expect(many.out.hasPrefix("20/20 ok"), "\(many)")
+        let log = (try? String(contentsOfFile: Naming.clusterDir(name) + "/supervisor.log", encoding: .utf8)) ?? ""
+        #expect(many.out.hasPrefix("20/20 ok"), "\(many)\nsupervisor: \(log.suffix(3000))\nkubectl: \(tunnel.log)")
         // Older kubectl: SPDY straight on the connection.
         let direct = try Forward(["pod/box", ":9000"], env: ["KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"])
         try #require(direct.port > 0, "port-forward: \(direct.log)")

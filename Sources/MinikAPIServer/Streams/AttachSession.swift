@@ -20,6 +20,46 @@ protocol StreamSession: AnyObject {
 
 extension ExecSession: StreamSession {}
 
+/// What a transport does until its session starts: an exec with a terminal waits for the
+/// client's first window size (kubectl sends it at once), so that the command sees its
+/// real size from its first instruction; input meanwhile waits here.
+struct SessionStart {
+    /// Waiting for that size (at most 300 ms).
+    var waitingForSize = false
+    var input: [ByteBuffer] = []
+    var inputBytes = 0
+    var inputClosed = false
+    static let sizeWait = TimeAmount.milliseconds(300)
+
+    /// Keeps input for later; false once 1 MiB waits (stop reading the client).
+    mutating func keep(_ b: ByteBuffer) -> Bool {
+        input.append(b)
+        inputBytes += b.readableBytes
+        return inputBytes < 1024 * 1024
+    }
+
+    /// Hands what waited to the session that just started.
+    mutating func replay(into s: StreamSession) {
+        input.forEach { s.input($0) }
+        input = []
+        inputBytes = 0
+        if inputClosed { s.closeInput() }
+    }
+
+    /// Starts a session for `request` (exec or attach); a request that cannot be
+    /// served gives the Status to finish with.
+    static func session(_ request: StreamRequest, backend: APIBackend, client: ExecClient, loop: EventLoop) -> Swift.Result<StreamSession, APIError> {
+        do throws(APIError) {
+            if request.kind == .attach {
+                return .success(AttachSession.start(try backend.attach(request), client: client, loop: loop))
+            }
+            return .success(ExecSession.start(try backend.exec(request), client: client, loop: loop))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
 final class AttachSession: StreamSession, @unchecked Sendable {
     let loop: EventLoop
     weak var client: ExecClient?

@@ -46,8 +46,10 @@ final class PodSocket: ChannelInboundHandler, @unchecked Sendable {
 
 /// Writes to a pod socket that may not be open yet: bytes wait until it is (the caller
 /// stops reading its client while `waitingBytes` grow); a socket that could not be made
-/// takes nothing.
-struct PendingPodSocket {
+/// takes nothing. A class: a write can call back synchronously (writability), and the
+/// callbacks read the collection the socket is kept in, which a mutating access to a
+/// value inside it would hold exclusively (Swift traps on that overlap).
+final class PendingPodSocket {
     var channel: Channel?
     var waiting: [ByteBuffer] = []
     var waitingBytes = 0
@@ -55,7 +57,7 @@ struct PendingPodSocket {
     var failed = false
 
     /// false: the caller should stop reading until the socket drains.
-    mutating func write(_ b: ByteBuffer) -> Bool {
+    func write(_ b: ByteBuffer) -> Bool {
         if failed { return true }
         guard let channel else {
             waiting.append(b)
@@ -66,7 +68,7 @@ struct PendingPodSocket {
         return channel.isWritable
     }
 
-    mutating func opened(_ ch: Channel) {
+    func opened(_ ch: Channel) {
         channel = ch
         for b in waiting { ch.write(b, promise: nil) }
         ch.flush()
@@ -76,7 +78,7 @@ struct PendingPodSocket {
     }
 
     /// Takes nothing more (its connection could not be made).
-    mutating func fail() {
+    func fail() {
         failed = true
         waiting = []
         waitingBytes = 0
@@ -85,7 +87,7 @@ struct PendingPodSocket {
     /// Takes more now: open and under its high-water mark, or failed.
     var drained: Bool { failed || (channel?.isWritable ?? (waitingBytes < 1024 * 1024)) }
 
-    mutating func closeOutput() {
+    func closeOutput() {
         guard let channel else { halfClose = true; return }
         Self.shutDownOutput(channel)
     }
@@ -101,7 +103,7 @@ final class PortForwardPairs: SPDYService, @unchecked Sendable {
         var port: Int
         var errorStream: UInt32?
         var dataStream: UInt32?
-        var pod = PendingPodSocket()
+        let pod = PendingPodSocket()
         var started = false
     }
 
@@ -289,7 +291,7 @@ final class PortForwardChannels: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        pods = Array(repeating: PendingPodSocket(), count: request.ports.count)
+        pods = request.ports.map { _ in PendingPodSocket() }
         guard !request.ports.isEmpty else {
             closeConnection()
             return

@@ -13,9 +13,10 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
     unowned let connection: SPDYConnection
     let loop: EventLoop
     let backend: APIBackend
-    let request: StreamRequest
+    var request: StreamRequest
     var streams: [String: UInt32] = [:]
     var session: StreamSession?
+    var starting = SessionStart()
     var resizeBuffer: [UInt8] = []
     var ended = false
 
@@ -44,21 +45,28 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
 
     func replied(_ id: UInt32) {
         let known = streams.keys.filter { ["error", "stdin", "stdout", "stderr", "resize"].contains($0) }.count
-        guard session == nil, !ended, known == expected else { return }
-        do throws(APIError) {
-            if request.kind == .attach {
-                session = AttachSession.start(try backend.attach(request), client: self, loop: loop)
-            } else {
-                session = ExecSession.start(try backend.exec(request), client: self, loop: loop)
-            }
-        } catch {
-            finish(ExecSession.failed(error))
+        guard session == nil, !ended, known == expected, !starting.waitingForSize else { return }
+        guard request.kind == .exec && request.tty else { return start() }
+        starting.waitingForSize = true
+        loop.scheduleTask(in: SessionStart.sizeWait) { [weak self] in
+            if self?.starting.waitingForSize == true { self?.start() }
+        }
+    }
+
+    func start() {
+        guard session == nil, !ended else { return }
+        starting.waitingForSize = false
+        switch SessionStart.session(request, backend: backend, client: self, loop: loop) {
+        case .success(let s):
+            session = s
+            starting.replay(into: s)
+        case .failure(let error): finish(ExecSession.failed(error))
         }
     }
 
     func data(_ id: UInt32, _ payload: ByteBuffer) {
         if id == streams["stdin"] {
-            session?.input(payload)
+            if let session { session.input(payload) } else if !starting.keep(payload) { setReading(false) }
         } else if id == streams["resize"] {
             resizeBuffer += payload.readableBytesView
             while let nl = resizeBuffer.firstIndex(of: UInt8(ascii: "\n")) {
@@ -66,7 +74,13 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
                 resizeBuffer.removeSubrange(...nl)
                 if let json = try? JSON.parse(line), let w = json["Width"]?.int, let h = json["Height"]?.int,
                    let cols = UInt16(exactly: w), let rows = UInt16(exactly: h) {
-                    session?.resize(cols: cols, rows: rows)
+                    if starting.waitingForSize {
+                        request.cols = cols
+                        request.rows = rows
+                        start()
+                    } else {
+                        session?.resize(cols: cols, rows: rows)
+                    }
                 }
             }
             if resizeBuffer.count > 4096 { resizeBuffer = [] }
@@ -74,12 +88,11 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
     }
 
     func finished(_ id: UInt32) {
-        if id == streams["stdin"] { session?.closeInput() }
+        guard id == streams["stdin"] else { return }
+        if let session { session.closeInput() } else { starting.inputClosed = true }
     }
 
-    func reset(_ id: UInt32) {
-        if id == streams["stdin"] { session?.closeInput() }
-    }
+    func reset(_ id: UInt32) { finished(id) }
 
     func writabilityChanged() { session?.clientWritabilityChanged() }
 

@@ -28,11 +28,12 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    let request: StreamRequest
+    var request: StreamRequest
     let backend: APIBackend
     /// v5: the client may send the close signal.
     let closeSignal: Bool
     var session: StreamSession?
+    var starting = SessionStart()
     var context: ChannelHandlerContext?
     var closing = false
 
@@ -46,14 +47,21 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
         self.context = context
         // The lowest channel this session writes says the connection is up.
         send(request.stdout ? 1 : request.stderr ? 2 : 3, context.channel.allocator.buffer(capacity: 0))
-        do throws(APIError) {
-            if request.kind == .attach {
-                session = AttachSession.start(try backend.attach(request), client: self, loop: context.eventLoop)
-            } else {
-                session = ExecSession.start(try backend.exec(request), client: self, loop: context.eventLoop)
-            }
-        } catch {
-            finish(ExecSession.failed(error))
+        guard request.kind == .exec && request.tty else { return start() }
+        starting.waitingForSize = true
+        context.eventLoop.scheduleTask(in: SessionStart.sizeWait) { [self] in
+            if starting.waitingForSize { start() }
+        }
+    }
+
+    func start() {
+        guard let context, session == nil, !closing else { return }
+        starting.waitingForSize = false
+        switch SessionStart.session(request, backend: backend, client: self, loop: context.eventLoop) {
+        case .success(let s):
+            session = s
+            starting.replay(into: s)
+        case .failure(let error): finish(ExecSession.failed(error))
         }
     }
 
@@ -66,15 +74,24 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
             var data = frame.unmaskedData
             guard let channel = data.readInteger(as: UInt8.self) else { return }
             switch channel {
-            case 0: session?.input(data)
+            case 0:
+                if let session { session.input(data) } else if !starting.keep(data) { setReading(false) }
             case 4:
                 if let json = try? JSON.parse(data.readBytes(length: data.readableBytes) ?? []),
                    let w = json["Width"]?.int, let h = json["Height"]?.int,
                    let cols = UInt16(exactly: w), let rows = UInt16(exactly: h) {
-                    session?.resize(cols: cols, rows: rows)
+                    if starting.waitingForSize {
+                        request.cols = cols
+                        request.rows = rows
+                        start()
+                    } else {
+                        session?.resize(cols: cols, rows: rows)
+                    }
                 }
             case 255 where closeSignal:
-                if data.readInteger(as: UInt8.self) == 0 { session?.closeInput() }
+                if data.readInteger(as: UInt8.self) == 0 {
+                    if let session { session.closeInput() } else { starting.inputClosed = true }
+                }
             default: break
             }
         case .ping:
