@@ -38,6 +38,18 @@ struct SessionStart {
         return inputBytes < 1024 * 1024
     }
 
+    /// A window size from the client: true when it is the first one a waiting exec
+    /// needs (the request now carries it: start the session); later ones resize.
+    mutating func sized(cols: UInt16, rows: UInt16, request: inout StreamRequest, session: StreamSession?) -> Bool {
+        guard waitingForSize else {
+            session?.resize(cols: cols, rows: rows)
+            return false
+        }
+        request.cols = cols
+        request.rows = rows
+        return true
+    }
+
     /// Hands what waited to the session that just started.
     mutating func replay(into s: StreamSession) {
         input.forEach { s.input($0) }

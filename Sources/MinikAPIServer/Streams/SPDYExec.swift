@@ -74,13 +74,7 @@ final class SPDYExec: SPDYService, ExecClient, @unchecked Sendable {
                 resizeBuffer.removeSubrange(...nl)
                 if let json = try? JSON.parse(line), let w = json["Width"]?.int, let h = json["Height"]?.int,
                    let cols = UInt16(exactly: w), let rows = UInt16(exactly: h) {
-                    if starting.waitingForSize {
-                        request.cols = cols
-                        request.rows = rows
-                        start()
-                    } else {
-                        session?.resize(cols: cols, rows: rows)
-                    }
+                    if starting.sized(cols: cols, rows: rows, request: &request, session: session) { start() }
                 }
             }
             if resizeBuffer.count > 4096 { resizeBuffer = [] }

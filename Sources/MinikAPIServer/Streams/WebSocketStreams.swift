@@ -80,13 +80,7 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
                 if let json = try? JSON.parse(data.readBytes(length: data.readableBytes) ?? []),
                    let w = json["Width"]?.int, let h = json["Height"]?.int,
                    let cols = UInt16(exactly: w), let rows = UInt16(exactly: h) {
-                    if starting.waitingForSize {
-                        request.cols = cols
-                        request.rows = rows
-                        start()
-                    } else {
-                        session?.resize(cols: cols, rows: rows)
-                    }
+                    if starting.sized(cols: cols, rows: rows, request: &request, session: session) { start() }
                 }
             case 255 where closeSignal:
                 if data.readInteger(as: UInt8.self) == 0 {
