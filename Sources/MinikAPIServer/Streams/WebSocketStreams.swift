@@ -100,6 +100,9 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A session still waiting for its first window size never starts now.
+        closing = true
+        starting.waitingForSize = false
         session?.clientGone()
         session = nil
         context.fireChannelInactive()
