@@ -197,21 +197,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     public func logFile(namespace: String, pod: String, container: String?, previous: Bool) throws(APIError) -> LogPlan {
         let state = runtime.state()
         guard let p = state.pod(pod, namespace: namespace) else { throw APIError.notFound("pods", pod) }
-        let cs = p.containers
-        let c: ContainerStatus
-        if let container {
-            guard let found = cs.first(where: { $0.name == container }) else {
-                throw APIError.badRequest("container \(container) is not valid for pod \(pod)")
-            }
-            c = found
-        } else {
-            let app = p.appContainers
-            guard !app.isEmpty else { throw APIError.badRequest("pod \(pod) has no containers") }
-            if app.count > 1 {
-                throw APIError.badRequest("a container name must be specified for pod \(pod), choose one of: [\(app.map(\.name).joined(separator: " "))]")
-            }
-            c = app[0]
-        }
+        let c = try self.container(container, in: p)
         if previous && c.restartCount == 0 {
             throw APIError.badRequest("previous terminated container \"\(c.name)\" in pod \"\(pod)\" not found")
         }

@@ -72,22 +72,26 @@ extension ClusterAPI {
         return p
     }
 
-    /// The container a request names, or the pod's only app container; it must run.
-    func streamContainer(_ r: StreamRequest, _ p: PodState) throws(APIError) -> ContainerStatus {
-        let c: ContainerStatus
-        if let name = r.container {
+    /// The container `name` names, or the pod's only app container, as the apiserver
+    /// picks one for logs, exec and attach.
+    func container(_ name: String?, in p: PodState) throws(APIError) -> ContainerStatus {
+        if let name {
             guard let found = p.containers.first(where: { $0.name == name }) else {
                 throw APIError.badRequest("container \(name) is not valid for pod \(p.name)")
             }
-            c = found
-        } else {
-            let app = p.appContainers
-            guard !app.isEmpty else { throw APIError.badRequest("pod \(p.name) has no containers") }
-            if app.count > 1 {
-                throw APIError.badRequest("a container name must be specified for pod \(p.name), choose one of: [\(app.map(\.name).joined(separator: " "))]")
-            }
-            c = app[0]
+            return found
         }
+        let app = p.appContainers
+        guard !app.isEmpty else { throw APIError.badRequest("pod \(p.name) has no containers") }
+        if app.count > 1 {
+            throw APIError.badRequest("a container name must be specified for pod \(p.name), choose one of: [\(app.map(\.name).joined(separator: " "))]")
+        }
+        return app[0]
+    }
+
+    /// The container a request names, or the pod's only app container; it must run.
+    func streamContainer(_ r: StreamRequest, _ p: PodState) throws(APIError) -> ContainerStatus {
+        let c = try container(r.container, in: p)
         guard c.isRunning, Sandbox.isAlive(c.pid, startTime: c.startTime) else {
             throw APIError.badRequest("container \(c.name) is not running in pod \(p.name)")
         }

@@ -397,22 +397,13 @@ final class PortForwardChannels: ChannelInboundHandler, @unchecked Sendable {
 
     func send(_ channel: UInt8, _ data: ByteBuffer) {
         guard let context, !closing else { return }
-        var b = context.channel.allocator.buffer(capacity: data.readableBytes + 1)
-        b.writeInteger(channel)
-        var d = data
-        b.writeBuffer(&d)
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: b)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(ChannelMessages.frame(channel, data, context.channel.allocator)), promise: nil)
     }
 
     func closeConnection() {
         guard let context, !closing else { return }
         closing = true
         pods.forEach { $0.channel?.close(promise: nil) }
-        var b = context.channel.allocator.buffer(capacity: 2)
-        b.write(webSocketErrorCode: .normalClosure)
-        let ch = context.channel
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: b))).whenComplete { _ in
-            ch.close(promise: nil)
-        }
+        ChannelMessages.close(context)
     }
 }

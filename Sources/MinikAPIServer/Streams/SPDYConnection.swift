@@ -249,11 +249,6 @@ final class SPDYOverWebSocket: ChannelInboundHandler, SPDYTransport, @unchecked 
     func close() {
         guard let context, !closing else { return }
         closing = true
-        var b = context.channel.allocator.buffer(capacity: 2)
-        b.write(webSocketErrorCode: .normalClosure)
-        let ch = context.channel
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: b))).whenComplete { _ in
-            ch.close(promise: nil)
-        }
+        ChannelMessages.close(context)
     }
 }

@@ -24,6 +24,29 @@ enum WebSocketProtocols {
     }
 }
 
+/// The k8s channel protocols' WebSocket messages, for every handler that speaks them.
+enum ChannelMessages {
+    /// A binary message of one channel: its number, then the data.
+    static func frame(_ channel: UInt8, _ data: ByteBuffer, _ allocator: ByteBufferAllocator) -> WebSocketFrame {
+        var b = allocator.buffer(capacity: data.readableBytes + 1)
+        b.writeInteger(channel)
+        var d = data
+        b.writeBuffer(&d)
+        return WebSocketFrame(fin: true, opcode: .binary, data: b)
+    }
+
+    /// A close frame with code 1000 (kubectl reads anything else as an error), then the
+    /// connection's end once it is out.
+    static func close(_ context: ChannelHandlerContext) {
+        var b = context.channel.allocator.buffer(capacity: 2)
+        b.write(webSocketErrorCode: .normalClosure)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .connectionClose, data: b))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
 final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendable {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -93,7 +116,7 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
             if pong.readableBytes > 125 { pong = pong.getSlice(at: pong.readerIndex, length: 125) ?? pong }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: pong)), promise: nil)
         case .connectionClose:
-            closeConnection(context, code: .normalClosure)
+            closeConnection(context)
         default:
             _ = frame // pong; continuations come aggregated
         }
@@ -125,22 +148,13 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
 
     func send(_ channel: UInt8, _ data: ByteBuffer) {
         guard let context, !closing else { return }
-        var b = context.channel.allocator.buffer(capacity: data.readableBytes + 1)
-        b.writeInteger(channel)
-        var d = data
-        b.writeBuffer(&d)
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: b)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(ChannelMessages.frame(channel, data, context.channel.allocator)), promise: nil)
     }
 
-    func closeConnection(_ context: ChannelHandlerContext, code: WebSocketErrorCode) {
+    func closeConnection(_ context: ChannelHandlerContext) {
         guard !closing else { return }
         closing = true
-        var b = context.channel.allocator.buffer(capacity: 2)
-        b.write(webSocketErrorCode: code)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: b))).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        ChannelMessages.close(context)
     }
 
     // MARK: ExecClient
@@ -156,7 +170,7 @@ final class ExecWebSocket: ChannelInboundHandler, ExecClient, @unchecked Sendabl
         guard let context else { return }
         send(3, context.channel.allocator.buffer(bytes: status.serialized()))
         session = nil
-        closeConnection(context, code: .normalClosure)
+        closeConnection(context)
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
