@@ -10,10 +10,11 @@ EXAMPLE ?= examples/cluster.yaml
 
 # Debian packages: the C libraries minik links, a static C toolchain for the pause
 # binary and the images, and the tools the tests, the README and workshops run inside
-# nodes (`minik node exec NODE -- dig|brctl|conntrack|tcpdump ...`) and on the host (curl).
+# nodes (`minik node exec NODE -- dig|brctl|conntrack|tcpdump ...`) and on the host (curl);
+# libpcap for capture filters, tshark and Graphviz for the lab bench (capture, graph).
 DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev zlib1g-dev pkg-config \
                 iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps binutils \
-                dnsutils bridge-utils conntrack curl
+                dnsutils bridge-utils conntrack curl libpcap-dev tshark graphviz
 
 .PHONY: all deps images build build-debug run install test unit-test bench down clean
 

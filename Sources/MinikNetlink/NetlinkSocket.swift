@@ -55,6 +55,7 @@ public final class NetlinkMessage {
     public func put(_ type: Int, u8 v: UInt8) { mnl_attr_put_u8(nlh, UInt16(type), v) }
     public func put(_ type: Int, u16 v: UInt16) { mnl_attr_put_u16(nlh, UInt16(type), v) }
     public func put(_ type: Int, u32 v: UInt32) { mnl_attr_put_u32(nlh, UInt16(type), v) }
+    public func put(_ type: Int, u64 v: UInt64) { mnl_attr_put_u64(nlh, UInt16(type), v) }
     public func put(_ type: Int, string v: String) { mnl_attr_put_strz(nlh, UInt16(type), v) }
     public func put(_ type: Int, bytes: [UInt8]) {
         bytes.withUnsafeBytes { mnl_attr_put(nlh, UInt16(type), bytes.count, $0.baseAddress) }
@@ -91,6 +92,20 @@ public struct NetlinkReply {
     public func u32(_ type: Int) -> UInt32? {
         guard let b = attributes[UInt16(type)], b.count >= 4 else { return nil }
         return b.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+    }
+
+    /// The attributes nested in one attribute's payload (the last of each type wins).
+    public static func nested(_ payload: [UInt8]) -> [UInt16: [UInt8]] {
+        var attrs: [UInt16: [UInt8]] = [:]
+        var off = 0
+        while off + 4 <= payload.count {
+            let len = Int(payload[off]) | Int(payload[off + 1]) << 8
+            let type = (UInt16(payload[off + 2]) | UInt16(payload[off + 3]) << 8) & 0x3fff
+            if len < 4 || off + len > payload.count { break }
+            attrs[type] = Array(payload[(off + 4)..<(off + len)])
+            off += (len + 3) & ~3
+        }
+        return attrs
     }
 }
 
@@ -203,6 +218,7 @@ public final class NetlinkSocket: @unchecked Sendable {
         case RTM_GETADDR, RTM_NEWADDR: return MemoryLayout<ifaddrmsg>.size
         case RTM_GETROUTE, RTM_NEWROUTE: return MemoryLayout<rtmsg>.size
         case RTM_GETNEIGH, RTM_NEWNEIGH: return MemoryLayout<ndmsg>.size
+        case RTM_GETQDISC, RTM_NEWQDISC: return MemoryLayout<tcmsg>.size
         default: return 0
         }
     }

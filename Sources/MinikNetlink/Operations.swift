@@ -90,6 +90,8 @@ public struct LinkInfo: Sendable {
     public var mtu: Int
     public var isUp: Bool
     public var address: MACAddress?
+    /// IFF_LOWER_UP: the link has carrier (a veth whose peer is down has none).
+    public var hasCarrier: Bool = false
 }
 
 /// An IPv4 route, as `ip route` describes it.
@@ -199,25 +201,21 @@ extension NetlinkSocket {
 
     private static func linkInfo(_ r: NetlinkReply) -> LinkInfo? {
         guard let ifi = r.headerAs(ifinfomsg.self), let name = r.string(IFLA_IFNAME) else { return nil }
-        var kind: String?
-        if let li = r.attributes[UInt16(IFLA_LINKINFO)] {
-            // First nested attribute of IFLA_LINKINFO is IFLA_INFO_KIND.
-            var off = 0
-            while off + 4 <= li.count {
-                let len = Int(li[off]) | Int(li[off + 1]) << 8
-                let type = Int(li[off + 2]) | Int(li[off + 3]) << 8
-                if len < 4 || off + len > li.count { break }
-                if type == IFLA_INFO_KIND {
-                    kind = String(decoding: li[(off + 4)..<(off + len)].prefix { $0 != 0 }, as: UTF8.self)
-                }
-                off += (len + 3) & ~3
-            }
-        }
+        let kind = r.attributes[UInt16(IFLA_LINKINFO)]
+            .flatMap { NetlinkReply.nested($0)[UInt16(IFLA_INFO_KIND)] }
+            .map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let mac = r.attributes[UInt16(IFLA_ADDRESS)].flatMap { $0.count == 6 ? MACAddress($0) : nil }
         return LinkInfo(index: ifi.ifi_index, name: name, kind: kind,
                         masterIndex: r.u32(IFLA_MASTER).map { Int32(bitPattern: $0) },
                         mtu: Int(r.u32(IFLA_MTU) ?? 0), isUp: ifi.ifi_flags & UInt32(IFF_UP) != 0,
-                        address: mac)
+                        address: mac, hasCarrier: ifi.ifi_flags & 0x10000 /* IFF_LOWER_UP */ != 0)
+    }
+
+    /// `ip link show`: every link of the namespace, in index order.
+    public func linkList() throws(NetlinkError) -> [LinkInfo] {
+        let m = NetlinkMessage(type: RTM_GETLINK, flags: Int32(NLM_F_DUMP))
+        m.header(ifinfo())
+        return try query(m, "ip link show").compactMap(Self.linkInfo).sorted { $0.index < $1.index }
     }
 
     /// `ip addr add A/P dev INDEX`. Fails with EEXIST when the address is there.

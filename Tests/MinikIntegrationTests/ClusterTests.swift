@@ -379,7 +379,7 @@ func minik(_ args: [String], env: [String: String] = [:], unnamed: Bool = false,
 }
 
 /// The subcommands that act on one cluster (ClusterOption).
-let clusterCommands: Set<String> = ["down", "get", "describe", "logs", "exec", "port-forward", "apply", "delete", "scale", "node", "external"]
+let clusterCommands: Set<String> = ["fault", "pingall", "capture", "trace", "graph", "down", "get", "describe", "logs", "exec", "port-forward", "apply", "delete", "scale", "node", "external"]
 
 /// The clusters up on this machine, the test's and anyone else's.
 func clustersUp() -> [String] {

@@ -26,6 +26,8 @@
 #include <linux/neighbour.h>
 #include <linux/veth.h>
 #include <linux/filter.h>
+#include <linux/pkt_sched.h>
+#include <linux/gen_stats.h>
 
 #define MINIK_CLONE_NEWNET 0x40000000
 #define MINIK_CLONE_NEWUTS 0x04000000

@@ -38,12 +38,7 @@ public enum Reachability {
     }
 
     static func send(fd: Int32, to target: IPv4Address, ident: UInt16, seq: UInt16) {
-        var packet = [UInt8](repeating: 0, count: 16)
-        packet[0] = 8 // echo request
-        packet[4] = UInt8(ident >> 8); packet[5] = UInt8(ident & 0xff)
-        packet[6] = UInt8(seq >> 8); packet[7] = UInt8(seq & 0xff)
-        let c = checksum(packet)
-        packet[2] = UInt8(c >> 8); packet[3] = UInt8(c & 0xff)
+        let packet = PingAll.echoRequest(id: ident, sequence: seq)
         var addr = target.socketAddress(port: 0)
         _ = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) {

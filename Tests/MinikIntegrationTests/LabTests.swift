@@ -1,0 +1,141 @@
+// Root integration tests of the lab bench: faults proven with traffic (pingall, ping
+// counts, a timed download through a rate limit) and cleared, pingall's matrix, and
+// `down` removing a cluster with faults in place.
+import Foundation
+import MinikRuntime
+import Testing
+
+extension RootTests {
+@Suite("the lab bench: faults and pingall (root)", .serialized)
+struct LabTests {
+    /// Three nodes; a pod pinned to each (a serves a 2 MB file over HTTP).
+    static func yaml(_ name: String) -> String {
+        """
+        kind: Cluster
+        apiVersion: kind.x-k8s.io/v1alpha4
+        name: \(name)
+        nodes: [{role: control-plane}, {role: worker}, {role: worker}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: a}
+        spec:
+          nodeName: \(name)-worker
+          containers:
+          - name: c
+            image: busybox
+            command: [sh, -c, 'mkdir -p /www && head -c 2000000 /dev/zero > /www/big && exec httpd -f -p 8080 -h /www']
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: b}
+        spec:
+          nodeName: \(name)-worker2
+          containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: c}
+        spec:
+          nodeName: \(name)-control-plane
+          tolerations: [{operator: Exists}]
+          containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+        """
+    }
+
+    /// pingall's JSON: the pairs that failed, as "a->b" with the namespace left out.
+    func failedPairs(_ cluster: String) throws -> Set<String> {
+        let r = minik(["pingall", "--name", cluster, "-n", "default", "-o", "json"])
+        let doc = try json(r.out)
+        let rows = try #require(doc["results"] as? [[String: Any]])
+        #expect(rows.count == 6, "\(r.out)")
+        return Set(rows.filter { ($0["ok"] as? Bool) != true }.map {
+            "\(($0["from"] as? String ?? "").dropFirst(8))->\(($0["to"] as? String ?? "").dropFirst(8))"
+        })
+    }
+
+    func faults(_ cluster: String) throws -> [[String: String]] {
+        let r = minik(["fault", "list", "--name", cluster, "-o", "json"])
+        #expect(r.code == 0, "\(r.err)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: String]])
+    }
+
+    /// `ping -c count` from a node to an address: how many replies came back.
+    func received(_ cluster: String, from node: String, to ip: String, count: Int) -> Int {
+        let r = minik(["node", "exec", "--name", cluster, node, "--", "ping", "-q", "-c", "\(count)", "-i", "0.01", "-W", "1", ip])
+        guard let m = r.out.firstMatch(of: /(\d+) received/) else { return -1 }
+        return Int(m.1) ?? -1
+    }
+
+    @Test("partition, link down, loss and rate: each proven with traffic, listed from the kernel, cleared; down removes the rest")
+    func faultsWithTraffic() throws {
+        let name = "it-fault"
+        try claim(name)
+        defer { cleanUp(name) }
+        let spec = try SpecFile(Self.yaml(name))
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        let state = try #require(liveState(name))
+        let ip = { (pod: String) in state.pods.first { $0.name == pod }?.ip?.description ?? "" }
+        let nodeIP = { (node: String) in state.nodes.first { $0.name == node }?.internalIP.description ?? "" }
+        let (w1, w2, cp) = ("\(name)-worker", "\(name)-worker2", "\(name)-control-plane")
+
+        #expect(try failedPairs(name).isEmpty)
+        #expect(minik(["fault", "list", "--name", name]).out == "no faults\n")
+
+        // Partition: the two workers' pods cannot reach each other; the control plane's can.
+        #expect(minik(["fault", "partition", "--name", name, w1, w2]).code == 0)
+        #expect(try failedPairs(name) == ["a->b", "b->a"])
+        let part = try faults(name)
+        #expect(part.filter { $0["fault"] == "partition" }.map { $0["node"] ?? "" }.sorted() == [w1, w2], "\(part)")
+        #expect(part.contains { $0["node"] == w1 && $0["detail"]?.contains("dropped: 0 packets") == false }, "the drop counter moved: \(part)")
+        let mangle = minik(["node", "exec", "--name", name, w1, "--", "iptables-save", "-t", "mangle"]).out
+        #expect(mangle.contains("-A MINIK-FAULTS-OUT -d \(nodeIP(w2))/32 -m comment --comment \"minik fault: partition \(w1) \(w2)\" -j DROP"), "\(mangle)")
+        #expect(minik(["fault", "clear", "--name", name, w2]).out.contains("cleared: partition \(w1) \(w2)"))
+        #expect(try failedPairs(name).isEmpty)
+        #expect(!minik(["node", "exec", "--name", name, w1, "--", "iptables-save", "-t", "mangle"]).out.contains("MINIK"), "chains and hooks removed")
+
+        // Link down: the worker is cut off (a's pairs fail) and eth0 has no carrier; up heals.
+        #expect(minik(["fault", "link", "--name", name, w1, "down"]).code == 0)
+        #expect(try failedPairs(name) == ["a->b", "b->a", "a->c", "c->a"])
+        #expect(minik(["node", "exec", "--name", name, w1, "--", "ip", "link", "show", "eth0"]).out.contains("NO-CARRIER"))
+        #expect(try faults(name).map { $0["spec"] ?? "" } == ["link \(w1) down"])
+        #expect(minik(["fault", "link", "--name", name, w1, "up"]).code == 0)
+        #expect(try failedPairs(name).isEmpty)
+
+        // Loss: 50% each way leaves a quarter of the round trips (100 pings: 25 on average).
+        #expect(minik(["fault", "loss", "--name", name, w1, "50%"]).code == 0)
+        let lossy = received(name, from: cp, to: nodeIP(w1), count: 100)
+        #expect(lossy >= 5 && lossy <= 55, "\(lossy) of 100 came back through 50% loss each way")
+        #expect(minik(["fault", "loss", "--name", name, w1, "0%"]).code != 0, "0% is not a loss")
+        #expect(minik(["fault", "clear", "--name", name, w1]).code == 0)
+        #expect(received(name, from: cp, to: nodeIP(w1), count: 50) == 50)
+
+        // Rate: 8 Mbit/s each way makes 2 MB take about 2 s (it takes milliseconds without).
+        let wget = ["exec", "--name", name, "b", "--", "timeout", "30", "wget", "-q", "-O", "/dev/null", "http://\(ip("a")):8080/big"]
+        var started = Date()
+        #expect(minik(wget).code == 0)
+        let free = Date().timeIntervalSince(started)
+        #expect(minik(["fault", "rate", "--name", name, w1, "8mbit"]).code == 0)
+        let qdisc = minik(["node", "exec", "--name", name, w1, "--", "tc", "qdisc", "show", "dev", "eth0"]).out
+        #expect(qdisc.contains("tbf") && qdisc.contains("rate 8Mbit"), "\(qdisc)")
+        started = Date()
+        #expect(minik(wget).code == 0)
+        let shaped = Date().timeIntervalSince(started)
+        #expect(shaped >= 1.5, "2 MB at 8 Mbit/s took \(shaped) s (without the limit: \(free) s)")
+        #expect(try faults(name).contains { $0["fault"] == "rate" && $0["detail"]?.contains(" 0 times over") == false })
+
+        // Bad input names what is wrong and changes nothing.
+        let bad = minik(["fault", "partition", "--name", name, w1, "nope"])
+        #expect(bad.code != 0 && bad.err.contains("node \"nope\" not found"), "\(bad)")
+        #expect(minik(["fault", "rate", "--name", name, w1, "fast"]).err.contains("rate \"fast\""))
+
+        // down with faults in place leaves nothing behind.
+        #expect(minik(["fault", "partition", "--name", name, cp, w2]).code == 0)
+        #expect(minik(["fault", "link", "--name", name, w2, "down"]).code == 0)
+        let pids = state.pods.map(\.pid)
+        #expect(minik(["down", "--name", name]).code == 0)
+        expectNothingLeft(name, pids: pids)
+    }
+}
+}

@@ -1,0 +1,93 @@
+// The lab bench's pure parts: fault values as users write them, the fault chains'
+// rules and their reading back from iptables-save, and pingall's ICMP.
+import MinikRuntime
+import MinikSpec
+import Testing
+
+@Suite("the lab bench's rules and values")
+struct LabBenchTests {
+    @Test("rates are read as tc reads them and printed as tc prints them")
+    func rates() {
+        #expect(FaultRules.parseRate("10mbit") == 10_000_000)
+        #expect(FaultRules.parseRate("10Mbit") == 10_000_000)
+        #expect(FaultRules.parseRate("512kbit") == 512_000)
+        #expect(FaultRules.parseRate("2mbps") == 16_000_000)
+        #expect(FaultRules.parseRate("1.5gbit") == 1_500_000_000)
+        #expect(FaultRules.parseRate("9600") == 9600)
+        for bad in ["", "fast", "10 mbit", "-1mbit", "0mbit", "10mb", "mbit", "1bit"] { #expect(FaultRules.parseRate(bad) == nil, "\(bad)") }
+        #expect(FaultRules.rateText(10_000_000) == "10Mbit")
+        #expect(FaultRules.rateText(1_500_000_000) == "1.5Gbit")
+        #expect(FaultRules.rateText(512_000) == "512Kbit")
+        #expect(FaultRules.rateText(800) == "800bit")
+        let t = FaultRules.tbf(bitsPerSecond: 10_000_000)
+        #expect(t.rate == 1_250_000 && t.burst == 25_000 && t.limit == 125_000)
+        #expect(FaultRules.tbf(bitsPerSecond: 64_000).burst == 16_384, "the bucket holds a full frame at any rate")
+    }
+
+    @Test("loss shares: above 0 and at most 100")
+    func percents() {
+        #expect(FaultRules.parsePercent("20%") == 20)
+        #expect(FaultRules.parsePercent("0.5") == 0.5)
+        for bad in ["0%", "101%", "-5%", "x", "%"] { #expect(FaultRules.parsePercent(bad) == nil, "\(bad)") }
+        #expect(FaultRules.percentText(20) == "20%" && FaultRules.percentText(0.5) == "0.5%")
+    }
+
+    @Test("a node's fault chains: rules rendered, written with their hooks, read back with counters")
+    func chains() {
+        let addresses = ["w1": IPv4Address(172, 18, 0, 3), "w2": IPv4Address(172, 18, 0, 4)]
+        let faults: [Fault] = [.partitionOf("w2", "w1"), .loss(node: "w1", percent: 20), .loss(node: "w2", percent: 5)]
+        let rules = FaultRules.rules(node: "w1", faults: faults, addresses: addresses)
+        #expect(rules.in == [
+            "-m statistic --mode random --probability 0.20000000000 -m comment --comment \"minik fault: loss w1 20%\" -j DROP",
+            "-s 172.18.0.4/32 -m comment --comment \"minik fault: partition w1 w2\" -j DROP",
+        ])
+        #expect(rules.out.last == "-d 172.18.0.4/32 -m comment --comment \"minik fault: partition w1 w2\" -j DROP")
+        let text = FaultRules.restoreText(rules: rules, uplink: "eth0", hooksPresent: false)
+        #expect(text.hasPrefix("*mangle\n:MINIK-FAULTS-IN - [0:0]\n:MINIK-FAULTS-OUT - [0:0]\n"))
+        #expect(text.contains("-A PREROUTING -i eth0 -m comment --comment \"minik faults\" -j MINIK-FAULTS-IN\n"))
+        #expect(!FaultRules.restoreText(rules: rules, uplink: "eth0", hooksPresent: true).contains("PREROUTING"))
+        let removal = FaultRules.restoreText(rules: ([], []), uplink: "eth0", hooksPresent: true)
+        #expect(removal.contains("-D POSTROUTING -o eth0 -m comment --comment \"minik faults\" -j MINIK-FAULTS-OUT\n-X MINIK-FAULTS-IN\n"))
+        #expect(FaultRules.restoreText(rules: ([], []), uplink: "eth0", hooksPresent: false).isEmpty)
+
+        // As iptables-save -c prints it (the kernel rounds the probability).
+        let save = """
+        *mangle
+        :PREROUTING ACCEPT [10:800]
+        :MINIK-FAULTS-IN - [0:0]
+        [12:1000] -A PREROUTING -i eth0 -m comment --comment "minik faults" -j MINIK-FAULTS-IN
+        [3:252] -A MINIK-FAULTS-IN -m statistic --mode random --probability 0.20000000019 -m comment --comment "minik fault: loss w1 20%" -j DROP
+        [4:336] -A MINIK-FAULTS-IN -s 172.18.0.4/32 -m comment --comment "minik fault: partition w1 w2" -j DROP
+        [2:168] -A MINIK-FAULTS-OUT -d 172.18.0.4/32 -m comment --comment "minik fault: partition w1 w2" -j DROP
+        [0:0] -A MINIK-FAULTS-OUT -p tcp -j DROP
+        COMMIT
+        """
+        let o = FaultRules.parse(save: save, node: "w1")
+        #expect(o.hooksPresent)
+        #expect(o.faults == [.loss(node: "w1", percent: 20): 3, .partitionOf("w1", "w2"): 6])
+        #expect(o.handMade == ["-A MINIK-FAULTS-OUT -p tcp -j DROP"])
+        #expect(!FaultRules.parse(save: "*mangle\nCOMMIT\n", node: "w1").hooksPresent)
+    }
+
+    @Test("pingall's echo requests carry a valid checksum; replies and ICMP errors are matched to their pair")
+    func icmp() {
+        let req = PingAll.echoRequest(id: 0x1234, sequence: 7)
+        #expect(req.count == 64 && req[0] == 8 && Reachability.checksum(req) == 0)
+        func ipv4(_ src: [UInt8], _ payload: [UInt8]) -> [UInt8] {
+            [0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0] + src + [10, 244, 0, 2] + payload
+        }
+        var reply = req
+        reply[0] = 0
+        let ok = PingAll.parse(ipv4([10, 244, 1, 2], reply), id: 0x1234, count: 8)
+        #expect(ok?.0 == 7 && ok?.1 == .reply(milliseconds: 0))
+        #expect(PingAll.parse(ipv4([10, 244, 1, 2], reply), id: 0x1235, count: 8) == nil, "another source's reply")
+        #expect(PingAll.parse(ipv4([10, 244, 1, 2], reply), id: 0x1234, count: 4) == nil, "a sequence out of range")
+        // Host unreachable from the gateway, quoting our request.
+        let quoted = ipv4([10, 244, 0, 2], Array(req.prefix(8)))
+        let error = ipv4([10, 244, 0, 1], [3, 1, 0, 0, 0, 0, 0, 0] + quoted)
+        let parsed = PingAll.parse(error, id: 0x1234, count: 8)
+        #expect(parsed?.0 == 7 && parsed?.1 == .error(from: IPv4Address(10, 244, 0, 1), reason: "Destination Host Unreachable"))
+        #expect(PingAll.parse(ipv4([10, 244, 1, 2], req), id: 0x1234, count: 8) == nil, "someone's echo request")
+        #expect(PingAll.parse([0x45, 0, 0], id: 0x1234, count: 8) == nil)
+    }
+}
