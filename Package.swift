@@ -47,9 +47,11 @@ let package = Package(
             dependencies: ["MinikDNS", "CDNSIO"],
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
+        // Packet sockets for `minik capture` and capture filters compiled by libpcap.
+        .target(name: "CCapture", linkerSettings: [.linkedLibrary("pcap")]),
         // Runtime: namespaces, sandboxes, the bridge CNI with host-local IPAM, the overlay,
         // the ordered build of a cluster and its teardown.
-        .target(name: "MinikRuntime", dependencies: ["CMinik", "MinikSpec", "MinikNetlink", "MinikDNS"]),
+        .target(name: "MinikRuntime", dependencies: ["CMinik", "CCapture", "MinikSpec", "MinikNetlink", "MinikDNS"]),
         // Kubernetes API objects as JSON values, the object store with its watch window,
         // selectors, Tables (the apiserver's printers), discovery and OpenAPI documents,
         // and the request router. Pure: no sockets, no kernel.

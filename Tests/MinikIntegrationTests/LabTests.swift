@@ -137,5 +137,74 @@ struct LabTests {
         #expect(minik(["down", "--name", name]).code == 0)
         expectNothingLeft(name, pids: pids)
     }
+
+    @Test("capture: a cross-node ping on both nodes' eth0 and the pod's, one pcapng file, read back by tshark with the VXLAN decoded; a pipe; bad filters and targets")
+    func capture() throws {
+        let name = "it-capture"
+        try claim(name)
+        defer { cleanUp(name) }
+        let spec = try SpecFile(Self.yaml(name))
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        try #require(shell(["sh", "-c", "command -v tshark"]).code == 0, "tshark is not installed (make deps installs it)")
+        let state = try #require(liveState(name))
+        let ipB = try #require(state.pods.first { $0.name == "b" }?.ip?.description)
+        let (w1, w2) = ("\(name)-worker", "\(name)-worker2")
+        let dir = try SpecFile("")
+        let file = dir.dir + "/ping.pcapng"
+
+        // One ping, a to b: request and reply on each of the three interfaces.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: minikBinary)
+        p.arguments = ["capture", "--name", name, w1, "eth0", w2, "eth0", "pod/b", "-f", "icmp or udp port 8472", "-c", "6", "-w", file]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        // It says what it captures on once every socket is bound.
+        let first = String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(first.contains("capturing on \(w1):eth0, \(w2):eth0, default/b:eth0"), "\(first)")
+        #expect(minik(["exec", "--name", name, "a", "--", "ping", "-c", "1", "-W", "2", ipB]).code == 0)
+        for _ in 0..<100 where p.isRunning { usleep(50_000) }
+        #expect(!p.isRunning, "6 packets end the capture")
+        let rest = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(rest.contains("6 packets captured") && rest.contains("0 packets dropped by kernel"), "\(rest)")
+
+        let fields = ["-e", "frame.interface_name", "-e", "frame.p2p_dir", "-e", "vxlan.vni", "-e", "ip.src", "-e", "ip.dst", "-e", "icmp.type"]
+        let read = shell(["tshark", "-r", file, "-d", "udp.port==8472,vxlan", "-T", "fields"] + fields)
+        #expect(read.code == 0, "\(read.err)")
+        let rows = read.out.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        let ipA = try #require(state.pods.first { $0.name == "a" }?.ip?.description)
+        let nodeIP = { (n: String) in state.nodes.first { $0.name == n }!.internalIP.description }
+        // On the nodes' eth0: VNI 1, outer underlay addresses, the inner ICMP decoded.
+        #expect(rows.contains(["\(w1):eth0", "0", "1", "\(nodeIP(w1)),\(ipA)", "\(nodeIP(w2)),\(ipB)", "8"]), "\(read.out)")
+        #expect(rows.contains(["\(w2):eth0", "1", "1", "\(nodeIP(w1)),\(ipA)", "\(nodeIP(w2)),\(ipB)", "8"]), "\(read.out)")
+        #expect(rows.contains(["\(w2):eth0", "0", "1", "\(nodeIP(w2)),\(ipB)", "\(nodeIP(w1)),\(ipA)", "0"]), "\(read.out)")
+        // In the pod: plain ICMP, the request in, the reply out.
+        #expect(rows.contains(["default/b:eth0", "1", "", ipA, ipB, "8"]) && rows.contains(["default/b:eth0", "0", "", ipB, ipA, "0"]), "\(read.out)")
+        // In time order: the request leaves w1 before it reaches b.
+        #expect(rows.firstIndex { $0.first == "\(w1):eth0" } ?? 9 < rows.firstIndex { $0.first == "default/b:eth0" } ?? 0, "\(read.out)")
+
+        // To a pipe, read live by tshark.
+        let piped = Process()
+        piped.executableURL = URL(fileURLWithPath: "/bin/sh")
+        piped.arguments = ["-c", "'\(minikBinary)' capture --name \(name) pod/b -f icmp -c 2 -w - 2>'\(dir.dir)/pipe.err' | tshark -r - -T fields -e frame.interface_name -e icmp.type 2>/dev/null"]
+        let out = Pipe()
+        piped.standardOutput = out
+        try piped.run()
+        for _ in 0..<100 where !((try? String(contentsOfFile: dir.dir + "/pipe.err", encoding: .utf8)) ?? "").contains("capturing on") {
+            usleep(50_000)
+        }
+        #expect(minik(["exec", "--name", name, "a", "--", "ping", "-c", "1", "-W", "2", ipB]).code == 0)
+        for _ in 0..<100 where piped.isRunning { usleep(50_000) }
+        if piped.isRunning { piped.terminate() }
+        #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "default/b:eth0\t8\ndefault/b:eth0\t0\n")
+
+        let badFilter = minik(["capture", "--name", name, "pod/b", "-f", "udp port", "-c", "1", "-w", file])
+        #expect(badFilter.code != 0 && badFilter.err.contains("--filter \"udp port\""), "\(badFilter)")
+        let badTarget = minik(["capture", "--name", name, w1, "eth7", "-w", file])
+        #expect(badTarget.code != 0 && badTarget.err.contains("\"eth7\" is not something to capture on (interfaces of node \(w1): lo, eth0"), "\(badTarget)")
+    }
 }
 }

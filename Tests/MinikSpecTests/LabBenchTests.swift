@@ -91,3 +91,80 @@ struct LabBenchTests {
         #expect(PingAll.parse([0x45, 0, 0], id: 0x1234, count: 8) == nil)
     }
 }
+
+@Suite("capture: pcapng blocks and targets")
+struct CaptureFormatTests {
+    /// Walks a pcapng stream's blocks: (type, body) with each block's two lengths checked.
+    func blocks(_ b: [UInt8]) -> [(UInt32, [UInt8])]? {
+        func u32(_ o: Int) -> UInt32 { UInt32(b[o]) | UInt32(b[o + 1]) << 8 | UInt32(b[o + 2]) << 16 | UInt32(b[o + 3]) << 24 }
+        var out: [(UInt32, [UInt8])] = []
+        var o = 0
+        while o < b.count {
+            guard o + 12 <= b.count else { return nil }
+            let len = Int(u32(o + 4))
+            guard len % 4 == 0, len >= 12, o + len <= b.count, u32(o + len - 4) == UInt32(len) else { return nil }
+            out.append((u32(o), Array(b[(o + 8)..<(o + len - 4)])))
+            o += len
+        }
+        return out
+    }
+
+    @Test("a section, an interface per target and packets with direction, each block well formed")
+    func pcapng() throws {
+        var stream = PcapNG.sectionHeader(comment: Capture.vxlanComment, application: "minik capture")
+        stream += PcapNG.interfaceDescription(name: "lab-worker:eth0", description: "eth0 of node lab-worker", snaplen: 262_144)
+        let frame: [UInt8] = Array(repeating: 0xab, count: 61)
+        frame.withUnsafeBytes {
+            PcapNG.appendEnhancedPacket(to: &stream, interface: 0, timestampNs: 1_700_000_000_123_456_789, data: $0, wireLength: 1500, outgoing: true)
+        }
+        let b = try #require(blocks(stream))
+        #expect(b.map(\.0) == [0x0A0D_0D0A, 1, 6])
+        #expect(Array(b[0].1.prefix(4)) == [0x4D, 0x3C, 0x2B, 0x1A], "byte-order magic, little-endian")
+        #expect(String(decoding: b[1].1, as: UTF8.self).contains("lab-worker:eth0"))
+        #expect(Array(b[1].1.prefix(2)) == [1, 0], "Ethernet")
+        let epb = b[2].1
+        let ts = UInt64(epb[4]) | UInt64(epb[5]) << 8 | UInt64(epb[6]) << 16 | UInt64(epb[7]) << 24
+        let tsLow = UInt64(epb[8]) | UInt64(epb[9]) << 8 | UInt64(epb[10]) << 16 | UInt64(epb[11]) << 24
+        #expect(ts << 32 | tsLow == 1_700_000_000_123_456_789)
+        #expect(Array(epb[12..<20]) == [61, 0, 0, 0, 0xdc, 0x05, 0, 0], "captured 61 of 1500")
+        #expect(Array(epb[20..<81]) == frame && Array(epb[81..<84]) == [0, 0, 0], "padded to 4")
+        #expect(Array(epb[84...]) == [2, 0, 4, 0, 2, 0, 0, 0, 0, 0, 0, 0], "epb_flags outbound, end of options")
+    }
+
+    let cluster = CaptureTargets.Cluster(
+        name: "lab", nodes: [("lab-worker", "minik-lab.lab-worker"), ("lab-worker2", "minik-lab.lab-worker2")],
+        pods: [("default", "web-0", "minik-lab.default.web-0"), ("backend", "db", "minik-lab.backend.db")])
+    func links(_ netns: String) -> [String] {
+        netns.hasSuffix("underlay") ? ["lo", "br-lab", "lab-1", "lab-2"] : ["lo", "eth0", "cni0", "flannel.1", "veth1234"]
+    }
+
+    @Test("targets: a node and its interfaces, a whole node, pods, the underlay; bad words named")
+    func targets() throws {
+        let two = try CaptureTargets.resolve(["lab-worker", "eth0", "lab-worker2", "flannel.1"], namespace: "default", cluster: cluster, interfaces: links)
+        #expect(two.map(\.label) == ["lab-worker:eth0", "lab-worker2:flannel.1"])
+        #expect(two[1].netns == "minik-lab.lab-worker2" && two[1].interface == "flannel.1")
+        let whole = try CaptureTargets.resolve(["node/lab-worker"], namespace: "default", cluster: cluster, interfaces: links)
+        #expect(whole.map(\.interface) == ["eth0", "cni0", "flannel.1", "veth1234"], "every interface but lo")
+        let pods = try CaptureTargets.resolve(["pod/web-0", "pod/backend/db", "pod/web-0"], namespace: "default", cluster: cluster, interfaces: links)
+        #expect(pods.map(\.label) == ["default/web-0:eth0", "backend/db:eth0"], "each once")
+        #expect(try CaptureTargets.resolve(["pod/db"], namespace: "backend", cluster: cluster, interfaces: links).map(\.netns) == ["minik-lab.backend.db"])
+        #expect(try CaptureTargets.resolve(["underlay", "lab-2"], namespace: "default", cluster: cluster, interfaces: links).map(\.label) == ["underlay:lab-2"])
+        #expect(try CaptureTargets.resolve(["underlay"], namespace: "default", cluster: cluster, interfaces: links).map(\.interface) == ["br-lab"])
+
+        #expect(throws: CaptureTargets.Failure.self) { try CaptureTargets.resolve([], namespace: "default", cluster: cluster, interfaces: links) }
+        do {
+            _ = try CaptureTargets.resolve(["lab-worker", "eth9"], namespace: "default", cluster: cluster, interfaces: links)
+            Issue.record("eth9 accepted")
+        } catch {
+            #expect(error.description.contains("\"eth9\"") && error.description.contains("interfaces of node lab-worker: lo, eth0, cni0"), "\(error)")
+        }
+        do {
+            _ = try CaptureTargets.resolve(["pod/nope"], namespace: "default", cluster: cluster, interfaces: links)
+            Issue.record("a missing pod accepted")
+        } catch {
+            #expect(error.description == "pod \"nope\" not found in namespace default of cluster lab")
+        }
+        #expect(Capture.checkFilter("icmp or udp port 8472") == nil)
+        #expect(Capture.checkFilter("udp port") != nil)
+    }
+}
