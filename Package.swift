@@ -33,8 +33,11 @@ let package = Package(
         // the DNS server.
         .target(name: "MinikAddressing"),
         .target(name: "MinikSpec", dependencies: ["Yams", "MinikAddressing"]),
-        // Netlink: iproute2-named operations over libmnl. Knows nothing of clusters.
-        .target(name: "MinikNetlink", dependencies: ["CMinik"]),
+        // libnl-route-3, the reader of kernel state (cache dumps).
+        .systemLibrary(name: "CNLRoute", pkgConfig: "libnl-route-3.0", providers: [.apt(["libnl-route-3-dev"])]),
+        // Netlink: iproute2-named operations over libmnl (the writer), kernel state read
+        // through libnl-route-3's caches (KernelView). Knows nothing of clusters.
+        .target(name: "MinikNetlink", dependencies: ["CMinik", "CNLRoute"]),
         // DNS: the message codec, the cluster zone and its answers, the Kubernetes DNS
         // schema. Pure Swift without Foundation (the DNS server links it statically).
         .target(name: "MinikDNS", dependencies: ["MinikAddressing"]),

@@ -1,12 +1,13 @@
 // Root integration tests of the lab bench: faults proven with traffic (pingall, ping
-// counts, a timed download through a rate limit) and cleared, pingall's matrix, and
-// `down` removing a cluster with faults in place.
+// counts, a timed download through a rate limit) and cleared, pingall's matrix, `down`
+// removing a cluster with faults in place; capture read back by tshark; graph rendered
+// by Graphviz and checked as Mermaid.
 import Foundation
 import MinikRuntime
 import Testing
 
 extension RootTests {
-@Suite("the lab bench: faults and pingall (root)", .serialized)
+@Suite("the lab bench: faults, pingall, capture, graph (root)", .serialized)
 struct LabTests {
     /// Three nodes; a pod pinned to each (a serves a 2 MB file over HTTP).
     static func yaml(_ name: String) -> String {
@@ -205,6 +206,96 @@ struct LabTests {
         #expect(badFilter.code != 0 && badFilter.err.contains("--filter \"udp port\""), "\(badFilter)")
         let badTarget = minik(["capture", "--name", name, w1, "eth7", "-w", file])
         #expect(badTarget.code != 0 && badTarget.err.contains("\"eth7\" is not something to capture on (interfaces of node \(w1): lo, eth0"), "\(badTarget)")
+    }
+
+    @Test("graph: DOT that Graphviz renders, SVG, Mermaid that holds together, drawn from the kernel (a deleted FDB entry shows); host-gw routes")
+    func graph() throws {
+        let name = "it-graph"
+        try claim(name)
+        defer { cleanUp(name) }
+        let spec = try SpecFile(Self.yaml(name) + "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n")
+        try spec.replace("metadata: {name: a}", with: "metadata: {name: a, labels: {app: web}}")
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        let (w1, w2) = ("\(name)-worker", "\(name)-worker2")
+
+        let dot = minik(["graph", "--name", name])
+        #expect(dot.code == 0, "\(dot.err)")
+        for pod in ["default/a", "default/b", "default/c"] { #expect(dot.out.contains("label=\"\(pod)\\n10.244."), "\(pod) drawn") }
+        #expect(dot.out.contains("label=\"svc default/web\\nClusterIP "), "the service")
+        #expect(dot.out.components(separatedBy: "style=dashed, color=blue, dir=both").count - 1 == 3, "three tunnels, both ways: \(dot.out)")
+        let rendered = shell(["sh", "-c", "'\(minikBinary)' graph --name \(name) | dot -Tsvg >/dev/null"])
+        #expect(rendered.code == 0, "Graphviz accepts it: \(rendered.err)")
+        let svg = minik(["graph", "--name", name, "-o", "svg"])
+        #expect(svg.code == 0 && svg.out.contains("<svg") && svg.out.contains("default/a"), "\(svg.err)")
+        let mermaid = minik(["graph", "--name", name, "-o", "mermaid"])
+        #expect(mermaid.code == 0)
+        #expect(MermaidCheck.problems("flowchart LR\n  a --- b\n  subgraph x [\"x\"]\n") == [
+            "1 subgraphs not closed", "edge a -> b to an undeclared vertex"], "the check finds what is wrong")
+        #expect(MermaidCheck.problems(mermaid.out).isEmpty, "\(MermaidCheck.problems(mermaid.out))\n\(mermaid.out)")
+        #expect(mermaid.out.contains("<-.->"), "tunnels")
+
+        // A hand-deleted FDB entry: that tunnel is one way, in red, and says why.
+        let state = try #require(liveState(name))
+        let w2IP = try #require(state.nodes.first { $0.name == w2 }?.internalIP.description)
+        let fdb = minik(["node", "exec", "--name", name, w1, "--", "bridge", "fdb", "show", "dev", "flannel.1"]).out
+        let mac = try #require(fdb.split(separator: "\n").first { $0.contains("dst \(w2IP) ") }?.split(separator: " ").first)
+        #expect(minik(["node", "exec", "--name", name, w1, "--", "bridge", "fdb", "del", String(mac), "dev", "flannel.1", "dst", w2IP]).code == 0)
+        let broken = minik(["graph", "--name", name]).out
+        #expect(broken.contains("only: no FDB entry back\", style=dashed, color=blue, color=red"), "\(broken)")
+
+        // host-gw: routes between the nodes' eth0 instead of tunnels.
+        let hg = "it-graphgw"
+        try claim(hg)
+        defer { cleanUp(hg) }
+        let gwSpec = try SpecFile(smallCluster(hg) + "---\napiVersion: minik.dev/v1alpha1\nkind: MinikConfig\nnetwork: {backend: host-gw}\n")
+        let gwUp = minik(["up", gwSpec.path])
+        try #require(gwUp.code == 0, "up failed: \(gwUp.err)")
+        let gw = minik(["graph", "--name", hg]).out
+        #expect(gw.contains("label=\"host-gw 10.244.1.0/24 via ") && gw.contains("label=\"host-gw 10.244.0.0/24 via "), "\(gw)")
+        #expect(!gw.contains("VXLAN"))
+    }
+}
+
+/// A structural check of Mermaid flowchart text (no Mermaid parser runs offline): the
+/// header, balanced subgraphs, ids, every edge's ends declared, class lines naming
+/// declared vertices.
+enum MermaidCheck {
+    static func problems(_ text: String) -> [String] {
+        var problems: [String] = []
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        if lines.first != "flowchart LR" { problems.append("no flowchart header") }
+        var depth = 0
+        var declared = Set<String>()
+        var edges: [(String, String)] = []
+        let idPattern = /^[A-Za-z_][A-Za-z0-9_]*$/
+        for line in lines.dropFirst() {
+            if line.hasPrefix("subgraph ") {
+                depth += 1
+                let id = String(line.dropFirst(9).prefix { $0 != " " })
+                if id.wholeMatch(of: idPattern) == nil { problems.append("subgraph id \(id)") }
+                declared.insert(id)
+            } else if line == "end" {
+                depth -= 1
+                if depth < 0 { problems.append("end without subgraph") }
+            } else if line.hasPrefix("classDef ") || line.hasPrefix("linkStyle ") {
+                continue
+            } else if line.hasPrefix("class ") {
+                let parts = line.split(separator: " ")
+                for id in parts.count > 1 ? parts[1].split(separator: ",") : [] where !declared.contains(String(id)) {
+                    problems.append("class names undeclared \(id)")
+                }
+            } else if let m = line.firstMatch(of: /^([A-Za-z0-9_]+) (---|-\.->|<-\.->|==>)(\|"[^"]*"\|)? ([A-Za-z0-9_]+)$/) {
+                edges.append((String(m.1), String(m.4)))
+            } else if let m = line.firstMatch(of: /^([A-Za-z0-9_]+)(\["[^"]*"\]|\("[^"]*"\)|\(\["[^"]*"\]\)|\{\{"[^"]*"\}\})$/) {
+                declared.insert(String(m.1))
+            } else {
+                problems.append("not understood: \(line)")
+            }
+        }
+        if depth != 0 { problems.append("\(depth) subgraphs not closed") }
+        for (a, b) in edges where !declared.contains(a) || !declared.contains(b) { problems.append("edge \(a) -> \(b) to an undeclared vertex") }
+        return problems
     }
 }
 }
