@@ -97,7 +97,7 @@ let package = Package(
                 "Yams",
             ]
         ),
-        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime", "MinikDNS", "MinikAPI", "MinikAPIServer"]),
+        .testTarget(name: "MinikSpecTests", dependencies: ["MinikSpec", "MinikRuntime", "MinikNetlink", "MinikDNS", "MinikAPI", "MinikAPIServer"]),
         .testTarget(
             name: "MinikIntegrationTests",
             dependencies: ["MinikRuntime", "MinikSpec", "MinikNetlink", "MinikSupervisor", "CMinik", "MinikDNS", "MinikAPI", "MinikAPIServer"]

@@ -54,6 +54,19 @@ public struct KernelView: Sendable {
         public var onlink: Bool
         public var preferredSource: UInt32?
         public var scope: UInt8
+
+        public init(table: UInt32, type: UInt8, destination: UInt32, prefix: Int, gateway: UInt32?, outputIndex: Int32?,
+                    onlink: Bool, preferredSource: UInt32?, scope: UInt8) {
+            self.table = table
+            self.type = type
+            self.destination = destination
+            self.prefix = prefix
+            self.gateway = gateway
+            self.outputIndex = outputIndex
+            self.onlink = onlink
+            self.preferredSource = preferredSource
+            self.scope = scope
+        }
     }
 
     public struct Neighbour: Sendable, Equatable {

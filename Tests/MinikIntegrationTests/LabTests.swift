@@ -248,12 +248,129 @@ struct LabTests {
         let hg = "it-graphgw"
         try claim(hg)
         defer { cleanUp(hg) }
-        let gwSpec = try SpecFile(smallCluster(hg) + "---\napiVersion: minik.dev/v1alpha1\nkind: MinikConfig\nnetwork: {backend: host-gw}\n")
+        let gwSpec = try SpecFile(smallCluster(hg, pods: 0) + "---\n" + podYAML("p0", node: "\(hg)-control-plane") + "\n---\n"
+                                  + podYAML("p1", node: "\(hg)-worker") + "\n---\napiVersion: minik.dev/v1alpha1\nkind: MinikConfig\nnetwork: {backend: host-gw}\n")
         let gwUp = minik(["up", gwSpec.path])
         try #require(gwUp.code == 0, "up failed: \(gwUp.err)")
         let gw = minik(["graph", "--name", hg]).out
         #expect(gw.contains("label=\"host-gw 10.244.1.0/24 via ") && gw.contains("label=\"host-gw 10.244.0.0/24 via "), "\(gw)")
         #expect(!gw.contains("VXLAN"))
+        let gwTrace = try trace(hg, ["p0", "p1"])
+        #expect(gwTrace.delivered && gwTrace.hops.contains { (($0["detail"] as? String) ?? "").contains(" via 172.18.0.") && ($0["object"] as? String) == "route" && ($0["interface"] as? String) == "eth0" }, "\(gwTrace.text)")
+        #expect(!gwTrace.hops.contains { ($0["object"] as? String) == "vxlan" })
+    }
+
+    /// `minik trace ... -o json`: the hops (place, object, detail, failed) and the outcome.
+    func trace(_ cluster: String, _ args: [String]) throws -> (hops: [[String: Any]], delivered: Bool, failure: String?, dnat: String?, text: String) {
+        let r = minik(["trace", "--name", cluster] + args + ["-o", "json"])
+        let doc = try json(r.out)
+        let result = try #require(doc["result"] as? [String: Any], "\(r.out) \(r.err)")
+        let hops = try #require(result["hops"] as? [[String: Any]])
+        let delivered = result["delivered"] as? Bool ?? false
+        #expect((r.code == 0) == delivered, "exit code follows delivery: \(r.code)")
+        return (hops, delivered, result["failure"] as? String, result["dnat"] as? String, r.out)
+    }
+
+    @Test("trace: same node, across VXLAN, to a service, external to a NodePort; a hand-made DROP, a missing FDB entry, a link down, a partition and an MTU named as the failing hop")
+    func traceFromKernelState() throws {
+        let name = "it-trace"
+        try claim(name)
+        defer { cleanUp(name) }
+        let extra = """
+
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: d}
+        spec:
+          nodeName: \(name)-worker
+          containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec:
+          type: NodePort
+          selector: {app: web}
+          ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+        """
+        let spec = try SpecFile(Self.yaml(name) + extra)
+        try spec.replace("metadata: {name: a}", with: "metadata: {name: a, labels: {app: web}}")
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        let state = try #require(liveState(name))
+        let ip = { (pod: String) in state.pods.first { $0.name == pod }?.ip?.description ?? "?" }
+        let nodeIP = { (n: String) in state.nodes.first { $0.name == n }?.internalIP.description ?? "?" }
+        let (w1, w2) = ("\(name)-worker", "\(name)-worker2")
+        func has(_ hops: [[String: Any]], _ place: String, _ object: String, _ text: String) -> Bool {
+            hops.contains { ($0["place"] as? String) == place && ($0["object"] as? String) == object && (($0["detail"] as? String) ?? "").contains(text) }
+        }
+
+        // Same node, same subnet: straight across cni0 at layer 2.
+        let same = try trace(name, ["a", "d", "--port", "8080/TCP"])
+        #expect(same.delivered && (same.hops.last?["place"] as? String) == "pod default/d", "\(same.text)")
+        #expect(has(same.hops, "node \(w1)", "bridge", "forwarded at layer 2"), "\(same.text)")
+        #expect(!same.hops.contains { ($0["object"] as? String) == "route" && ($0["place"] as? String) == "node \(w1)" }, "no routing in the node")
+
+        // Across nodes over VXLAN: the route, the neighbour, the FDB entry, encapsulation, the underlay, decapsulation.
+        let across = try trace(name, ["a", "b", "--port", "8080/TCP"])
+        #expect(across.delivered && (across.hops.last?["place"] as? String) == "pod default/b", "\(across.text)")
+        #expect(has(across.hops, "pod default/a", "route", "default via 10.244.1.1 dev eth0"), "\(across.text)")
+        #expect(has(across.hops, "node \(w1)", "route", "10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"), "\(across.text)")
+        #expect(has(across.hops, "node \(w1)", "neighbour", "10.244.2.0 lladdr 02:6d:6b:00:02:01 PERMANENT"), "\(across.text)")
+        #expect(has(across.hops, "node \(w1)", "fdb", "02:6d:6b:00:02:01 dst \(nodeIP(w2))"), "\(across.text)")
+        #expect(has(across.hops, "node \(w1)", "vxlan", "outer \(nodeIP(w1)) -> \(nodeIP(w2)) port 8472, VNI 1"), "\(across.text)")
+        #expect(has(across.hops, "underlay br-\(name)", "bridge", "\(name)-1 -> br-\(name) -> \(name)-2"), "\(across.text)")
+        #expect(has(across.hops, "node \(w2)", "vxlan", "decapsulated"), "\(across.text)")
+        #expect(has(across.hops, "node \(w2)", "route", "10.244.2.0/24 dev cni0"), "\(across.text)")
+
+        // To the service: kube-proxy's DNAT, the tuple before and after.
+        let svc = try trace(name, ["c", "svc/web"])
+        let clusterIP = try #require(state.services.first { $0.spec.name == "web" }?.spec.clusterIP?.description)
+        #expect(svc.delivered && svc.dnat?.hasPrefix("\(clusterIP):80 -> \(ip("a")):8080 in node \(name)-control-plane") == true, "\(svc.text)")
+        #expect(svc.hops.contains { (($0["detail"] as? String) ?? "").contains("\"default/web cluster IP\"") && (($0["detail"] as? String) ?? "").contains("DNAT") }, "\(svc.text)")
+
+        // From outside to the NodePort of the other worker: DNAT there, masquerade, on over VXLAN.
+        let ext = try trace(name, ["external", "\(nodeIP(w2)):30080"])
+        #expect(ext.delivered && ext.dnat?.hasPrefix("\(nodeIP(w2)):30080 -> \(ip("a")):8080 in node \(w2)") == true, "\(ext.text)")
+        #expect(has(ext.hops, "node \(w2)", "netfilter", "masqueraded"), "\(ext.text)")
+        #expect((ext.hops.last?["place"] as? String) == "pod default/a")
+
+        // A DROP rule made by hand is the failing hop, with its comment.
+        let rule = ["FORWARD", "-d", "\(ip("b"))/32", "-m", "comment", "--comment", "lab: keep b alone", "-j", "DROP"]
+        #expect(minik(["node", "exec", "--name", name, w2, "--", "iptables", "-I"] + rule).code == 0)
+        let dropped = try trace(name, ["a", "b", "--port", "8080/TCP"])
+        #expect(!dropped.delivered && dropped.failure?.contains("dropped by filter FORWARD: \"lab: keep b alone\"") == true, "\(dropped.text)")
+        #expect((dropped.hops.last?["place"] as? String) == "node \(w2)" && (dropped.hops.last?["failed"] as? Bool) == true)
+        #expect(minik(["node", "exec", "--name", name, w2, "--", "iptables", "-D"] + rule).code == 0)
+        #expect(try trace(name, ["a", "b"]).delivered)
+
+        // Faults: a link down, a partition.
+        #expect(minik(["fault", "link", "--name", name, w2, "down"]).code == 0)
+        let down = try trace(name, ["a", "b"])
+        #expect(down.failure?.contains("\(name)-2, node \(w2)'s port on br-\(name), is down") == true, "\(down.text)")
+        #expect(minik(["fault", "link", "--name", name, w2, "up"]).code == 0)
+        #expect(minik(["fault", "partition", "--name", name, w1, w2]).code == 0)
+        let part = try trace(name, ["a", "b"])
+        #expect(part.failure?.contains("\"minik fault: partition \(w1) \(w2)\"") == true, "\(part.text)")
+        #expect(minik(["fault", "clear", "--name", name]).code == 0)
+
+        // Too big for the pod's MTU (1450 on VXLAN).
+        let big = try trace(name, ["a", "b", "--size", "1460"])
+        #expect(big.failure?.contains("eth0's MTU is 1450") == true && (big.hops.last?["place"] as? String) == "pod default/a", "\(big.text)")
+        #expect(try trace(name, ["a", "b", "--size", "1450"]).delivered)
+
+        // A deleted FDB entry: the kernel no longer knows where that VTEP is.
+        let fdb = minik(["node", "exec", "--name", name, w1, "--", "bridge", "fdb", "show", "dev", "flannel.1"]).out
+        let mac = try #require(fdb.split(separator: "\n").first { $0.contains("dst \(nodeIP(w2)) ") }?.split(separator: " ").first)
+        #expect(minik(["node", "exec", "--name", name, w1, "--", "bridge", "fdb", "del", String(mac), "dev", "flannel.1", "dst", nodeIP(w2)]).code == 0)
+        let noFDB = try trace(name, ["a", "b"])
+        #expect(noFDB.failure?.contains("no FDB entry for \(mac) on flannel.1") == true, "\(noFDB.text)")
+        #expect((noFDB.hops.last?["place"] as? String) == "node \(w1)")
+
+        let bad = minik(["trace", "--name", name, "a", "nope"])
+        #expect(bad.code != 0 && bad.err.contains("\"nope\" is not a running pod"), "\(bad)")
+        #expect(minik(["trace", "--name", name, "a", "b", "--port", "80/XTP"]).err.contains("--port \"80/XTP\""))
     }
 }
 

@@ -113,6 +113,14 @@ public enum Netfilter {
         public var action: String
         /// A random match taken (its probability), or a match not understood.
         public var note: String?
+        /// The chains the packet went through to get here, from the hook's, each with the
+        /// comment of the rule that jumped to it: "KUBE-SVC-X (\"default/web:http cluster IP\")".
+        public var via: [String] = []
+
+        /// Changed the packet or decided its fate (not a jump, a count or a plain return).
+        public var isDecisive: Bool {
+            !(action == "count" || action.hasPrefix("jump ") || (action == "RETURN" && comment == nil))
+        }
     }
 
     public enum Verdict: Sendable, Equatable {
@@ -129,6 +137,8 @@ public enum Netfilter {
         /// (before, after) when the destination or source was rewritten.
         public var dnat: (from: String, to: String)?
         public var snat: String?
+        /// Rules passed over because they use a match minik does not understand.
+        public var notUnderstood: [String] = []
 
         public static func == (a: Result, b: Result) -> Bool {
             a.steps == b.steps && a.verdict == b.verdict && a.packet == b.packet && a.dnat?.from == b.dnat?.from
@@ -140,19 +150,20 @@ public enum Netfilter {
     /// `localAddresses` are the namespace's own (for addrtype LOCAL).
     public static func walk(_ tables: [String: Table], table name: String, chain: String, packet: Packet,
                             localAddresses: Set<IPv4Address>) -> Result {
-        var result = Result(steps: [], verdict: .accept, packet: packet, dnat: nil, snat: nil)
+        var result = Result(steps: [], verdict: .accept, packet: packet, dnat: nil, snat: nil, notUnderstood: [])
         guard let table = tables[name] else { return result }
-        var depth = 0
+        var stack: [String] = [chain]
         func run(_ chain: String) -> Bool {  // true: a final verdict was reached
-            depth += 1
-            defer { depth -= 1 }
-            guard depth < 64, let rules = table.chains[chain] else { return false }
+            guard stack.count < 64, let rules = table.chains[chain] else { return false }
             for rule in rules {
                 let m = matches(rule, result.packet, local: localAddresses)
-                guard m.matched else { continue }
+                guard m.matched else {
+                    if let note = m.note { result.notUnderstood.append("\(chain): \(rule.text): \(note)") }
+                    continue
+                }
                 let words = tokens(rule.text)
                 let target = value(words, "-j") ?? value(words, "-g")
-                var step = Step(table: name, chain: chain, rule: rule.text, comment: rule.comment, action: "", note: m.note)
+                var step = Step(table: name, chain: chain, rule: rule.text, comment: rule.comment, action: "", note: m.note, via: stack)
                 switch target {
                 case nil:
                     step.action = "count"
@@ -196,6 +207,8 @@ public enum Netfilter {
                         result.packet.mark = (result.packet.mark & ~mask) ^ p[0]
                     } else if let o = value(words, "--or-mark"), let v = UInt32(o.dropFirst(2), radix: 16) {
                         result.packet.mark |= v
+                    } else if let x = value(words, "--xor-mark"), let v = UInt32(x.dropFirst(2), radix: 16) {
+                        result.packet.mark ^= v
                     }
                     step.action = "mark 0x\(String(result.packet.mark, radix: 16))"
                     result.steps.append(step)
@@ -205,7 +218,10 @@ public enum Netfilter {
                 case let t?:
                     step.action = "jump \(t)"
                     result.steps.append(step)
-                    if run(t) { return true }
+                    stack.append(t + (rule.comment.map { " (\"\($0)\")" } ?? ""))
+                    let decided = run(t)
+                    stack.removeLast()
+                    if decided { return true }
                     if value(words, "-g") != nil { return false }
                 }
             }
@@ -265,15 +281,15 @@ public enum Netfilter {
                 note = "random: taken with probability \(next)"
                 ok = true
                 i += 1
-            case "--comment", "--mode", "--rsource", "--name", "--mask", "--seconds", "--reap", "--set":
+            case "--comment", "--mode", "--name", "--mask", "--seconds", "--hitcount":
                 i += 1
+            case "--reap", "--rsource", "--rdest", "--set", "--random-fully", "--random":
+                break
             case "-m", "--rcheck", "--update":
                 if word == "-m" { i += 1 }
                 if word == "--rcheck" || word == "--update" { ok = false }  // no affinity entry for a new client
             case let flag where flag.hasPrefix("-"):
-                note = "\(flag) is not understood by minik trace: taken as not matching"
-                ok = false
-                if !next.hasPrefix("-") { i += 1 }
+                return (false, "\(flag) is not understood by minik trace: taken as not matching")
             default:
                 break
             }

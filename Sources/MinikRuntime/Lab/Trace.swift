@@ -117,15 +117,15 @@ public enum Trace {
         return s
     }
 
-    /// Follows a packet from `start` (a pod, node or the external host) to its
-    /// destination, or to the hop where it fails.
-    public static func run(_ world: World, from start: Place, packet initial: Netfilter.Packet) -> Result {
+    /// Follows a packet of `size` bytes (its IP length) from `start` (a pod, node or
+    /// the external host) to its destination, or to the hop where it fails.
+    public static func run(_ world: World, from start: Place, packet initial: Netfilter.Packet, size: Int = 84) -> Result {
         var result = Result()
         var packet = initial
         var here = start
         var inInterface: String? = nil  // nil: locally generated
         var outer: (src: IPv4Address, dst: IPv4Address, vni: UInt32)? = nil
-        var guardCount = 0
+        var steps = 0
 
         func hop(_ object: String, _ iface: String, _ detail: String, failed: Bool = false) {
             result.hops.append(Hop(place: here.label, interface: iface, object: object, detail: detail, failed: failed))
@@ -135,141 +135,176 @@ public enum Trace {
             hop(object, iface, detail, failed: true)
             return result
         }
-        /// Netfilter hook in this namespace; returns false when it drops the packet.
-        func hook(_ table: String, _ chain: String, _ p: inout Netfilter.Packet, local: Set<IPv4Address>, label: String? = nil) -> Bool {
+        /// The hooks passed where no rule acted, said once per group of hooks.
+        var passed: [String] = []
+        func flushPassed(_ iface: String) {
+            guard !passed.isEmpty else { return }
+            hop("netfilter", iface, "\(passed.joined(separator: ", ")): no rule acts on it")
+            passed = []
+        }
+        /// A netfilter hook of this namespace; false when it drops the packet. Each rule
+        /// that acts is a hop, with the chains that led to it.
+        func hook(_ table: String, _ chain: String, _ p: inout Netfilter.Packet, local: Set<IPv4Address>) -> Bool {
             let tables = world.netfilter(here.netns)
             guard tables[table]?.chains[chain] != nil else { return true }
-            let r = Netfilter.walk(tables, table: table, chain: chain, packet: p, localAddresses: local)
-            let shown = r.steps.filter { !$0.action.hasPrefix("count") }
-            for s in shown {
+            var r = Netfilter.walk(tables, table: table, chain: chain, packet: p, localAddresses: local)
+            let outbound = ["FORWARD", "OUTPUT", "POSTROUTING"].contains(chain)
+            let iface = (outbound ? p.outInterface : p.inInterface) ?? "-"
+            let acting = r.steps.filter(\.isDecisive)
+            for n in r.notUnderstood { hop("netfilter", iface, "\(table) \(n)") }
+            if acting.isEmpty { passed.append("\(table) \(chain)") } else { flushPassed(iface) }
+            for s in acting {
+                let path = (s.via + (s.via.last?.hasPrefix(s.chain) == true ? [] : [s.chain])).joined(separator: " > ")
                 let comment = s.comment.map { " \"\($0)\"" } ?? ""
-                hop("netfilter", p.inInterface ?? p.outInterface ?? "-", "\(table):\(s.chain):\(comment) \(s.action)\(s.note.map { " (\($0))" } ?? "")")
+                hop("netfilter", iface, "\(table) \(path):\(comment) \(s.action)\(s.note.map { " (\($0))" } ?? "")")
             }
             if case .drop(let why) = r.verdict {
-                hop("netfilter", p.inInterface ?? p.outInterface ?? "-", "dropped by \(why)", failed: true)
+                passed.removeLast(acting.isEmpty ? 1 : 0)
+                flushPassed(iface)
+                hop("netfilter", iface, "dropped by \(why)", failed: true)
                 return false
             }
             if let d = r.dnat {
                 result.dnat = "\(d.from) -> \(d.to) in \(here.label) (\(table) \(chain))"
                 result.reply.append("the reply from \(d.to) is un-DNATed back to \(d.from) by conntrack in \(here.label)")
             }
-            if let s = r.snat { result.reply.append("the reply is un-SNATed in \(here.label) (\(s))") }
+            if var s = r.snat {
+                // MASQUERADE takes the outgoing interface's address.
+                if s.hasPrefix("masqueraded"), let view = world.kernel(here.netns), let o = p.outInterface,
+                   let link = view.link(named: o), let a = view.addresses.first(where: { $0.index == link.index }) {
+                    s = "masqueraded: the source becomes \(IPv4Address(a.address)), \(o)'s address"
+                    r.packet.source = IPv4Address(a.address)
+                }
+                result.reply.append("the reply is un-SNATed in \(here.label) (\(s))")
+            }
             p = r.packet
             return true
         }
+        /// From a bridge to the pod behind the port that has `dstMAC` (or the pod with
+        /// `nexthop` on this node when the bridge has not learned it yet).
+        func bridgeToPod(_ view: KernelView, _ bridge: KernelView.Link, dstMAC: [UInt8]?, nexthop: UInt32) -> Place? {
+            let byIP = world.places.first { $0.kind == .pod && $0.ip?.value == nexthop && $0.node == here.name }
+            var port: KernelView.Link?
+            if let m = dstMAC, let e = view.fdb.first(where: { $0.mac == m && $0.master == bridge.index }) {
+                port = view.link(e.index)
+                hop("fdb", bridge.name, "\(mac(m)) on port \(port?.name ?? "?") (bridge fdb show br \(bridge.name): \(e.state & 0x80 != 0 ? "permanent" : "learned"))")
+            } else {
+                port = byIP.flatMap { t in view.links.first { $0.name == t.hostVeth } }
+                hop("fdb", bridge.name, "\(mac(dstMAC)) not learned on \(bridge.name): the bridge floods the frame to every port\(port.map { "; the pod behind \($0.name) takes it" } ?? "")")
+            }
+            guard let port, let t = world.places.first(where: { $0.kind == .pod && $0.hostVeth == port.name && $0.node == here.name }) else {
+                hop("bridge", bridge.name, "no pod on \(bridge.name) has \(ip(nexthop))\(dstMAC.map { " or \(mac($0))" } ?? "")", failed: true)
+                return nil
+            }
+            if !port.isUp {
+                hop("link", port.name, "\(port.name), the port of \(t.label), is down", failed: true)
+                return nil
+            }
+            hop("veth", port.name, "veth pair: \(port.name) on \(here.label) is eth0 of \(t.label)")
+            return t
+        }
+        func neighbourHop(_ view: KernelView, _ out: KernelView.Link, _ nexthop: UInt32, who: String) -> KernelView.Neighbour? {
+            let n = view.neighbours.first { $0.index == out.index && $0.address == nexthop && $0.mac != nil && $0.state & 0x20 == 0 }
+            if let n { hop("neighbour", out.name, "\(ip(nexthop)) lladdr \(mac(n.mac)) \(nudText(n.state))") }
+            else { hop("neighbour", out.name, "\(ip(nexthop)) is not in the neighbour table yet: \(who) ARPs for it on \(out.name)") }
+            return n
+        }
 
-        while guardCount < 48 {
-            guardCount += 1
+        while steps < 48 {
+            steps += 1
             guard let view = world.kernel(here.netns) else {
                 return fail("namespace", "-", "cannot read the network state of \(here.netns)")
             }
             let local = Set(view.addresses.map { IPv4Address($0.address) })
-            // Outer (VXLAN) or inner packet: what this namespace routes now.
+            // What this namespace routes: the outer VXLAN packet, or the packet itself.
             var p = packet
             if let o = outer { p = Netfilter.Packet(source: o.src, destination: o.dst, proto: "udp", sourcePort: 0, destinationPort: world.vxlanPort) }
             p.inInterface = inInterface
-            p.outInterface = nil
-
-            if here.kind == .node || here.kind == .external {
+            let length = size + (outer == nil ? 0 : 50)
+            let firewalled = here.kind == .node || here.kind == .external
+            if firewalled {
                 if inInterface != nil {
                     if !hook("mangle", "PREROUTING", &p, local: local) { return result }
                     if !hook("nat", "PREROUTING", &p, local: local) { return result }
-                } else {
-                    if !hook("nat", "OUTPUT", &p, local: local) { return result }
+                } else if !hook("nat", "OUTPUT", &p, local: local) {
+                    return result
                 }
+                flushPassed(inInterface ?? "-")
             }
-            if outer == nil { packet.destination = p.destination; packet.destinationPort = p.destinationPort }
+            if outer == nil { packet = Netfilter.Packet(source: p.source, destination: p.destination, proto: p.proto,
+                                                        sourcePort: p.sourcePort, destinationPort: p.destinationPort) }
 
             guard let route = lookup(view, p.destination) else {
-                return fail("route", inInterface ?? "-", "no route to \(p.destination) in table main")
+                return fail("route", inInterface ?? "-", "no route to \(p.destination) (ip route get \(p.destination): Network is unreachable)")
             }
-            if route.type == 6 || route.type == 7 || route.type == 8 {
-                return fail("route", inInterface ?? "-", "\(routeText(view, route)): the kernel refuses it")
+            if [6, 7, 8].contains(route.type) {
+                return fail("route", inInterface ?? "-", "\(routeText(view, route)): the kernel refuses to send it")
             }
             if route.type == 2 {
-                // Ours: delivered, or a VXLAN packet for flannel.1 to open.
-                if outer != nil, let vtep = view.links.first(where: { $0.vxlan != nil && Int($0.vxlan!.port) == world.vxlanPort }) {
-                    hop("vxlan", vtep.name, "udp/\(world.vxlanPort) to \(p.destination) is \(vtep.name)'s (VNI \(vtep.vxlan!.vni)): decapsulated, the inner packet \(packet.source) -> \(packet.destination) arrives on \(vtep.name)")
-                    if !vtep.isUp { return fail("link", vtep.name, "\(vtep.name) is down") }
+                if outer != nil {
+                    // A VXLAN packet for this node: flannel.1 opens it.
+                    guard let vtep = view.links.first(where: { $0.vxlan != nil && Int($0.vxlan!.port) == world.vxlanPort }) else {
+                        return fail("vxlan", inInterface ?? "-", "udp/\(world.vxlanPort) arrives at \(p.destination) but no VXLAN device listens on it")
+                    }
+                    if firewalled && !hook("filter", "INPUT", &p, local: local) { return result }
+                    flushPassed(inInterface ?? "-")
+                    hop("vxlan", vtep.name, "udp/\(world.vxlanPort) to \(p.destination) is \(vtep.name)'s (VNI \(vtep.vxlan!.vni)): decapsulated, \(packet.source) -> \(packet.destination) arrives on \(vtep.name)")
+                    if !vtep.isUp { return fail("link", vtep.name, "\(vtep.name) is down: the packet is dropped") }
                     outer = nil
                     inInterface = vtep.name
                     continue
                 }
-                if outer != nil {
-                    return fail("vxlan", "-", "udp/\(world.vxlanPort) arrives at \(p.destination) but no VXLAN device listens on it")
-                }
-                if inInterface != nil && (here.kind == .node || here.kind == .external) {
-                    if !hook("filter", "INPUT", &p, local: local) { return result }
-                }
-                hop("local", inInterface ?? "-", "\(routeText(view, route)): delivered to \(p.destination):\(p.destinationPort)/\(p.proto.uppercased()) in \(here.label)")
+                if firewalled && inInterface != nil && !hook("filter", "INPUT", &p, local: local) { return result }
+                flushPassed(inInterface ?? "-")
+                hop("local", inInterface ?? "lo", "\(routeText(view, route)): delivered to \(p.destination):\(p.destinationPort)/\(p.proto.uppercased()) in \(here.label)")
                 result.delivered = true
                 return result
             }
             guard let oif = route.outputIndex, let out = view.link(oif) else {
-                return fail("route", inInterface ?? "-", "\(routeText(view, route)) has no device")
+                return fail("route", inInterface ?? "-", "\(routeText(view, route)) names no device")
             }
-            hop("route", out.name, routeText(view, route) + (inInterface == nil ? "" : ", forwarded from \(inInterface!)"))
+            hop("route", out.name, "ip route get \(p.destination): \(routeText(view, route))" + (inInterface.map { ", forwarded from \($0)" } ?? ""))
             if !out.isUp { return fail("link", out.name, "\(out.name) is down") }
-            if !out.hasCarrier { return fail("link", out.name, "\(out.name) has no carrier (its other end is down)") }
+            if !out.hasCarrier { return fail("link", out.name, "\(out.name) has no carrier: its other end, or its cable, is down") }
+            if length > out.mtu {
+                return fail("link", out.name, "the packet is \(length) bytes\(outer == nil ? "" : " with VXLAN's 50") and \(out.name)'s MTU is \(out.mtu): too big (with DF set the sender gets ICMP fragmentation needed; without, it is fragmented)")
+            }
             p.outInterface = out.name
-            if here.kind == .node || here.kind == .external {
-                if inInterface != nil {
-                    if !hook("filter", "FORWARD", &p, local: local) { return result }
-                } else {
-                    if !hook("filter", "OUTPUT", &p, local: local) { return result }
-                }
+            if firewalled {
+                if !hook("filter", inInterface != nil ? "FORWARD" : "OUTPUT", &p, local: local) { return result }
                 if !hook("mangle", "POSTROUTING", &p, local: local) { return result }
                 if !hook("nat", "POSTROUTING", &p, local: local) { return result }
+                flushPassed(out.name)
             }
             let nexthop = route.gateway ?? p.destination.value
-            let neighbour = view.neighbours.first { $0.index == out.index && $0.address == nexthop && $0.mac != nil && $0.state & 0x20 == 0 }
 
             switch out.kind {
             case "vxlan":
                 guard let vx = out.vxlan else { return fail("vxlan", out.name, "no VXLAN settings") }
-                guard let n = neighbour else {
-                    return fail("neighbour", out.name, "no neighbour entry for \(ip(nexthop)) on \(out.name): flannel programs one per remote node; without it the kernel cannot build the inner frame")
+                guard let n = view.neighbours.first(where: { $0.index == out.index && $0.address == nexthop && $0.mac != nil }) else {
+                    return fail("neighbour", out.name, "no neighbour entry for \(ip(nexthop)) on \(out.name): flannel programs one per remote node, and a VXLAN device cannot ARP for it")
                 }
                 hop("neighbour", out.name, "\(ip(nexthop)) lladdr \(mac(n.mac)) \(nudText(n.state))")
                 guard let entry = view.fdb.first(where: { $0.index == out.index && $0.mac == n.mac! && $0.destination != nil }) else {
-                    return fail("fdb", out.name, "no FDB entry for \(mac(n.mac)) on \(out.name): the kernel does not know which node has that VTEP (bridge fdb show dev \(out.name))")
+                    return fail("fdb", out.name, "no FDB entry for \(mac(n.mac)) on \(out.name): the kernel does not know which node has that VTEP, and drops the frame (bridge fdb show dev \(out.name))")
                 }
                 hop("fdb", out.name, "\(mac(n.mac)) dst \(ip(entry.destination!)) self permanent")
-                let src = vx.local.map { IPv4Address($0) } ?? local.first { a in view.addresses.contains { $0.address == a.value && view.link($0.index)?.name == "eth0" } } ?? IPv4Address(0)
+                let eth0 = view.link(named: "eth0")
+                let src = vx.local.map { IPv4Address($0) }
+                    ?? view.addresses.first { $0.index == eth0?.index }.map { IPv4Address($0.address) } ?? IPv4Address(0)
                 outer = (src, IPv4Address(entry.destination!), vx.vni)
-                hop("vxlan", out.name, "encapsulated: outer \(src) -> \(ip(entry.destination!)) udp/\(vx.port) VNI \(vx.vni), inner \(packet.source) -> \(packet.destination)")
+                hop("vxlan", out.name, "encapsulated in UDP: outer \(src) -> \(ip(entry.destination!)) port \(vx.port), VNI \(vx.vni); inner \(packet.source) -> \(packet.destination)")
                 inInterface = nil
-                continue
             case "bridge":
-                // To a pod on this node: the neighbour, then the bridge's FDB.
-                var dstMAC = neighbour?.mac
-                if let n = neighbour {
-                    hop("neighbour", out.name, "\(ip(nexthop)) lladdr \(mac(n.mac)) \(nudText(n.state))")
-                } else {
-                    hop("neighbour", out.name, "\(ip(nexthop)) not in the neighbour table yet: the kernel ARPs for it on \(out.name)")
-                }
+                let n = neighbourHop(view, out, nexthop, who: "the node")
                 let target = world.places.first { $0.kind == .pod && $0.ip?.value == nexthop && $0.node == here.name }
-                if dstMAC == nil, let t = target, let pv = world.kernel(t.netns), let e = pv.link(named: "eth0") { dstMAC = e.mac }
-                let port: KernelView.Link?
-                if let m = dstMAC, let e = view.fdb.first(where: { $0.mac == m && $0.master == out.index }) {
-                    port = view.link(e.index)
-                    hop("fdb", out.name, "\(mac(m)) on port \(port?.name ?? "?") (bridge fdb, \(e.state & 0x80 != 0 ? "permanent" : "learned"))")
-                } else {
-                    port = target.flatMap { t in view.links.first { $0.name == t.hostVeth } }
-                    hop("fdb", out.name, "\(mac(dstMAC)) not learned: the bridge floods the frame to every port\(port.map { "; the pod behind \($0.name) answers" } ?? "")")
-                }
-                guard let port, let t = target ?? world.places.first(where: { $0.kind == .pod && $0.hostVeth == port.name && $0.node == here.name }) else {
-                    return fail("bridge", out.name, "no pod on \(out.name) has \(ip(nexthop))")
-                }
-                if !port.isUp { return fail("link", port.name, "\(port.name) is down") }
-                hop("veth", port.name, "veth pair: \(port.name) is eth0 of \(t.label)")
-                here = t
+                var dstMAC = n?.mac
+                if dstMAC == nil, let t = target, let e = world.kernel(t.netns)?.link(named: "eth0") { dstMAC = e.mac }
+                guard let pod = bridgeToPod(view, out, dstMAC: dstMAC, nexthop: nexthop) else { return result }
+                here = pod
                 inInterface = "eth0"
-                continue
             case "veth" where here.kind == .pod:
-                // From a pod to its node: through the host end, onto cni0.
-                if let n = neighbour { hop("neighbour", out.name, "\(ip(nexthop)) lladdr \(mac(n.mac)) \(nudText(n.state))") }
-                else { hop("neighbour", out.name, "\(ip(nexthop)) not in the neighbour table yet: the pod ARPs for it") }
+                let n = neighbourHop(view, out, nexthop, who: "the pod")
                 guard let nodeName = here.node, let node = world.places.first(where: { $0.kind == .node && $0.name == nodeName }),
                       let nv = world.kernel(node.netns), let hostEnd = nv.link(named: here.hostVeth ?? "") else {
                     return fail("veth", out.name, "the pod's veth has no host end on its node")
@@ -277,42 +312,44 @@ public enum Trace {
                 hop("veth", out.name, "veth pair: eth0 of \(here.label) is \(hostEnd.name) on \(node.label)")
                 here = node
                 if !hostEnd.isUp { return fail("link", hostEnd.name, "\(hostEnd.name) is down") }
-                if let master = hostEnd.master, let bridge = nv.link(master) {
-                    let toBridge = neighbour?.mac == nil || neighbour?.mac == bridge.mac
-                    if toBridge {
-                        hop("bridge", bridge.name, "\(hostEnd.name) is a port of \(bridge.name); the frame is to \(bridge.name)'s own address \(mac(bridge.mac)): up to \(node.label)'s IP layer")
-                        inInterface = bridge.name
-                    } else {
-                        inInterface = bridge.name
-                    }
-                } else {
+                guard let master = hostEnd.master, let bridge = nv.link(master) else {
                     inInterface = hostEnd.name
+                    continue
                 }
-                continue
+                let gatewayMAC = n?.mac ?? (route.gateway != nil ? bridge.mac : nil)
+                if gatewayMAC == bridge.mac {
+                    hop("bridge", bridge.name, "\(hostEnd.name) is a port of \(bridge.name); the frame is to \(bridge.name)'s own address \(mac(bridge.mac)): up to \(node.label)'s IP layer")
+                    inInterface = bridge.name
+                    continue
+                }
+                // Same subnet: the pod sends straight to the other pod's MAC; the bridge
+                // forwards the frame and the node's IP layer never sees it.
+                hop("bridge", bridge.name, "\(hostEnd.name) is a port of \(bridge.name); the frame is to \(mac(gatewayMAC)), not the bridge: forwarded at layer 2 (the node's iptables see it only with net.bridge.bridge-nf-call-iptables=1)")
+                var dstMAC = gatewayMAC
+                if dstMAC == nil, let t = world.places.first(where: { $0.kind == .pod && $0.ip?.value == nexthop }),
+                   let e = world.kernel(t.netns)?.link(named: "eth0") { dstMAC = e.mac }
+                guard let pod = bridgeToPod(nv, bridge, dstMAC: dstMAC, nexthop: nexthop) else { return result }
+                here = pod
+                inInterface = "eth0"
             default:
-                // The node's eth0 (or the external host's): out onto the underlay bridge.
-                if let n = neighbour { hop("neighbour", out.name, "\(ip(nexthop)) lladdr \(mac(n.mac)) \(nudText(n.state))") }
-                else { hop("neighbour", out.name, "\(ip(nexthop)) not in the neighbour table yet: the kernel ARPs for it on \(out.name)") }
+                // A node's (or the external host's) eth0: onto the underlay bridge.
+                _ = neighbourHop(view, out, nexthop, who: here.kind == .external ? "the host" : "the node")
                 guard let underlay = world.places.first(where: { $0.kind == .underlay }), let uv = world.kernel(underlay.netns) else {
                     return fail("link", out.name, "no underlay to cross")
                 }
-                let mtu = outer != nil ? packet.proto == "icmp" ? 0 : 0 : 0
-                _ = mtu
-                // Which port leads to the next hop: the node (or external host) with that address.
                 guard let next = world.places.first(where: { ($0.kind == .node || $0.kind == .external) && $0.ip?.value == nexthop }) else {
-                    return fail("neighbour", out.name, "\(ip(nexthop)) is not a node's or the external host's address: nothing on the underlay answers")
+                    return fail("neighbour", out.name, "\(ip(nexthop)) is no node's and not the external host's address: nothing on the underlay answers its ARP")
                 }
-                guard let port = uv.links.first(where: { $0.name == next.hostVeth }) , let mine = uv.links.first(where: { $0.name == here.hostVeth }) else {
-                    return fail("link", out.name, "no underlay port for \(next.label)")
+                guard let mine = uv.link(named: here.hostVeth ?? ""), let port = uv.link(named: next.hostVeth ?? "") else {
+                    return fail("link", out.name, "no underlay port for \(here.label) or \(next.label)")
                 }
                 let previous = here
                 here = underlay
-                if !mine.isUp { return fail("link", mine.name, "\(mine.name), the underlay port of \(previous.label), is down: its eth0 has no carrier") }
+                if !mine.isUp { return fail("link", mine.name, "\(mine.name), \(previous.label)'s port on \(world.underlayBridge), is down") }
+                if !port.isUp { return fail("link", port.name, "\(port.name), \(next.label)'s port on \(world.underlayBridge), is down") }
                 hop("bridge", world.underlayBridge, "\(previous.label) eth0 -> \(mine.name) -> \(world.underlayBridge) -> \(port.name) -> \(next.label) eth0")
-                if !port.isUp { return fail("link", port.name, "\(port.name), the underlay port of \(next.label), is down") }
                 here = next
                 inInterface = "eth0"
-                continue
             }
         }
         return fail("loop", "-", "more than 48 steps: a routing loop?")

@@ -1,0 +1,61 @@
+// What `trace` reads, gathered from a cluster: its places (pods, nodes, the underlay and
+// the external host, from the cluster's state) and, lazily and once per namespace, the
+// kernel's view (libnl) and the netfilter tables (iptables-save -c).
+import Foundation
+import MinikNetlink
+import MinikSpec
+
+extension Trace {
+    public final class Reader: @unchecked Sendable {
+        private var views: [String: KernelView?] = [:]
+        private var tables: [String: [String: Netfilter.Table]] = [:]
+        private let save = Command.which("iptables-save")
+        public private(set) var errors: [String] = []
+
+        public init() {}
+
+        public func kernel(_ netns: String) -> KernelView? {
+            if let v = views[netns] { return v }
+            var v: KernelView?
+            do {
+                let ns = try NetNamespace.open(netns)
+                v = try KernelView.read(namespaceFD: ns.fd)
+            } catch {
+                errors.append("\(netns): \(error)")
+            }
+            views[netns] = v
+            return v
+        }
+
+        public func netfilter(_ netns: String) -> [String: Netfilter.Table] {
+            if let t = tables[netns] { return t }
+            var t: [String: Netfilter.Table] = [:]
+            if let save, let ns = try? NetNamespace.open(netns),
+               let r = try? Command.run([save, "-c"], joining: [ns.fd], timeout: 30), r.succeeded {
+                t = Netfilter.parse(save: r.output)
+            }
+            tables[netns] = t
+            return t
+        }
+    }
+
+    /// The places of a cluster as its state has them.
+    public static func places(_ state: ClusterState) -> [Place] {
+        var out: [Place] = []
+        for n in state.nodes {
+            out.append(Place(kind: .node, name: n.name, netns: n.netns, hostVeth: Naming.underlayPort(state.name, nodeIndex: n.index), ip: n.internalIP))
+        }
+        for p in state.pods where p.ip != nil && p.deletionTimestamp == nil {
+            out.append(Place(kind: .pod, name: p.key, netns: p.netns, node: p.node, hostVeth: p.hostVeth, ip: p.ip))
+        }
+        out.append(Place(kind: .underlay, name: Naming.underlayBridge(state.name), netns: Naming.underlayNetns(state.name)))
+        out.append(Place(kind: .external, name: "host", netns: Naming.externalNetns(state.name), hostVeth: Naming.externalPort(state.name),
+                         ip: Naming.externalHostIP(state.spec.network.underlaySubnet)))
+        return out
+    }
+
+    public static func world(_ state: ClusterState, reader: Reader) -> World {
+        World(places: places(state), kernel: { reader.kernel($0) }, netfilter: { reader.netfilter($0) },
+              underlayBridge: Naming.underlayBridge(state.name), vxlanPort: Int(Naming.vxlanPort))
+    }
+}
