@@ -20,6 +20,8 @@ struct TraceCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "The destination port and protocol: 8080/TCP, 53/UDP, 80 (default: a service's first port; ICMP echo otherwise).")
     var port: String?
     @Option(help: "The packet's size in bytes (its IP length), checked against each MTU on the way.") var size: Int = 84
+    @Flag(help: "Also send one real probe, follow it with the kernel's own trace (iptables TRACE, xtables-monitor) and compare the rules it hit with these.")
+    var live = false
     @Option(name: .shortAndLong, help: "Output: text or json.") var output: String = "text"
     @Argument(help: "Where the packet starts.") var source: String
     @Argument(help: "Where it goes.") var destination: String
@@ -47,10 +49,22 @@ struct TraceCommand: ParsableCommand {
         }
         guard let start = from.place else { throw CLIError("\(source): a trace starts in a pod, a node or external") }
         let (dport, proto) = wanted ?? to.port.map { ($0, to.proto ?? "TCP") } ?? (0, "ICMP")
-        let packet = Netfilter.Packet(source: from.ip, destination: to.ip, proto: proto.lowercased(), sourcePort: proto == "ICMP" ? 0 : 43_210,
+        // A source port of its own, so that --live traces this probe only.
+        let packet = Netfilter.Packet(source: from.ip, destination: to.ip, proto: proto.lowercased(), sourcePort: Int.random(in: 40_000...60_999),
                                       destinationPort: dport)
         let reader = Trace.Reader()
-        let result = Trace.run(Trace.world(state, reader: reader), from: start, packet: packet, size: size)
+        var world = Trace.world(state, reader: reader)
+        var result = Trace.run(world, from: start, packet: packet, size: size)
+        if live {
+            let nodes = places.filter { $0.kind == .node }
+            let seen: (hits: [Trace.RuleHit], probe: String)
+            do { seen = try Trace.live(from: start, packet: packet, nodes: nodes) } catch { throw CLIError("\(error)") }
+            // Walk the model again along the kernel's own random picks, then compare.
+            world.chosen = Set(seen.hits.compactMap { h in Netfilter.tokens(h.rule).split(separator: "-j").last?.first })
+            result = Trace.run(world, from: start, packet: packet, size: size)
+            let diff = Trace.compare(model: result.rules, kernel: seen.hits)
+            result.live = Trace.Live(probe: seen.probe, hits: seen.hits, kernelOnly: diff.kernelOnly, modelOnly: diff.modelOnly)
+        }
         let what = proto == "ICMP" ? "ICMP echo" : "\(dport)/\(proto)"
         if output == "json" {
             struct Doc: Encodable {
@@ -70,6 +84,13 @@ struct TraceCommand: ParsableCommand {
             printTable(rows)
             if let d = result.dnat { print("DNAT: \(d)") }
             for r in result.reply { print("reply: \(r)") }
+            if let l = result.live {
+                let places = Set(l.hits.map(\.place)).sorted()
+                print("live: one probe from port \(packet.sourcePort) (\(l.probe)); the kernel traced \(l.hits.count) rules in \(places.isEmpty ? "no node" : places.joined(separator: ", "))"
+                      + (l.agrees ? ": the same rules as above" : ""))
+                for h in l.kernelOnly { print("live: the kernel matched, the model did not: \(h.place) \(h.table) \(h.rule)") }
+                for h in l.modelOnly { print("live: the model matched, the kernel did not: \(h.place) \(h.table) \(h.rule)") }
+            }
             if let f = result.failure {
                 print("result: the packet does not arrive: \(f)")
             } else if result.delivered {
@@ -77,7 +98,8 @@ struct TraceCommand: ParsableCommand {
             }
         }
         for e in reader.errors { printErr("warning: \(e)") }
-        if !result.delivered { throw ExitCode(1) }
+        // Not delivered, or the kernel did not do what the model says: exit 1.
+        if !result.delivered || result.live?.agrees == false { throw ExitCode(1) }
     }
 }
 

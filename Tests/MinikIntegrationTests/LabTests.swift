@@ -336,6 +336,28 @@ struct LabTests {
         #expect(has(ext.hops, "node \(w2)", "netfilter", "masqueraded"), "\(ext.text)")
         #expect((ext.hops.last?["place"] as? String) == "pod default/a")
 
+        // --live: one real probe traced by the kernel; the same rules as the model, along
+        // the endpoint the kernel picked.
+        let liveRun = minik(["trace", "--name", name, "c", "svc/web", "--live", "-o", "json"])
+        #expect(liveRun.code == 0, "\(liveRun.out) \(liveRun.err)")
+        let liveDoc = try #require(try json(liveRun.out)["result"] as? [String: Any])
+        let live = try #require(liveDoc["live"] as? [String: Any], "\(liveRun.out)")
+        let hits = try #require(live["hits"] as? [[String: Any]])
+        #expect((live["probe"] as? String) == "connected" && (live["kernelOnly"] as? [Any])?.isEmpty == true
+                && (live["modelOnly"] as? [Any])?.isEmpty == true, "\(live)")
+        #expect(hits.contains { (($0["rule"] as? String) ?? "").contains("-j DNAT --to-destination \(ip("a")):8080") }, "the kernel's DNAT: \(hits)")
+        #expect(Set(hits.compactMap { $0["place"] as? String }) == ["node \(name)-control-plane", "node \(w1)"], "traced where the packet went")
+        #expect(minik(["node", "exec", "--name", name, w1, "--", "iptables-save", "-t", "raw"]).out.contains("TRACE") == false, "marking rules removed")
+
+        // A rule the model cannot read (-m length): the kernel drops, the model does not know; --live says so.
+        let blind = ["FORWARD", "-d", "\(ip("b"))/32", "-p", "tcp", "-m", "length", "--length", "0:65535", "-m", "comment", "--comment", "lab: blind spot", "-j", "DROP"]
+        #expect(minik(["node", "exec", "--name", name, w2, "--", "iptables", "-I"] + blind).code == 0)
+        let disagree = minik(["trace", "--name", name, "a", "b", "--port", "8080/TCP", "--live"])
+        #expect(disagree.code == 1, "\(disagree.out)")
+        #expect(disagree.out.contains("live: the kernel matched, the model did not: node \(w2) filter -A FORWARD -d \(ip("b"))/32 -p tcp -m length --length 0:65535 -m comment --comment \"lab: blind spot\" -j DROP"), "\(disagree.out)")
+        #expect(disagree.out.contains("--length is not understood by minik trace"), "\(disagree.out)")
+        #expect(minik(["node", "exec", "--name", name, w2, "--", "iptables", "-D"] + blind).code == 0)
+
         // A DROP rule made by hand is the failing hop, with its comment.
         let rule = ["FORWARD", "-d", "\(ip("b"))/32", "-m", "comment", "--comment", "lab: keep b alone", "-j", "DROP"]
         #expect(minik(["node", "exec", "--name", name, w2, "--", "iptables", "-I"] + rule).code == 0)

@@ -269,3 +269,40 @@ struct NetfilterWalkTests {
         #expect(Trace.lookup(v, IPv4Address(8, 8, 8, 8)) == nil)
     }
 }
+
+@Suite("trace --live: the kernel's trace read back")
+struct LiveTraceParseTests {
+    // As xtables-monitor --trace printed it for a probe to a service (shortened).
+    let monitor = """
+    PACKET: 2 3114542c IN=cni0 MACSRC=a:58:a:f4:0:2 SRC=10.244.0.2 DST=10.102.137.187 LEN=60 TOS=0x0 TTL=64 ID=19344 DF SPORT=43210 DPORT=80 SYN 
+     TRACE: 2 3114542c raw:PREROUTING:rule:0x3:CONTINUE  -4 -t raw -A PREROUTING -p tcp -m tcp --sport 43210 -m comment --comment "minik trace --live" -j TRACE
+     TRACE: 2 3114542c raw:PREROUTING:policy:ACCEPT 
+    PACKET: 2 3114542c IN=cni0 MACSRC=a:58:a:f4:0:2 SRC=10.244.0.2 DST=10.102.137.187 LEN=60 TOS=0x0 TTL=64 ID=19344 DF SPORT=43210 DPORT=80 SYN 
+     TRACE: 2 3114542c nat:PREROUTING:rule:0x12:JUMP:KUBE-SERVICES  -4 -t nat -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+     TRACE: 2 3114542c nat:KUBE-SEP-NH6B:rule:0x22:ACCEPT  -4 -t nat -A KUBE-SEP-NH6B -p tcp -m tcp -j DNAT --to-destination 10.244.1.3:8080
+    PACKET: 2 86be5a10 IN=cni0 OUT=flannel.1 SRC=10.244.0.2 DST=10.244.1.3 LEN=60 TOS=0x0 TTL=63 ID=19344 DF SPORT=43210 DPORT=8080 SYN 
+     TRACE: 2 86be5a10 filter:FORWARD:rule:0x8:JUMP:KUBE-FORWARD  -4 -t filter -A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+     TRACE: 2 86be5a10 filter:FORWARD:policy:ACCEPT 
+    PACKET: 2 3114542c IN=cni0 SRC=10.244.0.2 DST=10.102.137.187 LEN=52 TOS=0x0 TTL=64 ID=19346 DF SPORT=43210 DPORT=80 ACK FIN 
+     TRACE: 2 3114542c filter:KUBE-FORWARD:rule:0xe:ACCEPT  -4 -t filter -A KUBE-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    """
+
+    @Test("the first packet's rules, by its IP ID (trace ids are reused); the marking rule and policies left out")
+    func parse() {
+        let hits = Trace.parseMonitor(monitor, proto: "tcp")
+        #expect(hits.map(\.chain) == ["PREROUTING", "KUBE-SEP-NH6B", "FORWARD"])
+        #expect(hits.map(\.table) == ["nat", "nat", "filter"])
+        #expect(hits[1].rule == "-A KUBE-SEP-NH6B -p tcp -m tcp -j DNAT --to-destination 10.244.1.3:8080")
+        #expect(Trace.parseMonitor("", proto: "tcp").isEmpty)
+    }
+
+    @Test("model and kernel compared per place, both ways")
+    func compare() {
+        let a = Trace.RuleHit(place: "node w1", table: "nat", chain: "PREROUTING", rule: "-A PREROUTING -j X")
+        let b = Trace.RuleHit(place: "node w1", table: "filter", chain: "FORWARD", rule: "-A FORWARD -j DROP")
+        let c = Trace.RuleHit(place: "node w2", table: "nat", chain: "PREROUTING", rule: "-A PREROUTING -j X")
+        let d = Trace.compare(model: [a, c], kernel: [a, b])
+        #expect(d.kernelOnly == [b] && d.modelOnly == [c])
+        #expect(Trace.compare(model: [a], kernel: [a]).kernelOnly.isEmpty)
+    }
+}

@@ -65,7 +65,7 @@ public enum Netfilter {
     }
 
     /// Words of a rule, quotes removed ("a b" is one word).
-    static func tokens(_ s: String) -> [String] {
+    public static func tokens(_ s: String) -> [String] {
         var out: [String] = [], cur = "", quoted = false, any = false
         for c in s {
             if c == "\"" { quoted.toggle(); any = true; continue }
@@ -148,15 +148,17 @@ public enum Netfilter {
 
     /// Walks `packet` through `chain` of `table` (a built-in chain: PREROUTING, FORWARD...).
     /// `localAddresses` are the namespace's own (for addrtype LOCAL).
+    /// `chosen`: the chains the kernel jumped to in a live trace; a random match is then
+    /// taken only where it leads to one of them (the endpoint the kernel picked).
     public static func walk(_ tables: [String: Table], table name: String, chain: String, packet: Packet,
-                            localAddresses: Set<IPv4Address>) -> Result {
+                            localAddresses: Set<IPv4Address>, chosen: Set<String> = []) -> Result {
         var result = Result(steps: [], verdict: .accept, packet: packet, dnat: nil, snat: nil, notUnderstood: [])
         guard let table = tables[name] else { return result }
         var stack: [String] = [chain]
         func run(_ chain: String) -> Bool {  // true: a final verdict was reached
             guard stack.count < 64, let rules = table.chains[chain] else { return false }
             for rule in rules {
-                let m = matches(rule, result.packet, local: localAddresses)
+                let m = matches(rule, result.packet, local: localAddresses, chosen: chosen)
                 guard m.matched else {
                     if let note = m.note { result.notUnderstood.append("\(chain): \(rule.text): \(note)") }
                     continue
@@ -241,7 +243,7 @@ public enum Netfilter {
 
     /// Whether the rule's matches hold for the packet, and a note for a random match
     /// taken or a match not understood.
-    static func matches(_ rule: Rule, _ p: Packet, local: Set<IPv4Address>) -> (matched: Bool, note: String?) {
+    static func matches(_ rule: Rule, _ p: Packet, local: Set<IPv4Address>, chosen: Set<String> = []) -> (matched: Bool, note: String?) {
         let w = tokens(rule.text)
         var i = 2
         var negate = false
@@ -278,8 +280,14 @@ public enum Netfilter {
                 ok = p.mark & mask == parts[0]
                 i += 1
             case "--probability":
-                note = "random: taken with probability \(next)"
-                ok = true
+                if chosen.isEmpty {
+                    note = "random: taken with probability \(next)"
+                    ok = true
+                } else {
+                    let target = value(w, "-j") ?? value(w, "-g") ?? ""
+                    ok = chosen.contains(target)
+                    note = ok == true ? "random (probability \(next)): the one the kernel picked" : nil
+                }
                 i += 1
             case "--comment", "--mode", "--name", "--mask", "--seconds", "--hitcount":
                 i += 1

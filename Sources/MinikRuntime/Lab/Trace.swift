@@ -44,8 +44,28 @@ public enum Trace {
         public var failed: Bool = false
     }
 
+    /// A netfilter rule the packet matched (a jump, a verdict, a change), in one place.
+    public struct RuleHit: Sendable, Equatable, Hashable, Codable {
+        public var place: String
+        public var table: String
+        public var chain: String
+        /// As iptables-save prints it: "-A CHAIN ...".
+        public var rule: String
+
+        public init(place: String, table: String, chain: String, rule: String) {
+            self.place = place
+            self.table = table
+            self.chain = chain
+            self.rule = rule
+        }
+    }
+
     public struct Result: Sendable, Equatable, Codable {
         public var hops: [Hop] = []
+        /// Every rule the model says the packet matches, for comparing with the kernel's trace.
+        public var rules: [RuleHit] = []
+        /// What `--live` saw, when it ran.
+        public var live: Live?
         public var delivered = false
         public var failure: String?
         /// What happens to the reply (conntrack un-NAT), in order.
@@ -60,6 +80,8 @@ public enum Trace {
         public var netfilter: (String) -> [String: Netfilter.Table]
         public var underlayBridge: String
         public var vxlanPort: Int
+        /// Chains a live trace saw the kernel jump to (its random endpoint picks).
+        public var chosen: Set<String> = []
 
         public init(places: [Place], kernel: @escaping (String) -> KernelView?, netfilter: @escaping (String) -> [String: Netfilter.Table],
                     underlayBridge: String, vxlanPort: Int) {
@@ -147,7 +169,12 @@ public enum Trace {
         func hook(_ table: String, _ chain: String, _ p: inout Netfilter.Packet, local: Set<IPv4Address>) -> Bool {
             let tables = world.netfilter(here.netns)
             guard tables[table]?.chains[chain] != nil else { return true }
-            var r = Netfilter.walk(tables, table: table, chain: chain, packet: p, localAddresses: local)
+            var r = Netfilter.walk(tables, table: table, chain: chain, packet: p, localAddresses: local, chosen: world.chosen)
+            // The kernel traces the packet, not the VXLAN packet around it (the mark does not
+            // survive encapsulation): only the packet's own rules are compared.
+            if outer == nil {
+                for step in r.steps { result.rules.append(RuleHit(place: here.label, table: table, chain: step.chain, rule: step.rule)) }
+            }
             let outbound = ["FORWARD", "OUTPUT", "POSTROUTING"].contains(chain)
             let iface = (outbound ? p.outInterface : p.inInterface) ?? "-"
             let acting = r.steps.filter(\.isDecisive)
