@@ -11,10 +11,11 @@ EXAMPLE ?= examples/cluster.yaml
 # Debian packages: the C libraries minik links, a static C toolchain for the pause
 # binary and the images, and the tools the tests, the README and workshops run inside
 # nodes (`minik node exec NODE -- dig|brctl|conntrack|tcpdump ...`) and on the host (curl);
-# libpcap for capture filters, tshark and Graphviz for the lab bench (capture, graph).
+# libpcap for capture filters, tshark and Graphviz for the lab bench (capture, graph),
+# chromium (headless) for the dashboard's test.
 DEB_PACKAGES := gcc libc6-dev libmnl-dev libnl-route-3-dev libseccomp-dev zlib1g-dev pkg-config \
                 iproute2 iptables iputils-ping busybox-static tcpdump util-linux procps binutils \
-                dnsutils bridge-utils conntrack curl libpcap-dev tshark graphviz
+                dnsutils bridge-utils conntrack curl libpcap-dev tshark graphviz chromium
 
 .PHONY: all deps images build build-debug run install test unit-test bench down clean
 
@@ -71,8 +72,10 @@ run: install
 down:
 	$(RELEASE)/minik down --all
 
+# Attachments (the dashboard test's screenshot) are written under .build/test-attachments.
 test: build-debug
-	$(SWIFT) test
+	@mkdir -p .build/test-attachments
+	$(SWIFT) test --attachments-path .build/test-attachments
 
 unit-test: build-debug
 	$(SWIFT) test --skip MinikIntegrationTests

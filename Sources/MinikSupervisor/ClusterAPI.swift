@@ -27,6 +27,8 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
     let wake = NSCondition()
     var pending = false
     public private(set) var server: APIServer?
+    /// The dashboard's listener (127.0.0.1), once started.
+    var dashboard: DashboardServer?
     public private(set) var url = ""
 
     public init(runtime: ClusterRuntime, updates: NSLock) {

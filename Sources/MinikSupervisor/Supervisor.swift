@@ -72,6 +72,7 @@ public final class Supervisor: @unchecked Sendable {
         do {
             let port = old?.apiServer.flatMap { $0.split(separator: ":").last.flatMap { Int($0) } }
             try api.start(port: port, revision: old?.apiRevision)
+            try api.startDashboard()
         } catch {
             say("error: the Kubernetes API: \(error)")
             if old == nil { runtime.down() }

@@ -19,7 +19,8 @@ struct GraphCommand: ParsableCommand {
         guard ["dot", "svg", "mermaid", "json"].contains(output) else { throw ValidationError("--output must be dot, svg, mermaid or json") }
         let name = try cluster.resolve()
         let (state, _) = try clusterState(name)
-        let topology = try readTopology(state)
+        let topology: Topology
+        do { topology = try Topology.read(state) } catch { throw CLIError("\(error)") }
         switch output {
         case "mermaid": print(topology.mermaid(), terminator: "")
         case "json": print(try topology.json())
@@ -33,27 +34,6 @@ struct GraphCommand: ParsableCommand {
         default: print(topology.dot(), terminator: "")
         }
     }
-}
-
-/// The topology of a cluster: its state, and each node's and the underlay's kernel view.
-func readTopology(_ state: ClusterState) throws -> Topology {
-    func view(_ netns: String) throws -> KernelView {
-        do {
-            let ns = try NetNamespace.open(netns)
-            return try KernelView.read(namespaceFD: ns.fd)
-        } catch {
-            throw CLIError("read the network state of \(netns): \(error)")
-        }
-    }
-    let nodes = try state.nodes.map {
-        Topology.NodeInput(name: $0.name, index: $0.index, internalIP: $0.internalIP, podCIDR: $0.podCIDR, kernel: try view($0.netns))
-    }
-    let pods = state.pods.map { p in
-        Topology.PodInput(key: p.key, node: p.node, ip: p.ip, hostVeth: p.hostVeth,
-                          state: p.phase == .running && !p.isReady ? "NotReady" : p.statusText)
-    }
-    return Topology.build(cluster: state.name, underlay: try view(Naming.underlayNetns(state.name)),
-                          underlaySubnet: state.spec.network.underlaySubnet, nodes: nodes, pods: pods, services: state.services)
 }
 
 /// Runs a host program with `input` on its stdin; its output and errors.

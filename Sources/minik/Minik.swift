@@ -11,7 +11,7 @@ struct Minik: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "minik",
         abstract: "A single-host mini cluster network: nodes, pods, bridge CNI and VXLAN overlay in real namespaces.",
-        subcommands: [Up.self, Down.self, Get.self, Describe.self, Logs.self, Exec.self, PortForward.self, Apply.self, Delete.self, Scale.self, NodeCommand.self, ExternalCommand.self, FaultCommand.self, PingAllCommand.self, CaptureCommand.self, GraphCommand.self, TraceCommand.self, Validate.self, Supervise.self]
+        subcommands: [Up.self, Down.self, Get.self, Describe.self, Logs.self, Exec.self, PortForward.self, Apply.self, Delete.self, Scale.self, NodeCommand.self, ExternalCommand.self, FaultCommand.self, PingAllCommand.self, CaptureCommand.self, GraphCommand.self, TraceCommand.self, DashboardCommand.self, Validate.self, Supervise.self]
     )
 }
 

@@ -394,6 +394,66 @@ struct LabTests {
         #expect(bad.code != 0 && bad.err.contains("\"nope\" is not a running pod"), "\(bad)")
         #expect(minik(["trace", "--name", name, "a", "b", "--port", "80/XTP"]).err.contains("--port \"80/XTP\""))
     }
+
+    @Test("dashboard: 127.0.0.1 only, a token for every request, reads only; headless Chromium draws the pods, follows the watch, traces a deep link (screenshot attached)",
+          .enabled(if: shell(["sh", "-c", "command -v chromium"]).code == 0, "chromium is not installed (make deps installs it)"))
+    func dashboard() throws {
+        let name = "it-dash"
+        try claim(name)
+        defer { cleanUp(name) }
+        let spec = try SpecFile(Self.yaml(name))
+        let up = minik(["up", spec.path])
+        try #require(up.code == 0, "up failed: \(up.err)")
+        let url = minik(["dashboard", "--name", name]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let m = try #require(url.wholeMatch(of: /http:\/\/127\.0\.0\.1:(\d+)\/\?token=([0-9a-f]+)/), "\(url)")
+        let base = "http://127.0.0.1:\(m.1)"
+        let dir = try SpecFile("")
+        let jar = dir.dir + "/cookies"
+        func curl(_ args: [String]) -> Result { shell(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"] + args) }
+
+        // Listening on loopback only, and nothing without the token.
+        let ss = shell(["ss", "-Hltn", "sport = :\(m.1)"]).out
+        #expect(ss.contains("127.0.0.1:\(m.1)") && !ss.contains("0.0.0.0:\(m.1)") && !ss.contains("*:\(m.1)"), "\(ss)")
+        #expect(curl(["\(base)/"]).out == "401")
+        #expect(curl(["\(base)/api/v1/pods"]).out == "401")
+        #expect(curl(["\(base)/?token=\(String(repeating: "0", count: m.2.count))"]).out == "401", "a wrong token")
+        #expect(curl(["-c", jar, url]).out == "303", "the token traded for a cookie")
+        let cookies = (try? String(contentsOfFile: jar, encoding: .utf8)) ?? ""
+        #expect(cookies.contains("#HttpOnly_127.0.0.1") && cookies.contains("minik-dashboard"), "\(cookies)")
+        #expect(curl(["-b", jar, "\(base)/api/v1/pods"]).out == "200")
+        #expect(curl(["-b", jar, "-X", "DELETE", "\(base)/api/v1/namespaces/default/pods/a"]).out == "405", "reads only")
+        #expect(curl(["-b", jar, "\(base)/minik/graph.svg"]).out == "200")
+        #expect(liveState(name)?.pods.contains { $0.name == "a" } == true)
+
+        // The watch through the dashboard sees a pod go.
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        watch.arguments = ["-s", "-N", "-m", "8", "-b", jar, "\(base)/api/v1/pods?watch=1"]
+        let events = Pipe()
+        watch.standardOutput = events
+        try watch.run()
+        usleep(500_000)
+        #expect(minik(["delete", "--name", name, "pod", "c"]).code == 0)
+        watch.waitUntilExit()
+        let seen = String(decoding: events.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(seen.contains("\"type\":\"DELETED\"") && seen.contains("\"name\":\"c\""), "\(seen.prefix(500))")
+
+        // Headless Chromium: the page drawn, the pods coloured, the watch live, a traced path.
+        let shot = dir.dir + "/dashboard.png"
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(dir.dir)/chromium",
+                     "--window-size=1600,1000", "--virtual-time-budget=6000"]
+        let page = url + "#trace=default/a,default/b,8080/TCP"
+        let dom = shell(["timeout", "90", "chromium"] + flags + ["--dump-dom", page])
+        #expect(dom.out.contains("<svg") && dom.out.contains("v_pod_default_a"), "the drawing: \(dom.out.prefix(300)) \(dom.err.suffix(300))")
+        #expect(dom.out.contains("data-pod=\"default/a\" style=\"background:#c8f0c8\""), "a running, ready pod in green")
+        #expect(dom.out.contains("class=\"live\">live<"), "the watch is connected")
+        #expect(dom.out.contains("<b>delivered</b>") && dom.out.contains("veth pair: eth0 of pod default/a"), "the traced path")
+        let png = shell(["timeout", "90", "chromium"] + flags + ["--screenshot=\(shot)", page])
+        let image = FileManager.default.contents(atPath: shot) ?? Data()
+        #expect(image.count > 10_000 && image.starts(with: [0x89, 0x50, 0x4E, 0x47]), "a PNG screenshot: \(png.err.suffix(300))")
+        // `make test` writes it to .build/test-attachments/.
+        Attachment.record(image, named: "dashboard.png")
+    }
 }
 
 /// A structural check of Mermaid flowchart text (no Mermaid parser runs offline): the
