@@ -28,6 +28,8 @@ public struct KernelView: Sendable {
         public var isUp: Bool
         public var hasCarrier: Bool
         public var vxlan: VXLAN?
+        /// For a bridge port: whether the bridge may send a frame back out of it (hairpin).
+        public var hairpin: Bool? = nil
     }
 
     public struct VXLAN: Sendable, Equatable {
@@ -188,6 +190,14 @@ public struct KernelView: Sendable {
                 vxlan: vx))
         }
         links.sort { $0.index < $1.index }
+        // Bridge ports' own settings come in the AF_BRIDGE dump (`bridge -d link`).
+        let b = try Self.cache("bridge link show") { rtnl_link_alloc_cache(sk, AF_BRIDGE, $0) }
+        defer { nl_cache_free(b) }
+        Self.each(b) { l in
+            let index = Int32(rtnl_link_get_ifindex(l))
+            guard let i = links.firstIndex(where: { $0.index == index }), links[i].master != nil else { return }
+            links[i].hairpin = rtnl_link_bridge_get_flags(l) & Int32(RTNL_BRIDGE_HAIRPIN_MODE.rawValue) != 0
+        }
     }
 
     private mutating func readAddresses(_ sk: OpaquePointer) throws(NetlinkError) {

@@ -420,10 +420,26 @@ public struct NetworkSettings: Codable, Sendable, Equatable {
     public var underlaySubnet: IPv4CIDR
     /// MTU of the underlay (node eth0). Pods get mtu - 50 on vxlan (the VXLAN header).
     public var mtu: Int
+    /// The underlay network's own MTU, when it is smaller than the nodes think (mtu): its
+    /// bridge and ports get it, so larger frames vanish on the way (an MTU black hole).
+    public var pathMTU: Int?
+    /// The CNI bridge plugin's hairpinMode for pods' ports (nil: on).
+    public var hairpinMode: Bool?
+    /// net.bridge.bridge-nf-call-iptables in the nodes (nil: on, as kube-proxy needs).
+    public var bridgeNetfilter: Bool?
 
     public static let vxlanOverhead = 50
 
+    public init(backend: OverlayBackend, underlaySubnet: IPv4CIDR, mtu: Int) {
+        self.backend = backend
+        self.underlaySubnet = underlaySubnet
+        self.mtu = mtu
+    }
+
     public var podMTU: Int { backend == .vxlan ? mtu - NetworkSettings.vxlanOverhead : mtu }
+    public var underlayMTU: Int { pathMTU ?? mtu }
+    public var hairpin: Bool { hairpinMode ?? true }
+    public var callsIptablesOnBridges: Bool { bridgeNetfilter ?? true }
 }
 
 /// An address cluster DNS forwards the names it does not own to.

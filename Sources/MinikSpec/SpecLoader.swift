@@ -319,7 +319,7 @@ struct Builder {
                 r.fail(by, "restartBackoffSeconds must be a number of seconds from 0 to 300")
             }
         }
-        guard let ny = f["network"], let nf = r.mapping(ny, "MinikConfig network", known: ["backend", "underlaySubnet", "mtu"]) else { return }
+        guard let ny = f["network"], let nf = r.mapping(ny, "MinikConfig network", known: ["backend", "underlaySubnet", "mtu", "pathMTU", "hairpinMode", "bridgeNetfilter"]) else { return }
         if let y = nf["backend"], let s = r.string(y) {
             if let b = OverlayBackend(rawValue: s) { network.backend = b } else {
                 r.fail(y, "backend \"\(s)\" is not valid (use vxlan or host-gw)")
@@ -331,6 +331,17 @@ struct Builder {
                 r.fail(y, "mtu \(m) is out of range (1280-9000)")
             }
         }
+        if let y = nf["pathMTU"], let m = r.int(y) {
+            if !(576...9000).contains(m) {
+                r.fail(y, "pathMTU \(m) is out of range (576-9000)")
+            } else if m > network.mtu {
+                r.fail(y, "pathMTU \(m) is larger than mtu \(network.mtu): the underlay's path can only be narrower than the nodes' links")
+            } else {
+                network.pathMTU = m
+            }
+        }
+        if let y = nf["hairpinMode"], let b = r.bool(y) { network.hairpinMode = b }
+        if let y = nf["bridgeNetfilter"], let b = r.bool(y) { network.bridgeNetfilter = b }
     }
 
     // MARK: Kubernetes objects

@@ -62,13 +62,15 @@ struct TraceCommand: ParsableCommand {
             }
             if let f = result.failure {
                 print("result: the packet does not arrive: \(f)")
+            } else if let r = result.replyFailure {
+                print("result: delivered to \(result.hops.last?.place ?? to.label), but the reply does not come back: \(r)")
             } else if result.delivered {
                 print("result: delivered to \(result.hops.last?.place ?? to.label)")
             }
         }
         for e in report.warnings { printErr("warning: \(e)") }
         // Not delivered, or the kernel did not do what the model says: exit 1.
-        if !result.delivered || result.live?.agrees == false { throw ExitCode(1) }
+        if !result.delivered || result.replyFailure != nil || result.live?.agrees == false { throw ExitCode(1) }
     }
 }
 

@@ -267,7 +267,7 @@ struct LabTests {
         let result = try #require(doc["result"] as? [String: Any], "\(r.out) \(r.err)")
         let hops = try #require(result["hops"] as? [[String: Any]])
         let delivered = result["delivered"] as? Bool ?? false
-        #expect((r.code == 0) == delivered, "exit code follows delivery: \(r.code)")
+        #expect((r.code == 0) == (delivered && result["replyFailure"] == nil), "exit code follows delivery: \(r.code)")
         return (hops, delivered, result["failure"] as? String, result["dnat"] as? String, r.out)
     }
 

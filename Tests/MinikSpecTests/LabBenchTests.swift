@@ -306,3 +306,22 @@ struct LiveTraceParseTests {
         #expect(Trace.compare(model: [a], kernel: [a]).kernelOnly.isEmpty)
     }
 }
+
+@Suite("the bug lab's knobs in the spec")
+struct BugLabSpecTests {
+    let head = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: b\nnodes: [{role: control-plane}, {role: worker}]\n---\napiVersion: minik.dev/v1alpha1\nkind: MinikConfig\n"
+
+    @Test("pathMTU, hairpinMode and bridgeNetfilter: read, defaulted, checked")
+    func knobs() throws {
+        let plain = try SpecLoader.parse(head + "network: {backend: vxlan}\n", file: "c.yaml")
+        #expect(plain.network.underlayMTU == 1500 && plain.network.hairpin && plain.network.callsIptablesOnBridges)
+        let bugs = try SpecLoader.parse(head + "network: {mtu: 1500, pathMTU: 1400, hairpinMode: false, bridgeNetfilter: false}\n", file: "c.yaml")
+        #expect(bugs.network.underlayMTU == 1400 && bugs.network.podMTU == 1450 && !bugs.network.hairpin && !bugs.network.callsIptablesOnBridges)
+        let text = head + "network:\n  mtu: 1400\n  pathMTU: 1500\n"
+        expectRejected(text, field: "network.pathMTU", line: line(of: "pathMTU", in: text), saying: "pathMTU 1500 is larger than mtu 1400")
+        let low = head + "network:\n  pathMTU: 100\n"
+        expectRejected(low, field: "network.pathMTU", line: line(of: "pathMTU", in: low), saying: "out of range (576-9000)")
+        let notBool = head + "network:\n  hairpinMode: sometimes\n"
+        #expect(!problems(notBool).isEmpty)
+    }
+}

@@ -47,7 +47,7 @@ public enum BridgeCNI {
     /// The pod's network: veth pair (host end `hostVeth` on cni0, pod end eth0 inside the
     /// pod), lo and eth0 up, the pod's address, default route via the gateway.
     public static func setupVeth(node: NetNamespace, bridgeIndex: Int32, pod: NetNamespace, hostVeth: String,
-                                 address: IPv4Address, podCIDR: IPv4CIDR, mtu: Int) throws(RuntimeError) {
+                                 address: IPv4Address, podCIDR: IPv4CIDR, mtu: Int, hairpin: Bool = true) throws(RuntimeError) {
         let nodeSock = try node.netlink
         try nl("\(node.name): veth for \(pod.name)") { () throws(NetlinkError) in
             let spec = LinkSpec(
@@ -64,7 +64,9 @@ public enum BridgeCNI {
                 try nodeSock.linkDel(name: hostVeth)
                 try nodeSock.linkAdd(spec)
             }
-            // hairpinMode: a pod reaching itself through a service gets its packets back.
+            // hairpinMode: a pod reaching itself through a service gets its packets back
+            // (a spec may turn it off: examples/bugs/hairpin-off.yaml).
+            guard hairpin else { return }
             guard let host = try nodeSock.linkGet(name: hostVeth) else { throw NetlinkError("ip link show \(hostVeth)", errno: ENODEV) }
             try nodeSock.bridgePortHairpin(index: host.index)
         }

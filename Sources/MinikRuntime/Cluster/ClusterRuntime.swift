@@ -215,7 +215,7 @@ public final class ClusterRuntime: @unchecked Sendable {
         }
         try NetNamespace.prepareDirectory()
         sandboxCgroup = Cgroups.sandboxFD(cluster: spec.name)
-        let (u, bridge) = try Underlay.create(cluster: spec.name, subnet: spec.network.underlaySubnet, mtu: spec.network.mtu)
+        let (u, bridge) = try Underlay.create(cluster: spec.name, subnet: spec.network.underlaySubnet, mtu: spec.network.underlayMTU)
         underlay = u
         underlayBridge = bridge
         progress("underlay \(Naming.underlayBridge(spec.name)) \(spec.network.underlaySubnet) in \(u.name) \(took())")
@@ -266,10 +266,11 @@ public final class ClusterRuntime: @unchecked Sendable {
         nodes.append(node)
         try ns.sysctl("net/ipv4/ip_forward", "1")
         // Bridged pod-to-pod traffic on one node goes through iptables too, so a reply
-        // from a service's endpoint is un-NATed (kube-proxy needs br_netfilter).
-        try ns.sysctl("net/bridge/bridge-nf-call-iptables", "1")
+        // from a service's endpoint is un-NATed (kube-proxy needs br_netfilter). A spec
+        // may turn it off to show what breaks (examples/bugs/bridge-netfilter-off.yaml).
+        try ns.sysctl("net/bridge/bridge-nf-call-iptables", spec.network.callsIptablesOnBridges ? "1" : "0")
         node.uplinkIndex = try Underlay.attach(node: ns, spec: n, cluster: spec.name, subnet: spec.network.underlaySubnet,
-                                               mtu: spec.network.mtu, underlay: underlay, bridgeIndex: underlayBridge)
+                                               mtu: spec.network.mtu, pathMTU: spec.network.pathMTU, underlay: underlay, bridgeIndex: underlayBridge)
         if spec.disableDefaultCNI { return }
         node.bridgeIndex = try BridgeCNI.ensureBridge(node: ns, podCIDR: n.podCIDR, mtu: spec.network.podMTU)
         try OverlayPlan.make(for: n, in: spec).apply(node: ns, uplinkIndex: node.uplinkIndex,
@@ -382,7 +383,7 @@ public final class ClusterRuntime: @unchecked Sendable {
             let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
             defer { podNS.closeNetlink() }
             try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
-                                    address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU)
+                                    address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU, hairpin: spec.network.hairpin)
             if previous != nil { BridgeCNI.announce(pod: Naming.netnsPath(state.netns), address: ip) }
             do { try Sandbox.applySysctls(p.sysctls, pid: pid) } catch { throw RuntimeError.state("pod \(p.key): \(error)") }
             try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)

@@ -99,7 +99,7 @@ extension ClusterRuntime {
         let usock = try underlay.netlink
         try nl("\(underlay.name): \(port)") { () throws(NetlinkError) in
             try usock.linkAdd(LinkSpec(name: port, kind: .veth(peer: VethPeer(name: "eth0", namespaceFD: ns.fd, mtu: spec.network.mtu)),
-                                       mtu: spec.network.mtu, masterIndex: underlayBridge, up: true))
+                                       mtu: spec.network.underlayMTU, masterIndex: underlayBridge, up: true))
         }
         let sock = try ns.netlink
         externalUplink = try nl("\(ns.name): eth0") { () throws(NetlinkError) -> Int32 in

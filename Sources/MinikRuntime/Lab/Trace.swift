@@ -71,6 +71,8 @@ public enum Trace {
         /// What happens to the reply (conntrack un-NAT), in order.
         public var reply: [String] = []
         public var dnat: String?
+        /// Delivered, but the reply cannot come back (and why).
+        public var replyFailure: String?
     }
 
     /// Everything the walk reads, by namespace name.
@@ -82,6 +84,8 @@ public enum Trace {
         public var vxlanPort: Int
         /// Chains a live trace saw the kernel jump to (its random endpoint picks).
         public var chosen: Set<String> = []
+        /// A namespace's sysctl ("net/bridge/bridge-nf-call-iptables"), nil when unknown.
+        public var sysctl: (String, String) -> String? = { _, _ in nil }
 
         public init(places: [Place], kernel: @escaping (String) -> KernelView?, netfilter: @escaping (String) -> [String: Netfilter.Table],
                     underlayBridge: String, vxlanPort: Int) {
@@ -148,6 +152,10 @@ public enum Trace {
         var inInterface: String? = nil  // nil: locally generated
         var outer: (src: IPv4Address, dst: IPv4Address, vni: UInt32)? = nil
         var steps = 0
+        /// The bridge port the frame came in on, while it is in that node.
+        var enteredPort: String?
+        /// Where a DNAT happened (for the reply's way back).
+        var dnatPlace: Place?
 
         func hop(_ object: String, _ iface: String, _ detail: String, failed: Bool = false) {
             result.hops.append(Hop(place: here.label, interface: iface, object: object, detail: detail, failed: failed))
@@ -192,6 +200,7 @@ public enum Trace {
                 return false
             }
             if let d = r.dnat {
+                dnatPlace = here
                 result.dnat = "\(d.from) -> \(d.to) in \(here.label) (\(table) \(chain))"
                 result.reply.append("the reply from \(d.to) is un-DNATed back to \(d.from) by conntrack in \(here.label)")
             }
@@ -221,6 +230,10 @@ public enum Trace {
             }
             guard let port, let t = world.places.first(where: { $0.kind == .pod && $0.hostVeth == port.name && $0.node == here.name }) else {
                 hop("bridge", bridge.name, "no pod on \(bridge.name) has \(ip(nexthop))\(dstMAC.map { " or \(mac($0))" } ?? "")", failed: true)
+                return nil
+            }
+            if port.name == enteredPort && port.hairpin == false {
+                hop("bridge", port.name, "the frame would leave \(bridge.name) by \(port.name), the port it came in on, and hairpin mode is off there: \(bridge.name) drops it (bridge -d link show dev \(port.name))", failed: true)
                 return nil
             }
             if !port.isUp {
@@ -285,6 +298,13 @@ public enum Trace {
                 flushPassed(inInterface ?? "-")
                 hop("local", inInterface ?? "lo", "\(routeText(view, route)): delivered to \(p.destination):\(p.destinationPort)/\(p.proto.uppercased()) in \(here.label)")
                 result.delivered = true
+                // A reply from a pod to a pod on the same bridge is bridged: only with
+                // bridge-nf-call-iptables does conntrack see it and undo the DNAT.
+                if let n = dnatPlace, n.kind == .node, start.kind == .pod, start.node == n.name, here.kind == .pod, here.node == n.name,
+                   start.name != here.name, world.sysctl(n.netns, "net/bridge/bridge-nf-call-iptables") == "0" {
+                    result.replyFailure = "the reply from \(here.label) to \(start.label) crosses cni0 on \(n.label) at layer 2, and net.bridge.bridge-nf-call-iptables is 0 there: conntrack never sees it, so it is not un-DNATed; \(start.label) gets an answer from \(p.destination):\(p.destinationPort), which it never asked, and resets the connection"
+                    result.reply = result.reply.filter { !$0.contains("is un-DNATed back") } + [result.replyFailure!]
+                }
                 return result
             }
             guard let oif = route.outputIndex, let out = view.link(oif) else {
@@ -338,6 +358,7 @@ public enum Trace {
                 }
                 hop("veth", out.name, "veth pair: eth0 of \(here.label) is \(hostEnd.name) on \(node.label)")
                 here = node
+                enteredPort = hostEnd.name
                 if !hostEnd.isUp { return fail("link", hostEnd.name, "\(hostEnd.name) is down") }
                 guard let master = hostEnd.master, let bridge = nv.link(master) else {
                     inInterface = hostEnd.name
@@ -374,8 +395,14 @@ public enum Trace {
                 here = underlay
                 if !mine.isUp { return fail("link", mine.name, "\(mine.name), \(previous.label)'s port on \(world.underlayBridge), is down") }
                 if !port.isUp { return fail("link", port.name, "\(port.name), \(next.label)'s port on \(world.underlayBridge), is down") }
+                // The underlay may be narrower than eth0 thinks: the frame is dropped there,
+                // silently (a bridge sends no ICMP error).
+                if let narrow = [mine, port].min(by: { $0.mtu < $1.mtu }), length > narrow.mtu {
+                    return fail("link", narrow.name, "the packet is \(length) bytes\(outer == nil ? "" : " with VXLAN's 50") and the underlay's MTU is \(narrow.mtu) (\(narrow.name)), below eth0's \(out.mtu): dropped on the way, silently (an MTU black hole)")
+                }
                 hop("bridge", world.underlayBridge, "\(previous.label) eth0 -> \(mine.name) -> \(world.underlayBridge) -> \(port.name) -> \(next.label) eth0")
                 here = next
+                enteredPort = nil
                 inInterface = "eth0"
             }
         }

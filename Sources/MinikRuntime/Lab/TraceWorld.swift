@@ -27,6 +27,14 @@ extension Trace {
             return v
         }
 
+        /// A sysctl of the namespace (read by a process inside it: /proc/sys/net is per
+        /// network namespace).
+        public func sysctl(_ netns: String, _ key: String) -> String? {
+            guard let ns = try? NetNamespace.open(netns),
+                  let r = try? Command.run(["/bin/cat", "/proc/sys/\(key)"], joining: [ns.fd], timeout: 10), r.succeeded else { return nil }
+            return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
         public func netfilter(_ netns: String) -> [String: Netfilter.Table] {
             if let t = tables[netns] { return t }
             var t: [String: Netfilter.Table] = [:]
@@ -55,7 +63,9 @@ extension Trace {
     }
 
     public static func world(_ state: ClusterState, reader: Reader) -> World {
-        World(places: places(state), kernel: { reader.kernel($0) }, netfilter: { reader.netfilter($0) },
-              underlayBridge: Naming.underlayBridge(state.name), vxlanPort: Int(Naming.vxlanPort))
+        var w = World(places: places(state), kernel: { reader.kernel($0) }, netfilter: { reader.netfilter($0) },
+                      underlayBridge: Naming.underlayBridge(state.name), vxlanPort: Int(Naming.vxlanPort))
+        w.sysctl = { reader.sysctl($0, $1) }
+        return w
     }
 }

@@ -24,14 +24,15 @@ public enum Underlay {
 
     /// Plugs a node into the underlay: veth "<cluster>-<index>" on the bridge, eth0 in the
     /// node with its underlay address. Returns eth0's ifindex in the node.
-    public static func attach(node: NetNamespace, spec: NodeSpec, cluster: String, subnet: IPv4CIDR, mtu: Int,
+    /// `pathMTU`: the underlay port's MTU, when the network is narrower than eth0.
+    public static func attach(node: NetNamespace, spec: NodeSpec, cluster: String, subnet: IPv4CIDR, mtu: Int, pathMTU: Int? = nil,
                               underlay: NetNamespace, bridgeIndex: Int32) throws(RuntimeError) -> Int32 {
         let port = Naming.underlayPort(cluster, nodeIndex: spec.index)
         let usock = try underlay.netlink
         try nl("\(underlay.name): \(port)") { () throws(NetlinkError) in
             try usock.linkAdd(LinkSpec(
                 name: port, kind: .veth(peer: VethPeer(name: Naming.nodeUplink, namespaceFD: node.fd, mtu: mtu)),
-                mtu: mtu, masterIndex: bridgeIndex, up: true))
+                mtu: pathMTU ?? mtu, masterIndex: bridgeIndex, up: true))
         }
         let sock = try node.netlink
         return try nl("\(node.name): eth0") { () throws(NetlinkError) -> Int32 in

@@ -1,0 +1,108 @@
+// Root integration tests of the bug lab: each example under examples/bugs/ brought up
+// as it is (the symptom, shown by traffic and named by `minik trace`), then with its
+// fix (the line marked "# the fix: VALUE"), and the traffic passes.
+import Foundation
+import MinikRuntime
+import Testing
+
+extension RootTests {
+@Suite("the bug lab: each classic shows its symptom and its fix (root)", .serialized)
+struct BugLabTests {
+    /// An example with its cluster renamed (so a user's cluster of that name is left
+    /// alone), as it is or with each "# the fix: V" applied.
+    static func example(_ file: String, as name: String, fixed: Bool) throws -> (SpecFile, String) {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var text = try String(contentsOf: root.appendingPathComponent("examples/bugs/\(file)"), encoding: .utf8)
+        let original = try #require(text.firstMatch(of: /\nname: ([a-z0-9-]+)\n/)?.1)
+        text = text.replacingOccurrences(of: "name: \(original)\n", with: "name: \(name)\n")
+            .replacingOccurrences(of: "\(original)-worker", with: "\(name)-worker")
+        if fixed {
+            text = text.replacing(/(?m)^(\s*[A-Za-z]+): \S+\s+# the fix: (\S+).*$/) { m in "\(m.1): \(m.2)" }
+        }
+        return (try SpecFile(text), text)
+    }
+
+    func up(_ file: String, _ name: String, fixed: Bool) throws -> ClusterState {
+        try claim(name)
+        let (spec, text) = try Self.example(file, as: name, fixed: fixed)
+        #expect(text.contains("# the fix") != fixed, "the fix applied: \(fixed)")
+        let r = minik(["up", spec.path])
+        try #require(r.code == 0, "up \(file): \(r.err)")
+        return try #require(liveState(name))
+    }
+
+    func exec(_ name: String, _ pod: String, _ command: [String]) -> Result {
+        minik(["exec", "--name", name, pod, "--"] + command)
+    }
+
+    /// The command's result once it succeeds (a server just started), or its last failure after 5 s.
+    func eventually(_ name: String, _ pod: String, _ command: [String]) -> Result {
+        var r = exec(name, pod, command)
+        for _ in 0..<50 where r.code != 0 {
+            usleep(100_000)
+            r = exec(name, pod, command)
+        }
+        return r
+    }
+
+    @Test("an MTU black hole: small packets pass, large ones vanish in the underlay; the nodes told the path's MTU")
+    func mtuBlackHole() throws {
+        let name = "it-bug-mtu"
+        defer { cleanUp(name) }
+        var state = try up("mtu-black-hole.yaml", name, fixed: false)
+        var server = try #require(state.pods.first { $0.name == "server" }?.ip?.description)
+        let big = ["timeout", "8", "wget", "-O", "/dev/null", "http://\(server):8080/big"]
+        #expect(eventually(name, "client", ["ping", "-c", "1", "-W", "1", "-s", "1000", server]).code == 0, "small packets pass")
+        #expect(exec(name, "client", ["ping", "-c", "2", "-W", "1", "-s", "1400", server]).code != 0, "large ones are lost")
+        #expect(exec(name, "client", big).code != 0, "a download stalls")
+        let trace = minik(["trace", "--name", name, "client", "server", "--size", "1428"])
+        #expect(trace.code == 1 && trace.out.contains("the underlay's MTU is 1400") && trace.out.contains("MTU black hole"), "\(trace.out)")
+        _ = minik(["down", "--name", name])
+
+        state = try up("mtu-black-hole.yaml", name, fixed: true)
+        server = try #require(state.pods.first { $0.name == "server" }?.ip?.description)
+        let fixed = eventually(name, "client", big)
+        #expect(fixed.code == 0, "with mtu 1400 the download completes: \(fixed.err)")
+        #expect(minik(["node", "exec", "--name", name, "\(name)-worker", "--", "ip", "link", "show", "flannel.1"]).out.contains("mtu 1350"))
+    }
+
+    @Test("hairpin mode off: a pod cannot reach itself through its Service, others can")
+    func hairpinOff() throws {
+        let name = "it-bug-hp"
+        defer { cleanUp(name) }
+        var state = try up("hairpin-off.yaml", name, fixed: false)
+        var ip = try #require(state.services.first { $0.spec.name == "web" }?.spec.clusterIP?.description)
+        let other = eventually(name, "other", ["timeout", "5", "wget", "-qO-", "http://\(ip)/"])
+        #expect(other.out == "hello from server\n", "another pod reaches the service: \(other)")
+        #expect(exec(name, "server", ["timeout", "3", "wget", "-qO-", "http://\(ip)/"]).code != 0, "its only endpoint does not")
+        let trace = minik(["trace", "--name", name, "server", "svc/web"])
+        #expect(trace.code == 1 && trace.out.contains("the port it came in on, and hairpin mode is off there"), "\(trace.out)")
+        _ = minik(["down", "--name", name])
+
+        state = try up("hairpin-off.yaml", name, fixed: true)
+        ip = try #require(state.services.first { $0.spec.name == "web" }?.spec.clusterIP?.description)
+        let me = eventually(name, "server", ["timeout", "3", "wget", "-qO-", "http://\(ip)/"])
+        #expect(me.out == "hello from server\n", "with hairpin mode the pod reaches itself: \(me)")
+        #expect(minik(["trace", "--name", name, "server", "svc/web"]).code == 0)
+    }
+
+    @Test("bridge netfilter off: a Service fails for a client on its endpoint's node, works from another node")
+    func bridgeNetfilterOff() throws {
+        let name = "it-bug-brnf"
+        defer { cleanUp(name) }
+        var state = try up("bridge-netfilter-off.yaml", name, fixed: false)
+        var ip = try #require(state.services.first { $0.spec.name == "web" }?.spec.clusterIP?.description)
+        let far = eventually(name, "far", ["timeout", "5", "wget", "-qO-", "http://\(ip)/"])
+        #expect(far.out == "hello from server\n", "from another node: \(far)")
+        #expect(exec(name, "near", ["timeout", "3", "wget", "-qO-", "http://\(ip)/"]).code != 0, "from the server's node")
+        let trace = minik(["trace", "--name", name, "near", "svc/web"])
+        #expect(trace.code == 1 && trace.out.contains("net.bridge.bridge-nf-call-iptables is 0 there: conntrack never sees it"), "\(trace.out)")
+        _ = minik(["down", "--name", name])
+
+        state = try up("bridge-netfilter-off.yaml", name, fixed: true)
+        ip = try #require(state.services.first { $0.spec.name == "web" }?.spec.clusterIP?.description)
+        let near = eventually(name, "near", ["timeout", "3", "wget", "-qO-", "http://\(ip)/"])
+        #expect(near.out == "hello from server\n", "with bridge netfilter on: \(near)")
+    }
+}
+}
