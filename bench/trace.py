@@ -54,6 +54,10 @@ spec:
         a, b = byNode[nodes[0]][0][0], byNode[nodes[-1]][0][0]
         state = minik("get", "nodes", "--name", NAME, "-o", "wide").stdout
         nodeIP = re.search(r"^\S+-worker5\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)", state, re.M).group(1)
+        # The proxy writes the service's 300 endpoints once they are all ready.
+        for _ in range(120):
+            if minik("trace", "--name", NAME, a, "svc/bench", check=False).returncode == 0: break
+            time.sleep(0.5)
         rules = minik("node", "exec", "--name", NAME, nodes[0], "--", "sh", "-c", "iptables-save | wc -l").stdout.strip()
         cases = [("pod to pod, across nodes (VXLAN)", ["trace", "--name", NAME, a, b, "--port", "8080/TCP"]),
                  ("pod to the service (300 endpoints)", ["trace", "--name", NAME, a, "svc/bench"]),

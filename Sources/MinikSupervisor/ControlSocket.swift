@@ -10,15 +10,37 @@ public struct ControlRequest: Codable, Sendable {
     /// CLI's apply, delete and scale use it: the root-only socket is its credential).
     /// check: the spec rules of `minik apply` over a file against the running spec, in the
     /// supervisor (which has it), so the CLI need not fetch a spec of thousands of objects.
-    public enum Op: String, Codable, Sendable { case status, down, ping, api, check }
+    /// trace: `minik trace` run where the state already is (no copy of a big state to
+    /// the CLI); the answer's body is the Trace.Report as JSON.
+    public enum Op: String, Codable, Sendable { case status, down, ping, api, check, trace }
     public var op: Op
     public var api: APICall?
     public var check: FileCheck?
+    public var trace: TraceCall?
 
-    public init(op: Op, api: APICall? = nil, check: FileCheck? = nil) {
+    public init(op: Op, api: APICall? = nil, check: FileCheck? = nil, trace: TraceCall? = nil) {
         self.op = op
         self.api = api
         self.check = check
+        self.trace = trace
+    }
+}
+
+public struct TraceCall: Codable, Sendable {
+    public var source: String
+    public var destination: String
+    public var namespace: String
+    public var port: String?
+    public var size: Int
+    public var live: Bool
+
+    public init(source: String, destination: String, namespace: String, port: String?, size: Int, live: Bool) {
+        self.source = source
+        self.destination = destination
+        self.namespace = namespace
+        self.port = port
+        self.size = size
+        self.live = live
     }
 }
 

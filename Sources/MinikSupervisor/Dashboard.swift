@@ -20,7 +20,7 @@ extension ClusterAPI {
                 }
                 do {
                     let text = try Topology.read(runtime.state()).dot()
-                    let r = try Command.run([dot, "-Tsvg"], input: text, timeout: 30)
+                    let r = try Command.run([dot, "-Tsvg"], input: text, timeout: 60, outputLimit: 64 << 20)
                     guard r.succeeded, let start = r.output.range(of: "<svg") else {
                         return .failure(APIServerError(description: "dot -Tsvg failed: \(r.output.prefix(500))"))
                     }

@@ -138,6 +138,17 @@ public final class Supervisor: @unchecked Sendable {
             reply(fd, ControlResponse(ok: true, message: "pong"))
         case .status:
             reply(fd, ControlResponse(ok: true, state: runtime.state()))
+        case .trace:
+            guard let t = req.trace else { reply(fd, ControlResponse(ok: false, message: "nothing to trace")); return }
+            do {
+                let report = try Trace.request(runtime.state(), from: t.source, to: t.destination, namespace: t.namespace,
+                                               port: t.port, size: t.size, live: t.live)
+                var r = ControlResponse(ok: true)
+                r.body = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+                reply(fd, r)
+            } catch {
+                reply(fd, ControlResponse(ok: false, message: "\(error)"))
+            }
         case .check:
             guard let check = req.check else { reply(fd, ControlResponse(ok: false, message: "nothing to check")); return }
             do {

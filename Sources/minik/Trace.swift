@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import MinikRuntime
 import MinikSpec
+import MinikSupervisor
 
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,12 +35,21 @@ struct TraceCommand: ParsableCommand {
             throw ValidationError("--port \"\(port)\": give PORT or PORT/PROTOCOL (TCP, UDP, SCTP), e.g. 8080/TCP")
         }
         let name = try cluster.resolve()
-        let (state, _) = try clusterState(name)
         let report: Trace.Report
-        do {
-            report = try Trace.request(state, from: source, to: destination, namespace: namespace, port: port, size: size, live: live)
-        } catch {
-            throw CLIError("\(error)")
+        // The supervisor has the state: it traces, and sends back only the report.
+        let call = TraceCall(source: source, destination: destination, namespace: namespace, port: port, size: size, live: live)
+        if let r = ControlSocket.call(path: Naming.socketPath(name), ControlRequest(op: .trace, trace: call), timeout: 60) {
+            guard r.ok, let body = r.body, let decoded = try? JSONDecoder().decode(Trace.Report.self, from: Data(body.utf8)) else {
+                throw CLIError(r.message ?? "the supervisor could not trace")
+            }
+            report = decoded
+        } else {
+            let (state, _) = try clusterState(name)
+            do {
+                report = try Trace.request(state, from: source, to: destination, namespace: namespace, port: port, size: size, live: live)
+            } catch {
+                throw CLIError("\(error)")
+            }
         }
         let result = report.result, packet = report.packet, from = report.from, to = report.to, what = report.what
         if output == "json" {

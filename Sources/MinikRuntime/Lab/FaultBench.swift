@@ -236,7 +236,7 @@ public final class FaultBench {
 
     private func iptables(_ n: Node, _ argv: [String], input: String? = nil) throws(RuntimeError) -> String {
         let ns = try NetNamespace.open(n.netns)
-        let r = try Command.run(argv, joining: [ns.fd], input: input, timeout: 30)
+        let r = try Command.run(argv, joining: [ns.fd], input: input, timeout: 30, outputLimit: 16 << 20)
         guard r.succeeded else {
             throw .state("\(argv.joined(separator: " ")) in node \(n.name) failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }

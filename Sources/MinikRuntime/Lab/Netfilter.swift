@@ -81,7 +81,7 @@ public enum Netfilter {
     }
 
     /// The packet a trace follows.
-    public struct Packet: Sendable, Equatable {
+    public struct Packet: Sendable, Equatable, Codable {
         public var source: IPv4Address
         public var destination: IPv4Address
         public var proto: String

@@ -12,7 +12,7 @@ import MinikSpec
 
 public enum Trace {
     /// A namespace the path may cross, as the trace sees it.
-    public struct Place: Sendable {
+    public struct Place: Sendable, Codable {
         public enum Kind: String, Sendable, Codable { case pod, node, underlay, external }
         public var kind: Kind
         public var name: String

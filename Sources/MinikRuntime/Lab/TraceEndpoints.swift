@@ -3,7 +3,7 @@
 import MinikSpec
 
 public enum TraceEndpoints {
-    public struct Endpoint: Sendable {
+    public struct Endpoint: Sendable, Codable {
         public var place: Trace.Place?
         public var ip: IPv4Address
         public var port: Int?

@@ -4,7 +4,7 @@ import Foundation
 import MinikSpec
 
 extension Trace {
-    public struct Report: Sendable {
+    public struct Report: Sendable, Codable {
         public var from: TraceEndpoints.Endpoint
         public var to: TraceEndpoints.Endpoint
         public var packet: Netfilter.Packet

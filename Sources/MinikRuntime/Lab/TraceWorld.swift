@@ -39,7 +39,7 @@ extension Trace {
             if let t = tables[netns] { return t }
             var t: [String: Netfilter.Table] = [:]
             if let save, let ns = try? NetNamespace.open(netns),
-               let r = try? Command.run([save, "-c"], joining: [ns.fd], timeout: 30), r.succeeded {
+               let r = try? Command.run([save, "-c"], joining: [ns.fd], timeout: 30, outputLimit: 256 << 20), r.succeeded {
                 t = Netfilter.parse(save: r.output)
             }
             tables[netns] = t

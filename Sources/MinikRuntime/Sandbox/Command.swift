@@ -174,9 +174,10 @@ public enum Command {
 
     /// Runs argv like `spawn` does; `input` is its stdin; stdout and stderr are collected
     /// together. After `timeout` seconds the command is killed.
+    /// `outputLimit`: bytes of output kept (the rest is read and dropped).
     public static func run(_ argv: [String], joining fds: [Int32] = [], env: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-                           input: String? = nil, timeout: Double? = nil) throws(RuntimeError) -> CommandResult {
-        try run(argv, input: input, timeout: timeout) { stdin, out in
+                           input: String? = nil, timeout: Double? = nil, outputLimit: Int = 65536) throws(RuntimeError) -> CommandResult {
+        try run(argv, input: input, timeout: timeout, outputLimit: outputLimit) { stdin, out in
             spawn(argv, joining: fds, env: env, stdin: stdin, stdout: out, stderr: out)
         }
     }
@@ -186,7 +187,7 @@ public enum Command {
         try run(argv, input: nil, timeout: timeout) { stdin, out in entry.spawn(argv, stdin: stdin, stdout: out, stderr: out) }
     }
 
-    static func run(_ argv: [String], input: String?, timeout: Double?,
+    static func run(_ argv: [String], input: String?, timeout: Double?, outputLimit: Int = 65536,
                     start: (_ stdin: Int32, _ output: Int32) -> pid_t) throws(RuntimeError) -> CommandResult {
         var stdinFD: Int32 = -1
         if let input {
@@ -215,15 +216,15 @@ public enum Command {
             throw .system("exec \(argv[0])", errno: -pid)
         }
         let deadline = timeout.map { Date().addingTimeInterval($0) }
-        let output = readAll(pipeFDs[0], until: deadline)
+        let output = readAll(pipeFDs[0], until: deadline, outputLimit: outputLimit)
         close(pipeFDs[0])
         let (status, timedOut) = Children.wait(pid, deadline: deadline)
         let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return CommandResult(exitCode: code, output: output, timedOut: timedOut)
     }
 
-    /// Reads a pipe to EOF (or until the deadline), keeping at most 64 KiB.
-    static func readAll(_ fd: Int32, until deadline: Date?) -> String {
+    /// Reads a pipe to EOF (or until the deadline), keeping at most `outputLimit` bytes.
+    static func readAll(_ fd: Int32, until deadline: Date?, outputLimit: Int = 65536) -> String {
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 16384)
         while true {
@@ -235,7 +236,7 @@ public enum Command {
             let n = read(fd, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            if out.count < 65536 { out += buf[0..<min(n, 65536 - out.count)] }
+            if out.count < outputLimit { out += buf[0..<min(n, outputLimit - out.count)] }
         }
         return String(decoding: out, as: UTF8.self)
     }
