@@ -76,25 +76,24 @@ extension Trace {
     /// Sends the probe, with the nodes listening, and reads what the kernel traced.
     /// `nodes`: the nodes' places. Returns the hits per place and the probe's outcome.
     public static func live(from start: Place, packet: Netfilter.Packet, nodes: [Place]) throws(RuntimeError) -> (hits: [RuleHit], probe: String) {
-        guard let iptables = Command.which("iptables"), let monitor = Command.which("xtables-monitor") else {
-            throw .state("--live needs iptables and xtables-monitor (the iptables package: make deps)")
+        guard let restore = Command.which("iptables-restore"), let monitor = Command.which("xtables-monitor") else {
+            throw .state("--live needs iptables-restore and xtables-monitor (the iptables package: make deps)")
         }
         let rules = markingRules(proto: packet.proto, sourcePort: packet.sourcePort, source: packet.source)
-        var marked: [(NetNamespace, String)] = []
+        // One iptables-restore per node adds both rules, one removes them.
+        let insert = "*raw\n" + rules.map { "-I \($0)\n" }.joined() + "COMMIT\n"
+        let delete = "*raw\n" + rules.map { "-D \($0)\n" }.joined() + "COMMIT\n"
+        var marked: [NetNamespace] = []
         var monitors: [(Place, pid_t, Int32)] = []
         defer {
             for (_, pid, fd) in monitors { kill(pid, SIGTERM); close(fd); var st: Int32 = 0; waitpid(pid, &st, 0) }
-            for (ns, rule) in marked {
-                _ = try? Command.run([iptables, "-w", "-t", "raw", "-D"] + Netfilter.tokens(rule), joining: [ns.fd], timeout: 10)
-            }
+            for ns in marked { _ = try? Command.run([restore, "-w", "--noflush"], joining: [ns.fd], input: delete, timeout: 10) }
         }
         for n in nodes {
             let ns = try NetNamespace.open(n.netns)
-            for rule in rules {
-                let r = try Command.run([iptables, "-w", "-t", "raw", "-I"] + Netfilter.tokens(rule), joining: [ns.fd], timeout: 10)
-                guard r.succeeded else { throw .state("iptables -t raw -I \(rule) in \(n.label): \(r.output)") }
-                marked.append((ns, rule))
-            }
+            let r = try Command.run([restore, "-w", "--noflush"], joining: [ns.fd], input: insert, timeout: 10)
+            guard r.succeeded else { throw .state("iptables-restore of the trace's marking rules in \(n.label): \(r.output)") }
+            marked.append(ns)
             var pipe: [Int32] = [-1, -1]
             guard Glibc.pipe(&pipe) == 0 else { throw .system("pipe", errno: errno) }
             _ = fcntl(pipe[0], F_SETFD, FD_CLOEXEC)
