@@ -427,6 +427,9 @@ public struct NetworkSettings: Codable, Sendable, Equatable {
     public var hairpinMode: Bool?
     /// net.bridge.bridge-nf-call-iptables in the nodes (nil: on, as kube-proxy needs).
     public var bridgeNetfilter: Bool?
+    /// "stable" (nil): a pod's MAC comes from its IP and a re-created sandbox announces
+    /// itself; "random": a new MAC each time, announced to nobody (peers' ARP goes stale).
+    public var podMACs: String?
 
     public static let vxlanOverhead = 50
 
@@ -440,6 +443,7 @@ public struct NetworkSettings: Codable, Sendable, Equatable {
     public var underlayMTU: Int { pathMTU ?? mtu }
     public var hairpin: Bool { hairpinMode ?? true }
     public var callsIptablesOnBridges: Bool { bridgeNetfilter ?? true }
+    public var randomPodMACs: Bool { podMACs == "random" }
 }
 
 /// An address cluster DNS forwards the names it does not own to.

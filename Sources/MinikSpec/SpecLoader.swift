@@ -319,7 +319,7 @@ struct Builder {
                 r.fail(by, "restartBackoffSeconds must be a number of seconds from 0 to 300")
             }
         }
-        guard let ny = f["network"], let nf = r.mapping(ny, "MinikConfig network", known: ["backend", "underlaySubnet", "mtu", "pathMTU", "hairpinMode", "bridgeNetfilter"]) else { return }
+        guard let ny = f["network"], let nf = r.mapping(ny, "MinikConfig network", known: ["backend", "underlaySubnet", "mtu", "pathMTU", "hairpinMode", "bridgeNetfilter", "podMACs"]) else { return }
         if let y = nf["backend"], let s = r.string(y) {
             if let b = OverlayBackend(rawValue: s) { network.backend = b } else {
                 r.fail(y, "backend \"\(s)\" is not valid (use vxlan or host-gw)")
@@ -342,6 +342,11 @@ struct Builder {
         }
         if let y = nf["hairpinMode"], let b = r.bool(y) { network.hairpinMode = b }
         if let y = nf["bridgeNetfilter"], let b = r.bool(y) { network.bridgeNetfilter = b }
+        if let y = nf["podMACs"], let m = r.string(y) {
+            if m == "stable" || m == "random" { network.podMACs = m } else {
+                r.fail(y, "podMACs \"\(m)\" is not valid (use stable or random)")
+            }
+        }
     }
 
     // MARK: Kubernetes objects

@@ -104,5 +104,33 @@ struct BugLabTests {
         let near = eventually(name, "near", ["timeout", "3", "wget", "-qO-", "http://\(ip)/"])
         #expect(near.out == "hello from server\n", "with bridge netfilter on: \(near)")
     }
+
+    @Test("a stale ARP entry: a re-created sandbox with a new MAC, announced to nobody, unreachable from its peer; pinned MACs and gratuitous ARPs")
+    func staleARP() throws {
+        let name = "it-bug-arp"
+        defer { cleanUp(name) }
+        for fixed in [false, true] {
+            let state = try up("stale-arp.yaml", name, fixed: fixed)
+            let a = try #require(state.pods.first { $0.name == "a" })
+            let ip = try #require(a.ip?.description)
+            let get = ["timeout", "3", "wget", "-qO-", "http://\(ip):8080/"]
+            #expect(eventually(name, "b", get).out == "hello from a\n", "b reaches a, and caches its MAC")
+            let macBefore = exec(name, "a", ["cat", "/sys/class/net/eth0/address"]).out
+            #expect(kill(a.pid, SIGKILL) == 0, "the sandbox dies")
+            #expect(waitFor { (liveState(name)?.pods.first { $0.name == "a" }).map { $0.pid != a.pid && $0.phase == .running } == true },
+                    "a new sandbox")
+            let macAfter = exec(name, "a", ["cat", "/sys/class/net/eth0/address"]).out
+            if fixed {
+                #expect(macAfter == macBefore, "the MAC comes from the IP")
+                #expect(eventually(name, "b", get).out == "hello from a\n", "the gratuitous ARP updates b at once")
+            } else {
+                #expect(macAfter != macBefore, "a new random MAC")
+                #expect(exec(name, "b", get).code != 0 && exec(name, "b", get).code != 0, "b still sends to the old MAC")
+                let trace = minik(["trace", "--name", name, "b", "a", "--port", "8080/TCP"])
+                #expect(trace.code == 1 && trace.out.contains("stale: \(ip) is cached as \(macBefore.trimmingCharacters(in: .whitespacesAndNewlines))"), "\(trace.out)")
+            }
+            _ = minik(["down", "--name", name])
+        }
+    }
 }
 }

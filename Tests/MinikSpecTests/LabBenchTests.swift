@@ -323,5 +323,9 @@ struct BugLabSpecTests {
         expectRejected(low, field: "network.pathMTU", line: line(of: "pathMTU", in: low), saying: "out of range (576-9000)")
         let notBool = head + "network:\n  hairpinMode: sometimes\n"
         #expect(!problems(notBool).isEmpty)
+        #expect(try SpecLoader.parse(head + "network: {podMACs: random}\n", file: "c.yaml").network.randomPodMACs)
+        #expect(!plain.network.randomPodMACs)
+        let macs = head + "network:\n  podMACs: sometimes\n"
+        expectRejected(macs, field: "network.podMACs", line: line(of: "podMACs", in: macs), saying: "use stable or random")
     }
 }

@@ -47,13 +47,18 @@ public enum BridgeCNI {
     /// The pod's network: veth pair (host end `hostVeth` on cni0, pod end eth0 inside the
     /// pod), lo and eth0 up, the pod's address, default route via the gateway.
     public static func setupVeth(node: NetNamespace, bridgeIndex: Int32, pod: NetNamespace, hostVeth: String,
-                                 address: IPv4Address, podCIDR: IPv4CIDR, mtu: Int, hairpin: Bool = true) throws(RuntimeError) {
+                                 address: IPv4Address, podCIDR: IPv4CIDR, mtu: Int, hairpin: Bool = true,
+                                 randomMAC: Bool = false) throws(RuntimeError) {
+        // A random MAC (locally administered, unicast) is what plugins that do not pin
+        // it give a re-created sandbox; minik's own comes from the IP.
+        var random = SystemRandomNumberGenerator()
+        let mac = randomMAC ? [0x0a] + (0..<5).map { _ in UInt8.random(in: 0...255, using: &random) } : Naming.podMAC(address)
         let nodeSock = try node.netlink
         try nl("\(node.name): veth for \(pod.name)") { () throws(NetlinkError) in
             let spec = LinkSpec(
                 name: hostVeth,
                 kind: .veth(peer: VethPeer(name: Naming.podInterface, namespaceFD: pod.fd, mtu: mtu,
-                                           address: MACAddress(Naming.podMAC(address)))),
+                                           address: MACAddress(mac))),
                 mtu: mtu, masterIndex: bridgeIndex, up: true)
             do throws(NetlinkError) {
                 try nodeSock.linkAdd(spec)

@@ -383,8 +383,11 @@ public final class ClusterRuntime: @unchecked Sendable {
             let podNS = try NetNamespace.pin(pid: pid, as: state.netns)
             defer { podNS.closeNetlink() }
             try BridgeCNI.setupVeth(node: node.netns, bridgeIndex: node.bridgeIndex, pod: podNS, hostVeth: veth,
-                                    address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU, hairpin: spec.network.hairpin)
-            if previous != nil { BridgeCNI.announce(pod: Naming.netnsPath(state.netns), address: ip) }
+                                    address: ip, podCIDR: node.spec.podCIDR, mtu: spec.network.podMTU, hairpin: spec.network.hairpin,
+                                    randomMAC: spec.network.randomPodMACs)
+            // A re-created sandbox tells its peers its MAC (examples/bugs/stale-arp.yaml
+            // shows what happens without).
+            if previous != nil && !spec.network.randomPodMACs { BridgeCNI.announce(pod: Naming.netnsPath(state.netns), address: ip) }
             do { try Sandbox.applySysctls(p.sysctls, pid: pid) } catch { throw RuntimeError.state("pod \(p.key): \(error)") }
             try ContainerRunner.preparePod(cluster: spec, pod: p, ip: ip)
         } catch {

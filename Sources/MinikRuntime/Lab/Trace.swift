@@ -220,6 +220,11 @@ public enum Trace {
         /// `nexthop` on this node when the bridge has not learned it yet).
         func bridgeToPod(_ view: KernelView, _ bridge: KernelView.Link, dstMAC: [UInt8]?, nexthop: UInt32) -> Place? {
             let byIP = world.places.first { $0.kind == .pod && $0.ip?.value == nexthop && $0.node == here.name }
+            // A neighbour entry older than the pod's sandbox: the frames go to a MAC nobody has.
+            if let t = byIP, let m = dstMAC, let actual = world.kernel(t.netns)?.link(named: "eth0")?.mac, actual != m {
+                hop("neighbour", bridge.name, "stale: \(ip(nexthop)) is cached as \(mac(m)), but eth0 of \(t.label) is \(mac(actual)) now (its sandbox was re-created): the frame goes to a MAC nobody has until the entry is probed again", failed: true)
+                return nil
+            }
             var port: KernelView.Link?
             if let m = dstMAC, let e = view.fdb.first(where: { $0.mac == m && $0.master == bridge.index }) {
                 port = view.link(e.index)
