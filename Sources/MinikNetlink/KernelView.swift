@@ -30,12 +30,33 @@ public struct KernelView: Sendable {
         public var vxlan: VXLAN?
         /// For a bridge port: whether the bridge may send a frame back out of it (hairpin).
         public var hairpin: Bool? = nil
+
+        public init(index: Int32, name: String, kind: String?, master: Int32? = nil, peerIndex: Int32? = nil, linkNetnsID: Int32? = nil,
+                    mac: [UInt8]? = nil, mtu: Int = 1500, isUp: Bool = true, hasCarrier: Bool = true, vxlan: VXLAN? = nil) {
+            self.index = index
+            self.name = name
+            self.kind = kind
+            self.master = master
+            self.peerIndex = peerIndex
+            self.linkNetnsID = linkNetnsID
+            self.mac = mac
+            self.mtu = mtu
+            self.isUp = isUp
+            self.hasCarrier = hasCarrier
+            self.vxlan = vxlan
+        }
     }
 
     public struct VXLAN: Sendable, Equatable {
         public var vni: UInt32
         public var port: UInt16
         public var local: UInt32?
+
+        public init(vni: UInt32, port: UInt16, local: UInt32? = nil) {
+            self.vni = vni
+            self.port = port
+            self.local = local
+        }
     }
 
     public struct Address: Sendable, Equatable {
@@ -43,6 +64,12 @@ public struct KernelView: Sendable {
         /// IPv4, host byte order.
         public var address: UInt32
         public var prefix: Int
+
+        public init(index: Int32, address: UInt32, prefix: Int) {
+            self.index = index
+            self.address = address
+            self.prefix = prefix
+        }
     }
 
     public struct Route: Sendable, Equatable {
@@ -88,6 +115,15 @@ public struct KernelView: Sendable {
         public var master: Int32?
         public var state: UInt16
         public var flags: UInt8
+
+        public init(index: Int32, mac: [UInt8], destination: UInt32?, master: Int32? = nil, state: UInt16 = 0x80, flags: UInt8 = 2) {
+            self.index = index
+            self.mac = mac
+            self.destination = destination
+            self.master = master
+            self.state = state
+            self.flags = flags
+        }
     }
 
     public var links: [Link] = []

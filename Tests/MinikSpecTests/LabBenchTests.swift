@@ -329,3 +329,53 @@ struct BugLabSpecTests {
         expectRejected(macs, field: "network.podMACs", line: line(of: "podMACs", in: macs), saying: "use stable or random")
     }
 }
+
+@Suite("graph: the topology built from kernel views")
+struct TopologyBuildTests {
+    /// A node's view: eth0, cni0, flannel.1 with FDB entries to `peers`, one veth per pod.
+    func node(_ n: Int, peers: [Int], veths: [String], eth0Carrier: Bool = true) -> KernelView {
+        var v = KernelView()
+        v.links = [KernelView.Link(index: 2, name: "eth0", kind: "veth", hasCarrier: eth0Carrier),
+                   KernelView.Link(index: 3, name: "cni0", kind: "bridge"),
+                   KernelView.Link(index: 4, name: "flannel.1", kind: "vxlan", vxlan: KernelView.VXLAN(vni: 1, port: 8472))]
+        for (i, name) in veths.enumerated() { v.links.append(KernelView.Link(index: Int32(10 + i), name: name, kind: "veth", master: 3)) }
+        v.addresses = [KernelView.Address(index: 3, address: IPv4Address(10, 244, UInt8(n), 1).value, prefix: 24)]
+        v.fdb = peers.map { KernelView.FDBEntry(index: 4, mac: [2, 0x6d, 0x6b, 0, UInt8($0), 1], destination: IPv4Address(172, 18, 0, UInt8($0 + 2)).value) }
+        return v
+    }
+
+    @Test("tunnels both ways merged, one way in red; veths to their pods; a port down; DOT and Mermaid hold together")
+    func build() throws {
+        var underlay = KernelView()
+        underlay.links = [KernelView.Link(index: 2, name: "br-lab", kind: "bridge"),
+                          KernelView.Link(index: 3, name: "lab-0", kind: "veth", master: 2),
+                          KernelView.Link(index: 4, name: "lab-1", kind: "veth", master: 2, isUp: false)]
+        let nodes = [
+            Topology.NodeInput(name: "cp", index: 0, internalIP: IPv4Address(172, 18, 0, 2), podCIDR: try IPv4CIDR.parse("10.244.0.0/24"),
+                               kernel: node(0, peers: [1], veths: ["veth0a"])),
+            // w1 lost its FDB entry for cp: the tunnel is one way.
+            Topology.NodeInput(name: "w1", index: 1, internalIP: IPv4Address(172, 18, 0, 3), podCIDR: try IPv4CIDR.parse("10.244.1.0/24"),
+                               kernel: node(1, peers: [], veths: ["veth1a", "vethorphan"], eth0Carrier: false)),
+        ]
+        let pods = [Topology.PodInput(key: "default/a", node: "cp", ip: IPv4Address(10, 244, 0, 2), hostVeth: "veth0a", state: "Running"),
+                    Topology.PodInput(key: "default/b", node: "w1", ip: IPv4Address(10, 244, 1, 2), hostVeth: "veth1a", state: "NotReady")]
+        let t = Topology.build(cluster: "lab", underlay: underlay, underlaySubnet: try IPv4CIDR.parse("172.18.0.0/16"),
+                               nodes: nodes, pods: pods, services: [])
+        let tunnels = t.edges.filter { $0.style == .tunnel }
+        #expect(tunnels.count == 1 && tunnels[0].broken && !tunnels[0].bothWays && tunnels[0].label.contains("no FDB entry back"), "\(tunnels)")
+        #expect(t.edges.contains { $0.from == Topology.id("pod", "default/a") && $0.to == Topology.id("cp", "veth0a") })
+        #expect(t.vertices.contains { $0.id == Topology.id("w1", "vethorphan") }, "a veth no pod owns is drawn")
+        #expect(t.edges.contains { $0.from == Topology.id("w1", "eth0") && $0.label == "lab-1" && $0.broken }, "the port that is down")
+        #expect(t.vertices.first { $0.id == Topology.id("pod", "default/b") }?.state == "NotReady")
+        #expect(Topology.colour(t.vertices.first { $0.id == Topology.id("pod", "default/b") }!) == "#fff2b3")
+        let dot = t.dot()
+        #expect(dot.hasPrefix("digraph \"minik lab\" {") && dot.hasSuffix("}\n") && dot.contains("subgraph \"cluster_v_node_w1\""))
+        let mermaid = t.mermaid()
+        #expect(mermaid.hasPrefix("flowchart LR\n") && mermaid.components(separatedBy: "\n  subgraph ").count == mermaid.components(separatedBy: "\n  end\n").count)
+        // With both entries, one edge, both ways.
+        var both = nodes
+        both[1].kernel = node(1, peers: [0], veths: ["veth1a"])
+        let t2 = Topology.build(cluster: "lab", underlay: underlay, underlaySubnet: try IPv4CIDR.parse("172.18.0.0/16"), nodes: both, pods: pods, services: [])
+        #expect(t2.edges.filter { $0.style == .tunnel }.map(\.bothWays) == [true])
+    }
+}

@@ -108,7 +108,7 @@ public struct Topology: Sendable, Equatable {
 
     /// Pods by state (green running and ready, yellow not ready or pending, red failed),
     /// links down in red.
-    static func colour(_ v: Vertex) -> String {
+    public static func colour(_ v: Vertex) -> String {
         switch v.state {
         case "Running": return "#c8f0c8"
         case "NotReady", "Pending", "ContainerCreating": return "#fff2b3"
