@@ -95,7 +95,6 @@ public final class DashboardServer: @unchecked Sendable {
         return diff == 0
     }
 
-    static func query(_ uri: String) -> (path: String, query: [String: String]) { APIRequest.split(uri) }
 }
 
 /// Answers the page's own requests and lets only authenticated API reads through.
@@ -121,7 +120,7 @@ final class DashboardGate: ChannelInboundHandler, @unchecked Sendable {
             if case .end = part { swallowing = false }
             return
         }
-        let (path, query) = DashboardServer.query(h.uri)
+        let (path, query) = APIRequest.split(h.uri)
         let (ok, fromQuery) = server.authorized(h, query: query)
         auth.user = nil
         swallowing = true

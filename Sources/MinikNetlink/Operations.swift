@@ -90,8 +90,6 @@ public struct LinkInfo: Sendable {
     public var mtu: Int
     public var isUp: Bool
     public var address: MACAddress?
-    /// IFF_LOWER_UP: the link has carrier (a veth whose peer is down has none).
-    public var hasCarrier: Bool = false
 }
 
 /// An IPv4 route, as `ip route` describes it.
@@ -208,14 +206,7 @@ extension NetlinkSocket {
         return LinkInfo(index: ifi.ifi_index, name: name, kind: kind,
                         masterIndex: r.u32(IFLA_MASTER).map { Int32(bitPattern: $0) },
                         mtu: Int(r.u32(IFLA_MTU) ?? 0), isUp: ifi.ifi_flags & UInt32(IFF_UP) != 0,
-                        address: mac, hasCarrier: ifi.ifi_flags & 0x10000 /* IFF_LOWER_UP */ != 0)
-    }
-
-    /// `ip link show`: every link of the namespace, in index order.
-    public func linkList() throws(NetlinkError) -> [LinkInfo] {
-        let m = NetlinkMessage(type: RTM_GETLINK, flags: Int32(NLM_F_DUMP))
-        m.header(ifinfo())
-        return try query(m, "ip link show").compactMap(Self.linkInfo).sorted { $0.index < $1.index }
+                        address: mac)
     }
 
     /// `ip addr add A/P dev INDEX`. Fails with EEXIST when the address is there.

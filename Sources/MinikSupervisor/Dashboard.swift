@@ -15,17 +15,7 @@ extension ClusterAPI {
         let providers = DashboardServer.Providers(
             cluster: runtime.spec.name,
             graphSVG: {
-                guard let dot = Command.which("dot") else {
-                    return .failure(APIServerError(description: "Graphviz's dot is not installed (make deps): `minik graph -o dot` still works"))
-                }
-                do {
-                    let text = try Topology.read(runtime.state()).dot()
-                    let r = try Command.run([dot, "-Tsvg"], input: text, timeout: 60, outputLimit: 64 << 20)
-                    guard r.succeeded, let start = r.output.range(of: "<svg") else {
-                        return .failure(APIServerError(description: "dot -Tsvg failed: \(r.output.prefix(500))"))
-                    }
-                    return .success(Array(r.output[start.lowerBound...].utf8))
-                } catch {
+                do { return .success(try Topology.read(runtime.state()).svg()) } catch {
                     return .failure(APIServerError(description: "\(error)"))
                 }
             },

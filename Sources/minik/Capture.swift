@@ -38,9 +38,12 @@ struct CaptureCommand: ParsableCommand {
             pods: state.pods.filter { $0.phase == .running }.map { ($0.namespace, $0.name, $0.netns) })
         let interfaces: [Capture.Interface]
         do {
+            var names: [String: [String]] = [:]  // one dump per namespace
             interfaces = try CaptureTargets.resolve(targets, namespace: namespace, cluster: view) { netns in
-                guard let ns = try? NetNamespace.open(netns), let sock = try? ns.netlink, let links = try? sock.linkList() else { return [] }
-                return links.map(\.name)
+                if let known = names[netns] { return known }
+                let found = (try? NetNamespace.open(netns)).flatMap { try? KernelView.read(namespaceFD: $0.fd) }?.links.map(\.name) ?? []
+                names[netns] = found
+                return found
             }
         } catch {
             throw CLIError(error.description)

@@ -25,31 +25,8 @@ struct GraphCommand: ParsableCommand {
         case "mermaid": print(topology.mermaid(), terminator: "")
         case "json": print(try topology.json())
         case "svg":
-            guard let dot = resolveExecutable("dot") else {
-                throw CLIError("-o svg needs Graphviz's dot (install the graphviz package: make deps); -o dot prints its input")
-            }
-            let r = try runFiltered(dot, ["-Tsvg"], input: topology.dot())
-            guard r.code == 0 else { throw CLIError("dot -Tsvg failed: \(r.err)") }
-            FileHandle.standardOutput.write(r.out)
+            do { FileHandle.standardOutput.write(Data(try topology.svg())) } catch { throw CLIError("\(error)") }
         default: print(topology.dot(), terminator: "")
         }
     }
-}
-
-/// Runs a host program with `input` on its stdin; its output and errors.
-func runFiltered(_ path: String, _ args: [String], input: String) throws -> (code: Int32, out: Data, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-    p.standardInput = stdin
-    p.standardOutput = stdout
-    p.standardError = stderr
-    try p.run()
-    let writer = Thread { stdin.fileHandleForWriting.write(Data(input.utf8)); try? stdin.fileHandleForWriting.close() }
-    writer.start()
-    let out = stdout.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    // What it says on stderr is short (a message), read once it is done.
-    return (p.terminationStatus, out, String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }

@@ -21,4 +21,17 @@ extension Topology {
         return build(cluster: state.name, underlay: try view(Naming.underlayNetns(state.name)),
                      underlaySubnet: state.spec.network.underlaySubnet, nodes: nodes, pods: pods, services: state.services)
     }
+
+    /// The drawing as SVG, through Graphviz's dot (for `graph -o svg` and the dashboard).
+    public func svg() throws(RuntimeError) -> [UInt8] {
+        guard let dot = Command.which("dot") else {
+            throw .state("Graphviz's dot is not installed (install the graphviz package: make deps); `minik graph -o dot` prints its input")
+        }
+        let r = try Command.run([dot, "-Tsvg"], input: self.dot(), timeout: 60, outputLimit: 64 << 20)
+        // Its output and its warnings come through one pipe: the drawing starts at <svg.
+        guard r.succeeded, let start = r.output.range(of: "<svg") else {
+            throw .state("dot -Tsvg failed: \(r.output.prefix(500))")
+        }
+        return Array(r.output[start.lowerBound...].utf8)
+    }
 }
