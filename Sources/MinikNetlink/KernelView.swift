@@ -226,7 +226,9 @@ public struct KernelView: Sendable {
                 vxlan: vx))
         }
         links.sort { $0.index < $1.index }
-        // Bridge ports' own settings come in the AF_BRIDGE dump (`bridge -d link`).
+        // Bridge ports' own settings come in the AF_BRIDGE dump (`bridge -d link`), asked
+        // for only where there are ports (not in a pod's namespace).
+        guard links.contains(where: { $0.master != nil }) else { return }
         let b = try Self.cache("bridge link show") { rtnl_link_alloc_cache(sk, AF_BRIDGE, $0) }
         defer { nl_cache_free(b) }
         Self.each(b) { l in
