@@ -8,7 +8,9 @@ For each N (services, 2 endpoints each: every service selects the same two netex
   - connect latency from a pod (netexec connect-bench: new TCP connection each time, the
     first packet walks the nat table) to a ClusterIP, and to the pod IP directly.
 With FLAT=1 the proxy is told to keep kube-proxy's flat KUBE-SERVICES list
-(MINIK_PROXY_FANOUT), to compare the two layouts' lookup cost.
+(MINIK_PROXY_FANOUT), to compare the two layouts' lookup cost. With POLICY=Cluster or
+POLICY=Local every service is a NodePort with that externalTrafficPolicy (Local makes
+each node's rule set its own: the proxy assembles one per node).
 
 Run as root after `make build` (uses .build/release). Prints Markdown rows.
 Environment: SIZES (default "100 1000 10000"), CONNECTS (default 2000), MINIK.
@@ -46,13 +48,17 @@ spec:
 """
 
 
+POLICY = os.environ.get("POLICY", "")
+
+
 def service(i, port=80, port_name=None):
     named = f"name: {port_name}, " if port_name else ""
+    external = f"\n  type: NodePort\n  externalTrafficPolicy: {POLICY}" if POLICY else ""
     return f"""---
 apiVersion: v1
 kind: Service
 metadata: {{name: s{i}}}
-spec:
+spec:{external}
   selector: {{app: be}}
   ports: [{{{named}port: {port}, targetPort: 8080}}]
 """
@@ -130,7 +136,7 @@ def main():
             svc = json.loads(run("get", "svc", f"s{n - 1}", "-o", "json").stdout)["items"][0]["spec"]["clusterIP"]
             direct = latency(ips["be-0"], 8080)
             via = latency(svc, 80)
-            rows.append(f"| {n}{' (flat)' if flat else ''} | {apply_ms:.0f} | {full[0]:.0f} + {full[1]:.0f} | {full[2]} / {full[3]} "
+            rows.append(f"| {n}{' (flat)' if flat else ''}{f', NodePort {POLICY}' if POLICY else ''} | {apply_ms:.0f} | {full[0]:.0f} + {full[1]:.0f} | {full[2]} / {full[3]} "
                         f"| {change_ms:.0f} | {change[0]:.0f} + {change[1]:.0f} ({change[2]} chains) "
                         f"| {via[0]} / {via[1]} | {direct[0]} / {direct[1]} |")
             print(rows[-1], file=sys.stderr)

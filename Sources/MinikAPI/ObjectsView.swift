@@ -543,14 +543,14 @@ public struct ObjectsView {
         if s.type != .externalName {
             spec["ipFamilies"] = ["IPv4"]
             spec["ipFamilyPolicy"] = "SingleStack"
-            spec["internalTrafficPolicy"] = "Cluster"
+            spec["internalTrafficPolicy"] = .string(s.internalTrafficPolicy?.rawValue ?? "Cluster")
             let ip = s.headless ? "None" : s.clusterIP?.description
             if let ip {
                 spec["clusterIP"] = .string(ip)
                 spec["clusterIPs"] = [.string(ip)]
             }
         }
-        if s.hasNodePorts { spec["externalTrafficPolicy"] = "Cluster" }
+        if let p = s.externalTrafficPolicy ?? (s.hasNodePorts ? .cluster : nil) { spec["externalTrafficPolicy"] = .string(p.rawValue) }
         if let sel = s.selector { spec["selector"] = .strings(sel) }
         if s.clientIPAffinity { spec["sessionAffinityConfig"] = ["clientIP": ["timeoutSeconds": .int(Int64(s.affinityTimeoutSeconds))]] }
         if s.publishNotReadyAddresses { spec["publishNotReadyAddresses"] = true }

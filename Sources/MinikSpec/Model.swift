@@ -228,6 +228,12 @@ public struct ServicePort: Codable, Sendable, Equatable {
     }
 }
 
+/// A Service's externalTrafficPolicy or internalTrafficPolicy.
+public enum TrafficPolicy: String, Codable, Sendable {
+    case cluster = "Cluster"
+    case local = "Local"
+}
+
 /// A Service: a virtual IP (and node ports) in front of the ready pods its selector picks.
 public struct ServiceSpec: Codable, Sendable, Equatable {
     public static let nodePortRange = 30000...32767
@@ -250,6 +256,13 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
     public var publishNotReadyAddresses: Bool = false
     public var externalIPs: [IPv4Address] = []
     public var externalName: String?
+    /// Which endpoints traffic from outside (node ports, external IPs) goes to: nil or
+    /// Cluster, every ready one (masqueraded); Local, only the receiving node's own, with
+    /// the client's address kept.
+    public var externalTrafficPolicy: TrafficPolicy?
+    /// Which endpoints traffic to the cluster IP goes to: nil or Cluster, every ready one;
+    /// Local, only those on the sender's node.
+    public var internalTrafficPolicy: TrafficPolicy?
     public var source: SourceLocation
     /// The endpoints of a service without selector that minik sets itself (the API
     /// service's: the control-plane's address), each with every port's targetPort.
@@ -263,6 +276,10 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
 
     public var key: String { "\(namespace)/\(name)" }
     public var hasNodePorts: Bool { type == .nodePort || type == .loadBalancer }
+    /// Reached from outside the cluster: node ports or external IPs.
+    public var isExternallyAccessible: Bool { hasNodePorts || !externalIPs.isEmpty }
+    public var externalLocal: Bool { externalTrafficPolicy == .local }
+    public var internalLocal: Bool { internalTrafficPolicy == .local }
     /// Whether the proxy programs anything for it.
     public var isProxied: Bool { clusterIP != nil && type != .externalName }
 

@@ -28,7 +28,7 @@ extension Builder {
             "internalTrafficPolicy", "ipFamilies", "ipFamilyPolicy",
         ], ignored: [
             "loadBalancerIP": lb, "loadBalancerSourceRanges": lb, "loadBalancerClass": lb,
-            "allocateLoadBalancerNodePorts": lb, "healthCheckNodePort": "used with externalTrafficPolicy Local only",
+            "allocateLoadBalancerNodePorts": lb, "healthCheckNodePort": "minik has no load balancer to probe it (kube-proxy's health check port is not served)",
             "trafficDistribution": "minik has no topology", "topologyKeys": "minik has no topology",
         ]) else { return }
         if let ty = sf["type"], let t = r.string(ty) {
@@ -44,13 +44,16 @@ extension Builder {
         if let sel = sf["selector"] {
             if let m = labels(sel) { s.selector = m }
         }
+        var policies: [String: (TrafficPolicy, YNode)] = [:]
         for field in ["externalTrafficPolicy", "internalTrafficPolicy"] {
-            if let py = sf[field], let v = r.string(py), v != "Cluster" {
-                r.fail(py, v == "Local"
-                       ? "\(field) Local is not supported by minik (every node sends traffic to every endpoint: use Cluster)"
-                       : "\(field) \"\(v)\" is not valid (use Cluster)")
+            guard let py = sf[field], let v = r.string(py) else { continue }
+            if let tp = TrafficPolicy(rawValue: v) {
+                policies[field] = (tp, py)
+            } else {
+                r.fail(py, "\(field) \"\(v)\" is not valid (use Cluster or Local)")
             }
         }
+        s.internalTrafficPolicy = policies["internalTrafficPolicy"]?.0
         for item in r.sequence(sf["ipFamilies"]) ?? [] {
             if let fam = r.string(item), fam != "IPv4" { r.fail(item, "ip family \"\(fam)\" is not supported (minik is IPv4 only)") }
         }
@@ -100,6 +103,12 @@ extension Builder {
             raw.externalIPsAt.append(item)
         }
         if !s.externalIPs.isEmpty && s.type == .externalName { r.fail(sf["externalIPs"], "an ExternalName service has no externalIPs") }
+        if let (tp, py) = policies["externalTrafficPolicy"] {
+            if tp == .local && !s.isExternallyAccessible {
+                r.fail(py, "externalTrafficPolicy Local may only be set for externally-accessible services (type NodePort or LoadBalancer, or with externalIPs)")
+            }
+            s.externalTrafficPolicy = tp
+        }
         raw.spec = s
         if !serviceKeys.insert(s.key).inserted {
             r.fail(md, "service \(s.key) is defined twice")

@@ -446,8 +446,12 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         }
         let name = object["metadata"]?["name"]?.string ?? ""
         let ns = object["metadata"]?["namespace"]?.string ?? "default"
-        let input = WriteForm.input(object, resource: resource.resource)
         let base = runtime.spec
+        var object = object
+        if resource.resource == "services", !create, let old = base.services.first(where: { $0.key == "\(ns)/\(name)" }) {
+            object = Self.dropTypeDependentFields(object, old: old)
+        }
+        let input = WriteForm.input(object, resource: resource.resource)
         let file = "\(resource.kind.lowercased())/\(name)"
         if resource.resource == "pods", !create, let cur = base.pods.first(where: { $0.key == "\(ns)/\(name)" }) {
             // The apiserver's rules for a running pod, on the pod as minik reads it: labels
@@ -529,5 +533,32 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         }
         if resource.resource == "namespaces" { recordNamespace(object) }
         return warnings
+    }
+}
+
+extension ClusterAPI {
+    /// The apiserver's dropTypeDependentFields: a Service changed to a type without node
+    /// ports loses the node ports and the externalTrafficPolicy it had, unless the same
+    /// request changed them (then they are checked, and refused, as written).
+    static func dropTypeDependentFields(_ object: JSON, old: ServiceSpec) -> JSON {
+        guard var spec = object["spec"] else { return object }
+        let type = spec["type"]?.string ?? "ClusterIP"
+        let externalIPs = spec["externalIPs"]?.array ?? []
+        guard type != "NodePort" && type != "LoadBalancer" else { return object }
+        var o = object
+        if old.hasNodePorts, let ports = spec["ports"]?.array {
+            spec["ports"] = .array(ports.enumerated().map { i, p in
+                var p = p
+                let before = old.ports.first { $0.name == (p["name"]?.string ?? "") } ?? (i < old.ports.count ? old.ports[i] : nil)
+                if let n = p["nodePort"]?.int, let was = before?.nodePort, Int(n) == was { p["nodePort"] = nil }
+                return p
+            })
+        }
+        if externalIPs.isEmpty, let policy = spec["externalTrafficPolicy"]?.string,
+           policy == (old.externalTrafficPolicy ?? (old.isExternallyAccessible ? .cluster : nil))?.rawValue {
+            spec["externalTrafficPolicy"] = nil
+        }
+        o["spec"] = spec
+        return o
     }
 }

@@ -106,8 +106,8 @@ func describeService(_ st: ServiceState, proxy: [ProxyNodeStatus]) -> String {
     }
     line("Session Affinity", s.clientIPAffinity ? "ClientIP" : "None")
     if s.clientIPAffinity { line("Session Affinity Timeout", "\(s.affinityTimeoutSeconds)s") }
-    if s.hasNodePorts || !s.externalIPs.isEmpty { line("External Traffic Policy", "Cluster") }
-    line("Internal Traffic Policy", "Cluster")
+    if s.isExternallyAccessible { line("External Traffic Policy", s.externalTrafficPolicy?.rawValue ?? "Cluster") }
+    line("Internal Traffic Policy", s.internalTrafficPolicy?.rawValue ?? "Cluster")
     if s.isProxied {
         let chains = EndpointsController.proxyPorts([st]).map(\.serviceChain)
         line("Proxy chains", chains.joined(separator: ", ") + " (minik node exec NODE -- iptables-save -t nat)")

@@ -86,6 +86,48 @@ struct BugLabTests {
         #expect(minik(["trace", "--name", name, "server", "svc/web"]).code == 0)
     }
 
+    @Test("a NodePort masquerades the client's address; externalTrafficPolicy Local keeps it and drops on a node without an endpoint")
+    func nodePortClientIP() throws {
+        let name = "it-bug-sip"
+        defer { cleanUp(name) }
+        let state = try up("nodeport-client-ip.yaml", name, fixed: false)
+        let cp = try #require(state.nodes.first { $0.role == .controlPlane }?.internalIP.description)
+        let worker = try #require(state.nodes.first { $0.name == "\(name)-worker" }?.internalIP.description)
+        let client = "172.18.255.254"
+        func clientIP(_ node: String, _ seconds: Int = 3) -> Result {
+            minik(["external", "exec", "--name", name, "--", "curl", "-s", "-m", "\(seconds)", "http://\(node):30080/clientip"])
+        }
+        var seen = clientIP(worker)
+        for _ in 0..<50 where seen.code != 0 {
+            usleep(100_000)
+            seen = clientIP(worker)
+        }
+        #expect(seen.code == 0 && !seen.out.hasPrefix("\(client):") && seen.out.hasPrefix("10.244."), "Cluster: masqueraded on the pod's node: \(seen)")
+        let across = clientIP(cp)
+        #expect(across.code == 0 && across.out.hasPrefix("10.244."), "Cluster: masqueraded, from another node: \(across)")
+        var trace = minik(["trace", "--name", name, "external", "\(worker):30080"])
+        #expect(trace.code == 0 && trace.out.contains("masqueraded: the source \(client) becomes 10.244."), "\(trace.out)")
+
+        // The fix, applied to the running cluster through its API.
+        let (_, fixedText) = try Self.example("nodeport-client-ip.yaml", as: name, fixed: true)
+        let service = try SpecFile(try #require(fixedText.components(separatedBy: "\n---\n").first { $0.contains("kind: Service") }))
+        let apply = minik(["apply", "--name", name, "-f", service.path])
+        try #require(apply.code == 0, "apply: \(apply.err)")
+        var kept = clientIP(worker)
+        for _ in 0..<50 where !kept.out.hasPrefix("\(client):") {
+            usleep(100_000)
+            kept = clientIP(worker)
+        }
+        #expect(kept.out.hasPrefix("\(client):"), "Local: the client's own address: \(kept)")
+        #expect(clientIP(cp, 2).code != 0, "Local: a node without an endpoint drops it")
+        trace = minik(["trace", "--name", name, "external", "\(worker):30080"])
+        #expect(trace.code == 0 && !trace.out.contains("masqueraded: the source") && trace.out.contains("from \(client):"), "\(trace.out)")
+        trace = minik(["trace", "--name", name, "external", "\(cp):30080"])
+        #expect(trace.code == 1 && trace.out.contains("has no local endpoints"), "\(trace.out)")
+        let rules = minik(["node", "exec", "--name", name, "\(name)-control-plane", "--", "iptables-save", "-t", "filter"]).out
+        #expect(rules.contains("default/whoami has no local endpoints"), "\(rules)")
+    }
+
     @Test("bridge netfilter off: a Service fails for a client on its endpoint's node, works from another node")
     func bridgeNetfilterOff() throws {
         let name = "it-bug-brnf"

@@ -128,6 +128,14 @@ struct KubectlTests {
         let svcIP = kubectl(["get", "svc", "echo", "-o", "jsonpath={.spec.clusterIP}"]).out
         #expect(waitFor { minik(["exec", "--name", name, "talker", "--", "wget", "-T", "3", "-qO-", "http://\(svcIP)/hostname"]).out.hasPrefix("echo-") },
                 "service \(svcIP) answers")
+        // To NodePort with Local and back: the apiserver drops the node port and the policy
+        // that only a NodePort has when the type goes back (dropTypeDependentFields).
+        #expect(kubectl(["patch", "svc", "echo", "-p", #"{"spec":{"type":"NodePort","externalTrafficPolicy":"Local"}}"#]).code == 0)
+        let np = kubectl(["get", "svc", "echo", "-o", "jsonpath={.spec.ports[0].nodePort} {.spec.externalTrafficPolicy}"]).out
+        #expect(np.hasPrefix("3") && np.hasSuffix(" Local"), "\(np)")
+        let back = kubectl(["patch", "svc", "echo", "-p", #"{"spec":{"type":"ClusterIP"}}"#])
+        #expect(back.code == 0, "\(back)")
+        #expect(kubectl(["get", "svc", "echo", "-o", "jsonpath={.spec.type}|{.spec.ports[0].nodePort}|{.spec.externalTrafficPolicy}"]).out == "ClusterIP||")
 
         // set image: the pods run the new image.
         #expect(kubectl(["set", "image", "deployment/echo", "*=netexec"]).code == 0)

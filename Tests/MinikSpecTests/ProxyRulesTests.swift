@@ -15,9 +15,11 @@ private let baseNat: Set<String> = ["KUBE-MARK-MASQ", "KUBE-POSTROUTING", "MINIK
 
 private func addr(_ s: String) -> IPv4Address { IPv4Address(s)! }
 
+/// "ip:port", or "ip:port@node" for an endpoint whose pod runs on node.
 private func endpoint(_ s: String) -> ProxyServicePort.Endpoint {
-    let parts = s.split(separator: ":")
-    return .init(ip: addr(String(parts[0])), port: Int(parts[1])!)
+    let at = s.split(separator: "@", omittingEmptySubsequences: false)
+    let parts = at[0].split(separator: ":")
+    return .init(ip: addr(String(parts[0])), port: Int(parts[1])!, node: at.count > 1 ? String(at[1]) : "")
 }
 
 private func web(_ endpoints: [String], nodePort: Int? = nil, externalIPs: [String] = [], affinity: Int? = nil,
@@ -326,6 +328,100 @@ struct ProxyRenderTests {
         #expect(render(ports) == render(ports))
         #expect(render(ports) == render(Array(ports.reversed())))
         #expect(render(ports) != render(Array(ports.dropLast())))
+    }
+}
+
+// MARK: - traffic policies
+
+@Suite("Proxy rules: externalTrafficPolicy and internalTrafficPolicy Local")
+struct ProxyTrafficPolicyTests {
+    /// web with endpoints "ip:port@node".
+    func local(_ eps: [String], nodePort: Int? = 30080, externalIPs: [String] = [], externalLocal: Bool = true, internalLocal: Bool = false) -> ProxyServicePort {
+        var sp = web([], nodePort: nodePort, externalIPs: externalIPs)
+        sp.endpoints = eps.map(endpoint)
+        sp.externalLocal = externalLocal
+        sp.internalLocal = internalLocal
+        return sp
+    }
+
+    @Test func aNodeWithALocalEndpointKeepsTheClientAddress() throws {
+        let sp = local(["10.244.1.2:8080@lab-worker", "10.244.2.3:8080@lab-worker2"])
+        #expect(sp.dependsOnNode)
+        let rs = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-worker")
+        let svc = try single(rs.nat, "KUBE-SVC-"), svl = try single(rs.nat, "KUBE-SVL-"), ext = try single(rs.nat, "KUBE-EXT-")
+        let a = try sep(rs, "10.244.1.2:8080")
+        // kube-proxy's EXT chain for Local: pods and the node itself go the Cluster way
+        // (the node masqueraded), everything else to this node's endpoints, unmasqueraded.
+        #expect(rs.nat[ext] == [
+            "-A \(ext) -s 10.244.0.0/16 -m comment --comment \"pod traffic for default/web:http external destinations\" -j \(svc)",
+            "-A \(ext) -m comment --comment \"masquerade LOCAL traffic for default/web:http external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+            "-A \(ext) -m comment --comment \"route LOCAL traffic for default/web:http external destinations\" -m addrtype --src-type LOCAL -j \(svc)",
+            "-A \(ext) -j \(svl)",
+        ])
+        #expect(rs.nat[svl] == ["-A \(svl) -m comment --comment \"default/web:http -> 10.244.1.2:8080\" -j \(a)"])
+        #expect(!rs.nat[ext]!.contains { $0.hasSuffix("external destinations\" -j KUBE-MARK-MASQ") && !$0.contains("LOCAL") })
+        // Cluster IP traffic still goes to every endpoint, and the cluster IP masquerade
+        // rule stays in the SVC chain.
+        #expect(rs.nat[svc]?.count == 3)
+        #expect(rs.nat[svc]?.first?.contains("KUBE-MARK-MASQ") == true)
+        #expect(rs.nat["KUBE-SERVICES"]?.first?.hasSuffix("-j \(svc)") == true)
+        #expect(rs.filter["KUBE-EXTERNAL-SERVICES"] == [])
+    }
+
+    @Test func aNodeWithoutLocalEndpointsDropsOutsideTrafficButNotPods() throws {
+        let sp = local(["10.244.2.3:8080@lab-worker2"], externalIPs: ["192.0.2.10"])
+        let rs = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-worker")
+        let svc = try single(rs.nat, "KUBE-SVC-"), ext = try single(rs.nat, "KUBE-EXT-")
+        #expect(!rs.nat.keys.contains { $0.hasPrefix("KUBE-SVL-") })
+        // The short circuit for pods and the node stays; nothing else falls through.
+        #expect(rs.nat[ext]?.count == 3)
+        #expect(rs.nat[ext]?.last?.hasSuffix("-j \(svc)") == true)
+        #expect(rs.filter["KUBE-EXTERNAL-SERVICES"] == [
+            "-A KUBE-EXTERNAL-SERVICES -d 192.0.2.10/32 -p tcp -m comment --comment \"default/web:http has no local endpoints\" -m tcp --dport 80 -j DROP",
+            "-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment \"default/web:http has no local endpoints\" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j DROP",
+        ])
+        // The node ports and external IPs still lead to the EXT chain (pods use them too).
+        #expect(rs.nat["KUBE-NODEPORTS"] == ["-A KUBE-NODEPORTS -p tcp -m comment --comment \"default/web:http\" -m tcp --dport 30080 -j \(ext)"])
+        // The other node is the one with the endpoint: no DROP there.
+        let other = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-worker2")
+        #expect(other.filter["KUBE-EXTERNAL-SERVICES"] == [])
+        #expect(other != rs)
+    }
+
+    @Test func internalLocalSendsClusterIPTrafficToTheSendersNodeOnly() throws {
+        let sp = local(["10.244.1.2:8080@lab-worker", "10.244.2.3:8080@lab-worker2"], nodePort: nil, externalLocal: false, internalLocal: true)
+        #expect(sp.dependsOnNode)
+        let rs = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-worker")
+        let svl = try single(rs.nat, "KUBE-SVL-")
+        #expect(!rs.nat.keys.contains { $0.hasPrefix("KUBE-SVC-") || $0.hasPrefix("KUBE-EXT-") })
+        #expect(rs.nat["KUBE-SERVICES"]?.first?.hasSuffix("-j \(svl)") == true)
+        #expect(rs.nat[svl]?.first?.contains("! -s 10.244.0.0/16 -d 10.96.0.50/32") == true)
+        #expect(rs.nat[svl]?.count == 2)
+        // Only SEP chains that a chain jumps to are written.
+        #expect(rs.nat.keys.filter { $0.hasPrefix("KUBE-SEP-") }.count == 1)
+        // A node without any: DROP in filter KUBE-SERVICES, nothing in nat.
+        let none = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-control-plane")
+        #expect(none.filter["KUBE-SERVICES"] == [
+            "-A KUBE-SERVICES -d 10.96.0.50/32 -p tcp -m comment --comment \"default/web:http has no local endpoints\" -m tcp --dport 80 -j DROP",
+        ])
+        #expect(none.nat["KUBE-SERVICES"] == [nodePortsRule])
+    }
+
+    @Test func clusterPolicyIsTheSameOnEveryNodeAndAsBefore() throws {
+        var sp = local(["10.244.1.2:8080@lab-worker"], externalLocal: false)
+        #expect(!sp.dependsOnNode)
+        #expect(ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-worker") == ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "x"))
+        // Local on a service nobody reaches from outside changes nothing.
+        sp = local(["10.244.1.2:8080@lab-worker"], nodePort: nil)
+        #expect(!sp.dependsOnNode)
+        #expect(ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "lab-worker") == render([web(["10.244.1.2:8080"])]))
+    }
+
+    @Test func anAddressThatIsNoPodsIsLocalNowhere() throws {
+        let sp = local(["10.244.1.2:8080@"])
+        let rs = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "")
+        #expect(!rs.nat.keys.contains { $0.hasPrefix("KUBE-SVL-") })
+        #expect(rs.filter["KUBE-EXTERNAL-SERVICES"]?.count == 1)
     }
 }
 
@@ -715,12 +811,12 @@ struct EndpointsTests {
         let proxied = EndpointsController.proxyPorts([st])
         #expect(proxied == [ProxyServicePort(namespace: "default", service: "web", portName: "http", proto: "TCP", clusterIP: try #require(s.clusterIP),
                                              port: 80, nodePort: nil, externalIPs: [], affinitySeconds: nil,
-                                             endpoints: [endpoint("10.244.1.10:8080")])])
+                                             endpoints: [endpoint("10.244.1.10:8080@lab-worker")])])
         // A pod that becomes ready joins.
         var pods = Self.pods
         pods["default/web-1"] = podState("default/web-1", ip: "10.244.2.11", node: "lab-worker2")
         let later = ServiceState(spec: s, endpoints: EndpointsController.endpoints(of: s, spec: spec, pods: pods), createdAt: Date())
-        #expect(EndpointsController.proxyPorts([later]).first?.endpoints == [endpoint("10.244.1.10:8080"), endpoint("10.244.2.11:8080")])
+        #expect(EndpointsController.proxyPorts([later]).first?.endpoints == [endpoint("10.244.1.10:8080@lab-worker"), endpoint("10.244.2.11:8080@lab-worker2")])
         // A failed one leaves.
         pods["default/web-0"]?.phase = .failed
         let failed = EndpointsController.endpoints(of: s, spec: spec, pods: pods)
@@ -733,7 +829,7 @@ struct EndpointsTests {
         #expect(s.publishNotReadyAddresses)
         let st = ServiceState(spec: s, endpoints: EndpointsController.endpoints(of: s, spec: spec, pods: Self.pods), createdAt: Date())
         #expect(EndpointsController.proxyPorts([st]).first?.endpoints == [
-            endpoint("10.244.1.10:8080"), endpoint("10.244.2.11:8080"), endpoint("10.244.2.14:8081"),
+            endpoint("10.244.1.10:8080@lab-worker"), endpoint("10.244.2.11:8080@lab-worker2"), endpoint("10.244.2.14:8081@lab-worker2"),
         ])
     }
 
@@ -749,7 +845,7 @@ struct EndpointsTests {
         #expect(p.affinitySeconds == 10800)
         #expect(p.externalIPs == [addr("192.0.2.10")])
         #expect(p.portKey == "default/numbered")
-        #expect(p.endpoints == [endpoint("10.244.1.10:8080"), endpoint("10.244.1.12:8080")])
+        #expect(p.endpoints == [endpoint("10.244.1.10:8080@lab-worker"), endpoint("10.244.1.12:8080@lab-worker")])
     }
 
     @Test func headlessExternalNameAndSelectorlessServices() throws {

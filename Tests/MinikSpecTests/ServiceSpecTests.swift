@@ -447,10 +447,28 @@ struct ServiceSpecRejectTests {
                        saying: "inside the underlaySubnet 172.18.0.0/16")
     }
 
-    @Test func externalTrafficPolicyLocal() {
-        let text = clusterHeader + service("web", "type: NodePort\nexternalTrafficPolicy: Local\nports: [{port: 80}]")
+    @Test func trafficPolicies() throws {
+        let text = clusterHeader + service("web", "type: NodePort\nexternalTrafficPolicy: Local\ninternalTrafficPolicy: Local\nports: [{port: 80}]")
+            + service("ext", "externalIPs: [192.0.2.10]\nexternalTrafficPolicy: Local\nports: [{port: 80}]")
+            + service("plain", "internalTrafficPolicy: Cluster\nports: [{port: 80}]")
+        let spec = try SpecLoader.parse(text, file: "c.yaml")
+        let web = try only(spec, "web"), ext = try only(spec, "ext"), plain = try only(spec, "plain")
+        #expect(web.externalLocal && web.internalLocal)
+        #expect(ext.externalLocal && !ext.internalLocal)
+        #expect(!plain.externalLocal && !plain.internalLocal)
+        #expect(plain.internalTrafficPolicy == .cluster && plain.externalTrafficPolicy == nil)
+    }
+
+    @Test func externalTrafficPolicyLocalNeedsAnOutsideWayIn() {
+        let text = clusterHeader + service("web", "externalTrafficPolicy: Local\nports: [{port: 80}]")
         expectRejected(text, field: "spec.externalTrafficPolicy", line: line(of: "externalTrafficPolicy:", in: text),
-                       saying: "externalTrafficPolicy Local is not supported by minik")
+                       saying: "externalTrafficPolicy Local may only be set for externally-accessible services")
+    }
+
+    @Test func trafficPolicyValues() {
+        let text = clusterHeader + service("web", "type: NodePort\ninternalTrafficPolicy: Nearby\nports: [{port: 80}]")
+        expectRejected(text, field: "spec.internalTrafficPolicy", line: line(of: "internalTrafficPolicy:", in: text),
+                       saying: "internalTrafficPolicy \"Nearby\" is not valid (use Cluster or Local)")
     }
 
     @Test func sessionAffinityConfigWithoutClientIP() {

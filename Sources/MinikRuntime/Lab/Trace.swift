@@ -185,6 +185,15 @@ public enum Trace {
             }
             let outbound = ["FORWARD", "OUTPUT", "POSTROUTING"].contains(chain)
             let iface = (outbound ? p.outInterface : p.inInterface) ?? "-"
+            // MASQUERADE takes the outgoing interface's address.
+            var masqueradedTo: IPv4Address?
+            if let sn = r.snat, sn.hasPrefix("masqueraded"), let view = world.kernel(here.netns), let o = p.outInterface,
+               let link = view.link(named: o), let a = view.addresses.first(where: { $0.index == link.index }) {
+                masqueradedTo = IPv4Address(a.address)
+                for i in r.steps.indices where r.steps[i].action == sn {
+                    r.steps[i].action = "masqueraded: the source \(p.source) becomes \(masqueradedTo!), \(o)'s address"
+                }
+            }
             let acting = r.steps.filter(\.isDecisive)
             for n in r.notUnderstood { hop("netfilter", iface, "\(table) \(n)") }
             if acting.isEmpty { passed.append("\(table) \(chain)") } else { flushPassed(iface) }
@@ -205,11 +214,9 @@ public enum Trace {
                 result.reply.append("the reply from \(d.to) is un-DNATed back to \(d.from) by conntrack in \(here.label)")
             }
             if var s = r.snat {
-                // MASQUERADE takes the outgoing interface's address.
-                if s.hasPrefix("masqueraded"), let view = world.kernel(here.netns), let o = p.outInterface,
-                   let link = view.link(named: o), let a = view.addresses.first(where: { $0.index == link.index }) {
-                    s = "masqueraded: the source becomes \(IPv4Address(a.address)), \(o)'s address"
-                    r.packet.source = IPv4Address(a.address)
+                if let a = masqueradedTo, let o = p.outInterface {
+                    s = "masqueraded: the source becomes \(a), \(o)'s address"
+                    r.packet.source = a
                 }
                 result.reply.append("the reply is un-SNATed in \(here.label) (\(s))")
             }
@@ -301,7 +308,7 @@ public enum Trace {
                 }
                 if firewalled && inInterface != nil && !hook("filter", "INPUT", &p, local: local) { return result }
                 flushPassed(inInterface ?? "-")
-                hop("local", inInterface ?? "lo", "\(routeText(view, route)): delivered to \(p.destination):\(p.destinationPort)/\(p.proto.uppercased()) in \(here.label)")
+                hop("local", inInterface ?? "lo", "\(routeText(view, route)): delivered to \(p.destination):\(p.destinationPort)/\(p.proto.uppercased()) in \(here.label), from \(p.proto.lowercased() == "icmp" ? p.source.description : "\(p.source):\(p.sourcePort)")")
                 result.delivered = true
                 // A reply from a pod to a pod on the same bridge is bridged: only with
                 // bridge-nf-call-iptables does conntrack see it and undo the DNAT.
@@ -327,6 +334,8 @@ public enum Trace {
                 if !hook("mangle", "POSTROUTING", &p, local: local) { return result }
                 if !hook("nat", "POSTROUTING", &p, local: local) { return result }
                 flushPassed(out.name)
+                // A source NAT changes the packet from here on.
+                if outer == nil { packet.source = p.source }
             }
             let nexthop = route.gateway ?? p.destination.value
 

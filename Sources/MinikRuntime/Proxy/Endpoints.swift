@@ -98,11 +98,13 @@ public enum EndpointsController {
         for st in services where st.spec.isProxied {
             let s = st.spec
             for sp in s.ports {
-                let eps = st.serving(sp).map { ProxyServicePort.Endpoint(ip: $0.ip, port: $0.port!) }
+                // An address that is no pod's (a selectorless service's) is local to no node.
+                let eps = st.serving(sp).map { ProxyServicePort.Endpoint(ip: $0.ip, port: $0.port!, node: $0.pod.isEmpty ? "" : $0.node) }
                 out.append(ProxyServicePort(namespace: s.namespace, service: s.name, portName: sp.name, proto: sp.proto,
                                             clusterIP: s.clusterIP!, port: sp.port, nodePort: sp.nodePort,
                                             externalIPs: s.externalIPs, affinitySeconds: s.clientIPAffinity ? s.affinityTimeoutSeconds : nil,
-                                            endpoints: Array(Set(eps)).sorted()))
+                                            endpoints: Array(Set(eps)).sorted(),
+                                            externalLocal: s.externalLocal, internalLocal: s.internalLocal))
             }
         }
         return out

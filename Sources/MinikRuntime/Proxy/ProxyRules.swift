@@ -20,9 +20,12 @@ public struct ProxyServicePort: Sendable, Equatable {
     public struct Endpoint: Sendable, Hashable, Comparable {
         public var ip: IPv4Address
         public var port: Int
-        public init(ip: IPv4Address, port: Int) {
+        /// The node its pod runs on; "" for an address that is no pod's (not local anywhere).
+        public var node: String
+        public init(ip: IPv4Address, port: Int, node: String = "") {
             self.ip = ip
             self.port = port
+            self.node = node
         }
         public static func < (a: Endpoint, b: Endpoint) -> Bool { (a.ip, a.port) < (b.ip, b.port) }
         public var description: String { "\(ip):\(port)" }
@@ -40,9 +43,16 @@ public struct ProxyServicePort: Sendable, Equatable {
     public var affinitySeconds: Int?
     /// Ready endpoints (or every one with publishNotReadyAddresses), sorted.
     public var endpoints: [Endpoint]
+    /// externalTrafficPolicy Local: outside traffic goes to the receiving node's endpoints only, unmasqueraded.
+    public var externalLocal: Bool
+    /// internalTrafficPolicy Local: cluster IP traffic goes to the sender's node's endpoints only.
+    public var internalLocal: Bool
 
     public init(namespace: String, service: String, portName: String, proto: String, clusterIP: IPv4Address, port: Int,
-                nodePort: Int? = nil, externalIPs: [IPv4Address] = [], affinitySeconds: Int? = nil, endpoints: [Endpoint]) {
+                nodePort: Int? = nil, externalIPs: [IPv4Address] = [], affinitySeconds: Int? = nil, endpoints: [Endpoint],
+                externalLocal: Bool = false, internalLocal: Bool = false) {
+        self.externalLocal = externalLocal
+        self.internalLocal = internalLocal
         self.namespace = namespace
         self.service = service
         self.portName = portName
@@ -58,8 +68,13 @@ public struct ProxyServicePort: Sendable, Equatable {
     /// kube-proxy's ServicePortName: "ns/svc:port", or "ns/svc" for an unnamed port.
     public var portKey: String { portName.isEmpty ? "\(namespace)/\(service)" : "\(namespace)/\(service):\(portName)" }
     var p: String { proto.lowercased() }
-    /// Its KUBE-SVC-* chain.
+    /// Its KUBE-SVC-* chain (every endpoint: the Cluster traffic policy).
     public var serviceChain: String { ProxyRules.chainName("KUBE-SVC-", portKey + p) }
+    /// Its KUBE-SVL-* chain (the node's own endpoints: the Local traffic policy).
+    public var localChain: String { ProxyRules.chainName("KUBE-SVL-", portKey + p) }
+    /// Its rules differ from node to node (a Local traffic policy).
+    public var dependsOnNode: Bool { (externalLocal && isExternallyAccessible) || internalLocal }
+    public var isExternallyAccessible: Bool { nodePort != nil || !externalIPs.isEmpty }
 }
 
 /// Chains of the nat and filter tables: name -> rules ("-A NAME ..." lines, in order).
@@ -98,9 +113,9 @@ public enum ProxyRules {
     public static let fanOut = 32
     public static let masqMark = "0x4000"
 
-    /// The whole rule set for a cluster whose pods live in clusterCIDR.
-    public static func render(_ ports: [ProxyServicePort], clusterCIDR: IPv4CIDR, fanOut: Int = ProxyRules.fanOut) -> Ruleset {
-        assemble(ports.map { ($0.portKey, $0.proto, fragment($0, clusterCIDR: clusterCIDR)) }, clusterCIDR: clusterCIDR, fanOut: fanOut)
+    /// The whole rule set for a cluster whose pods live in clusterCIDR, as `node` has it.
+    public static func render(_ ports: [ProxyServicePort], clusterCIDR: IPv4CIDR, node: String = "", fanOut: Int = ProxyRules.fanOut) -> Ruleset {
+        assemble(ports.map { ($0.portKey, $0.proto, fragment($0, clusterCIDR: clusterCIDR, node: node)) }, clusterCIDR: clusterCIDR, fanOut: fanOut)
     }
 
     /// What one service port contributes: its own chains (SVC, SEP, EXT), REJECT lines for
@@ -114,11 +129,14 @@ public enum ProxyRules {
         var nodePorts: [DispatchItem] = []
     }
 
-    public static func fragment(_ sp: ProxyServicePort, clusterCIDR: IPv4CIDR) -> Fragment {
+    /// `node` is the node the rules are for; it matters only for a Local traffic policy,
+    /// whose KUBE-SVL chain holds that node's endpoints (kube-proxy's localPolicyChain).
+    public static func fragment(_ sp: ProxyServicePort, clusterCIDR: IPv4CIDR, node: String = "") -> Fragment {
         var f = Fragment()
         let key = sp.portKey
         let p = sp.p
         let svc = sp.serviceChain
+        let svl = sp.localChain
         let ext = chainName("KUBE-EXT-", key + p)
         let dport = "-p \(p) -m comment --comment \"\(key) cluster IP\" -m \(p) --dport \(sp.port)"
         guard !sp.endpoints.isEmpty else {
@@ -126,38 +144,72 @@ public enum ProxyRules {
             let why = "-m comment --comment \"\(key) has no endpoints\""
             f.filterDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "",
                                                  rule: "-d \(sp.clusterIP)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)"))
-            for ip in sp.externalIPs {
-                f.externalRejects.append("-A KUBE-EXTERNAL-SERVICES -d \(ip)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)")
-            }
-            if let np = sp.nodePort {
-                f.externalRejects.append("-A KUBE-EXTERNAL-SERVICES -p \(p) \(why) -m addrtype --dst-type LOCAL -m \(p) --dport \(np) \(reject)")
-            }
+            f.externalRejects = externalFilter(sp, why: why, target: reject)
             return f
         }
-        f.natDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "", rule: "-d \(sp.clusterIP)/32 \(dport) -j \(svc)"))
-        var svcRules = ["-A \(svc) ! -s \(clusterCIDR) -d \(sp.clusterIP)/32 \(dport) -j KUBE-MARK-MASQ"]
-        let seps = sp.endpoints.map { (ep: $0, chain: chainName("KUBE-SEP-", key + p + $0.description)) }
-        if let seconds = sp.affinitySeconds {
-            for s in seps {
-                svcRules.append("-A \(svc) -m comment --comment \"\(key) -> \(s.ep.description)\" -m recent --rcheck --seconds \(seconds) --reap --name \(s.chain) --mask 255.255.255.255 --rsource -j \(s.chain)")
+        let local = node.isEmpty ? [] : sp.endpoints.filter { $0.node == node }
+        // As kube-proxy: the Cluster chain is needed for cluster IP traffic with the Cluster
+        // policy, and for any outside traffic (a Local EXT chain sends pods' and the node's
+        // own traffic there: the short circuit); the Local chain when there are local endpoints.
+        let externalLocal = sp.externalLocal && sp.isExternallyAccessible
+        let usesCluster = !sp.internalLocal || sp.isExternallyAccessible
+        let usesLocal = (externalLocal || sp.internalLocal) && !local.isEmpty
+        let internalChain = sp.internalLocal ? svl : svc
+        let hasInternal = !sp.internalLocal || !local.isEmpty
+        let hasExternal = !externalLocal || !local.isEmpty
+        var seps: [String: [String]] = [:]
+        func endpointRules(_ chain: String, _ endpoints: [ProxyServicePort.Endpoint]) -> [String] {
+            var rules: [String] = []
+            if chain == internalChain {
+                rules.append("-A \(chain) ! -s \(clusterCIDR) -d \(sp.clusterIP)/32 \(dport) -j KUBE-MARK-MASQ")
             }
+            let targets = endpoints.map { (ep: $0, chain: chainName("KUBE-SEP-", key + p + $0.description)) }
+            if let seconds = sp.affinitySeconds {
+                for s in targets {
+                    rules.append("-A \(chain) -m comment --comment \"\(key) -> \(s.ep.description)\" -m recent --rcheck --seconds \(seconds) --reap --name \(s.chain) --mask 255.255.255.255 --rsource -j \(s.chain)")
+                }
+            }
+            for (i, s) in targets.enumerated() {
+                let left = targets.count - i
+                let spread = left > 1 ? " -m statistic --mode random --probability \(probability(left))" : ""
+                rules.append("-A \(chain) -m comment --comment \"\(key) -> \(s.ep.description)\"\(spread) -j \(s.chain)")
+                let recent = sp.affinitySeconds != nil ? " -m recent --set --name \(s.chain) --mask 255.255.255.255 --rsource" : ""
+                seps[s.chain] = [
+                    "-A \(s.chain) -s \(s.ep.ip)/32 -m comment --comment \"\(key)\" -j KUBE-MARK-MASQ",
+                    "-A \(s.chain) -p \(p) -m comment --comment \"\(key)\"\(recent) -m \(p) -j DNAT --to-destination \(s.ep.description)",
+                ]
+            }
+            return rules
         }
-        for (i, s) in seps.enumerated() {
-            let left = seps.count - i
-            let spread = left > 1 ? " -m statistic --mode random --probability \(probability(left))" : ""
-            svcRules.append("-A \(svc) -m comment --comment \"\(key) -> \(s.ep.description)\"\(spread) -j \(s.chain)")
-            let recent = sp.affinitySeconds != nil ? " -m recent --set --name \(s.chain) --mask 255.255.255.255 --rsource" : ""
-            f.nat.append((s.chain, [
-                "-A \(s.chain) -s \(s.ep.ip)/32 -m comment --comment \"\(key)\" -j KUBE-MARK-MASQ",
-                "-A \(s.chain) -p \(p) -m comment --comment \"\(key)\"\(recent) -m \(p) -j DNAT --to-destination \(s.ep.description)",
-            ]))
+        if hasInternal {
+            f.natDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "", rule: "-d \(sp.clusterIP)/32 \(dport) -j \(internalChain)"))
+        } else {
+            f.filterDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "",
+                                                 rule: "-d \(sp.clusterIP)/32 -p \(p) -m comment --comment \"\(key) has no local endpoints\" -m \(p) --dport \(sp.port) -j DROP"))
         }
-        f.nat.append((svc, svcRules))
-        if sp.nodePort != nil || !sp.externalIPs.isEmpty {
-            f.nat.append((ext, [
-                "-A \(ext) -m comment --comment \"masquerade traffic for \(key) external destinations\" -j KUBE-MARK-MASQ",
-                "-A \(ext) -j \(svc)",
-            ]))
+        if usesCluster { f.nat.append((svc, endpointRules(svc, sp.endpoints))) }
+        if usesLocal { f.nat.append((svl, endpointRules(svl, local))) }
+        f.nat += seps.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if sp.isExternallyAccessible {
+            if !externalLocal {
+                f.nat.append((ext, [
+                    "-A \(ext) -m comment --comment \"masquerade traffic for \(key) external destinations\" -j KUBE-MARK-MASQ",
+                    "-A \(ext) -j \(svc)",
+                ]))
+            } else {
+                // Pods and the node itself reach the service as if through an outside load
+                // balancer, on every endpoint; anything else stays on this node, unmasqueraded.
+                var rules = [
+                    "-A \(ext) -s \(clusterCIDR) -m comment --comment \"pod traffic for \(key) external destinations\" -j \(svc)",
+                    "-A \(ext) -m comment --comment \"masquerade LOCAL traffic for \(key) external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
+                    "-A \(ext) -m comment --comment \"route LOCAL traffic for \(key) external destinations\" -m addrtype --src-type LOCAL -j \(svc)",
+                ]
+                if hasExternal { rules.append("-A \(ext) -j \(svl)") }
+                f.nat.append((ext, rules))
+            }
+            if !hasExternal {
+                f.externalRejects = externalFilter(sp, why: "-m comment --comment \"\(key) has no local endpoints\"", target: "-j DROP")
+            }
         }
         for ip in sp.externalIPs {
             f.natDispatch.append(DispatchItem(key: ip.value, group: "",
@@ -167,6 +219,17 @@ public enum ProxyRules {
             f.nodePorts.append(DispatchItem(key: UInt32(np), group: p, rule: "-p \(p) -m comment --comment \"\(key)\" -m \(p) --dport \(np) -j \(ext)"))
         }
         return f
+    }
+
+    /// KUBE-EXTERNAL-SERVICES lines for a port's external IPs and node port: REJECT when it
+    /// has no endpoints at all, DROP when this node has none for a Local policy.
+    static func externalFilter(_ sp: ProxyServicePort, why: String, target: String) -> [String] {
+        let p = sp.p
+        var out = sp.externalIPs.map { "-A KUBE-EXTERNAL-SERVICES -d \($0)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(target)" }
+        if let np = sp.nodePort {
+            out.append("-A KUBE-EXTERNAL-SERVICES -p \(p) \(why) -m addrtype --dst-type LOCAL -m \(p) --dport \(np) \(target)")
+        }
+        return out
     }
 
     /// The whole rule set from the service ports' fragments (in any order).

@@ -60,25 +60,43 @@ public final class ServiceProxy: @unchecked Sendable {
         lock.lock()
         let cache = fragments
         lock.unlock()
+        // A Local traffic policy makes a port's rules differ per node: those ports get a
+        // fragment per node, and each node its own assembly.
+        var perNode: [String: [(key: String, proto: String, fragment: ProxyRules.Fragment)]] = [:]
         for sp in ports {
             let key = sp.portKey
             let id = key + "/" + sp.proto
+            if sp.dependsOnNode {
+                for node in nodes.map(\.spec.name) {
+                    let nid = id + "@" + node
+                    let f: ProxyRules.Fragment
+                    if let hit = cache[nid], hit.0 == sp { f = hit.1 } else { f = ProxyRules.fragment(sp, clusterCIDR: clusterCIDR, node: node) }
+                    next[nid] = (sp, f)
+                    perNode[node, default: []].append((key, sp.proto, f))
+                }
+                continue
+            }
             let f: ProxyRules.Fragment
             if let hit = cache[id], hit.0 == sp { f = hit.1 } else { f = ProxyRules.fragment(sp, clusterCIDR: clusterCIDR) }
             next[id] = (sp, f)
             parts.append((key, sp.proto, f))
         }
-        let desired = ProxyRules.assemble(parts, clusterCIDR: clusterCIDR, fanOut: fanOut)
+        let shared = perNode.isEmpty ? ProxyRules.assemble(parts, clusterCIDR: clusterCIDR, fanOut: fanOut) : nil
         lock.lock()
         fragments = next
         lock.unlock()
-        let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
-        lock.lock()
-        for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
-        lock.unlock()
         let errors = Collected<String>()
+        let common = parts, local = perNode
         DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
-            if let e = self.sync(node: nodes[i], to: desired) { errors.append(e) }
+            let node = nodes[i]
+            let desired = shared ?? ProxyRules.assemble(common + (local[node.spec.name] ?? []), clusterCIDR: clusterCIDR, fanOut: fanOut)
+            if i == 0 {
+                let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
+                lock.lock()
+                for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
+                lock.unlock()
+            }
+            if let e = self.sync(node: node, to: desired) { errors.append(e) }
         }
         return errors.items
     }
