@@ -133,7 +133,8 @@ def main():
             wait(lambda: synced(n, before), "the one-service sync")
             p = proxy()[0]
             change = (p["lastRenderMillis"], p["lastSyncMillis"], p["lastChangedChains"])
-            svc = json.loads(run("get", "svc", f"s{n - 1}", "-o", "json").stdout)["items"][0]["spec"]["clusterIP"]
+            o = json.loads(run("get", "svc", f"s{n - 1}", "-o", "json").stdout)
+            svc = (o["items"][0] if "items" in o else o)["spec"]["clusterIP"]
             direct = latency(ips["be-0"], 8080)
             via = latency(svc, 80)
             rows.append(f"| {n}{' (flat)' if flat else ''}{f', NodePort {POLICY}' if POLICY else ''} | {apply_ms:.0f} | {full[0]:.0f} + {full[1]:.0f} | {full[2]} / {full[3]} "

@@ -59,9 +59,10 @@ public enum Discovery {
         r("batch", "jobs", "job", "Job", all: true, verbs: readVerbs, empty: true),
         r("batch", "cronjobs", "cronjob", "CronJob", short: ["cj"], all: true, verbs: readVerbs, empty: true),
         r("discovery.k8s.io", "endpointslices", "endpointslice", "EndpointSlice", verbs: readVerbs),
+        r("networking.k8s.io", "networkpolicies", "networkpolicy", "NetworkPolicy", short: ["netpol"]),
     ]
 
-    public static let groups = ["apps", "batch", "discovery.k8s.io"]
+    public static let groups = ["apps", "batch", "discovery.k8s.io", "networking.k8s.io"]
 
     public static func find(group: String, version: String, resource: String) -> APIResource? {
         resources.first { $0.group == group && $0.version == version && $0.resource == resource }

@@ -171,7 +171,8 @@ public struct ObjectsView {
         return cache.service("\(resource)|\(st.spec.key)", inputs, make: make)
     }
 
-    public static let resources = ["namespaces", "nodes", "pods", "services", "endpoints", "endpointslices", "deployments", "replicasets", "events", "configmaps"]
+    public static let resources = ["namespaces", "nodes", "pods", "services", "endpoints", "endpointslices", "deployments", "replicasets", "events", "configmaps",
+                                   "networkpolicies"]
 
     /// Every object of every resource, keyed.
     public func all() -> [String: [ObjectKey: JSON]] {
@@ -213,6 +214,7 @@ public struct ObjectsView {
         case "endpoints": for s in state.services where withEndpoints(s) { memo(resource, s) { [endpoints(s)] }.forEach(put) }
         case "endpointslices": for s in state.services where withEndpoints(s) { memo(resource, s) { endpointSlices(s) }.forEach(put) }
         case "deployments": for d in state.spec.deployments { put(deployment(d)) }
+        case "networkpolicies": for p in state.spec.networkPolicies { put(networkPolicy(p)) }
         case "replicasets": for d in state.spec.deployments { for rs in d.replicaSets { put(replicaSet(d, rs)) } }
         case "events": events().forEach(put)
         case "configmaps":
@@ -571,6 +573,62 @@ public struct ObjectsView {
         return ["apiVersion": "v1", "kind": "Service",
                 "metadata": meta("services", namespace: s.namespace, name: s.name, created: st.createdAt, labels: s.labels, annotations: s.annotations),
                 "spec": spec, "status": ["loadBalancer": [:]]]
+    }
+
+    // MARK: network policies
+
+    func selector(_ s: LabelSelectorSpec) -> JSON {
+        var o: JSON = [:]
+        if !s.matchLabels.isEmpty { o["matchLabels"] = .strings(s.matchLabels) }
+        if !s.matchExpressions.isEmpty {
+            o["matchExpressions"] = .array(s.matchExpressions.map { e in
+                var j: JSON = ["key": .string(e.key), "operator": .string(e.op.rawValue)]
+                if !e.values.isEmpty { j["values"] = .array(e.values.map { .string($0) }) }
+                return j
+            })
+        }
+        return o
+    }
+
+    func networkPolicy(_ p: NetworkPolicySpec) -> JSON {
+        func rules(_ list: [NetworkPolicySpec.Rule], _ peersKey: String) -> JSON {
+            .array(list.map { r in
+                var j: JSON = [:]
+                if !r.peers.isEmpty {
+                    j[peersKey] = .array(r.peers.map { peer in
+                        var o: JSON = [:]
+                        if let s = peer.podSelector { o["podSelector"] = selector(s) }
+                        if let s = peer.namespaceSelector { o["namespaceSelector"] = selector(s) }
+                        if let b = peer.ipBlock {
+                            var block: JSON = ["cidr": .string(b.cidr.description)]
+                            if !b.except.isEmpty { block["except"] = .array(b.except.map { .string($0.description) }) }
+                            o["ipBlock"] = block
+                        }
+                        return o
+                    })
+                }
+                if !r.ports.isEmpty {
+                    j["ports"] = .array(r.ports.map { port in
+                        var o: JSON = ["protocol": .string(port.proto)]
+                        switch port.port {
+                        case .number(let n)?: o["port"] = .int(Int64(n))
+                        case .name(let n)?: o["port"] = .string(n)
+                        case nil: break
+                        }
+                        if let e = port.endPort { o["endPort"] = .int(Int64(e)) }
+                        return o
+                    })
+                }
+                return j
+            })
+        }
+        var spec: JSON = ["podSelector": selector(p.podSelector), "policyTypes": .array(p.policyTypes.map { .string($0.rawValue) })]
+        if !p.ingress.isEmpty { spec["ingress"] = rules(p.ingress, "from") }
+        if !p.egress.isEmpty { spec["egress"] = rules(p.egress, "to") }
+        return ["apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": meta("networkpolicies", namespace: p.namespace, name: p.name, created: p.created ?? state.createdAt,
+                                 labels: p.labels, annotations: p.annotations),
+                "spec": spec]
     }
 
     func target(_ e: Endpoint) -> JSON? {

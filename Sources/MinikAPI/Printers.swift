@@ -78,6 +78,8 @@ public enum Printers {
                     col("Name", "string", wide: true, "Name must be unique within a namespace.", format: "name")]
         case "configmaps":
             return [nameColumn, col("Data", "integer", "Data contains the configuration data."), ageColumn]
+        case "networkpolicies":
+            return [nameColumn, col("Pod-Selector", "string", "podSelector selects the pods to which this NetworkPolicy object applies."), ageColumn]
         default:
             return [nameColumn, ageColumn]
         }
@@ -252,6 +254,8 @@ public enum Printers {
                     s(source), s((o["message"]?.string ?? "").trimmingCharacters(in: .whitespacesAndNewlines)), s(first), .int(count), name]
         case "configmaps":
             return [name, .int(Int64((o["data"]?.object?.count ?? 0) + (o["binaryData"]?.object?.count ?? 0))), age]
+        case "networkpolicies":
+            return [name, s(labelSelectorText(o["spec"]?["podSelector"])), age]
         default:
             return [name, age]
         }

@@ -525,6 +525,10 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     public var pods: [PodSpec]
     public var deployments: [DeploymentSpec] = []
     public var services: [ServiceSpec] = []
+    public var networkPolicies: [NetworkPolicySpec] = []
+    /// Labels of namespaces that have any (each namespace also has
+    /// kubernetes.io/metadata.name: labels(ofNamespace:)).
+    public var namespaceLabels: [String: [String: String]] = [:]
     /// First delay before a crashed container restarts; it doubles up to 30 s and resets
     /// after the container ran 60 s (kubelet's back-off, with a settable start).
     public var restartBackoffSeconds: Double = 1
@@ -541,6 +545,7 @@ public struct ClusterSpec: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, nodes, podSubnet, serviceSubnet, disableDefaultCNI, kubeProxyMode, network, namespaces
         case pods, deployments, services, restartBackoffSeconds, dns, warnings, apiServerAddress, apiServerPort
+        case networkPolicies, namespaceLabels
     }
 
     /// The cluster DNS service's address (the serviceSubnet's tenth), nil when DNS is off.
@@ -696,6 +701,8 @@ extension ClusterSpec {
         pods = try c.decode(.pods, default: [])
         deployments = try c.decode(.deployments, default: [])
         services = try c.decode(.services, default: [])
+        networkPolicies = try c.decode(.networkPolicies, default: [])
+        namespaceLabels = try c.decode(.namespaceLabels, default: [:])
         restartBackoffSeconds = try c.decode(.restartBackoffSeconds, default: 1)
         dns = try c.decode(.dns, default: DNSSettings(enabled: false))
         warnings = try c.decode(.warnings, default: [])

@@ -18,7 +18,7 @@ public enum SpecLoader {
 
     static let supportedKinds = [
         ("Cluster", kindAPIVersion), ("MinikConfig", minikAPIVersion), ("Namespace", "v1"),
-        ("Pod", "v1"), ("Deployment", "apps/v1"), ("Service", "v1"),
+        ("Pod", "v1"), ("Deployment", "apps/v1"), ("Service", "v1"), ("NetworkPolicy", "networking.k8s.io/v1"),
     ]
 
     /// The service subnet's addresses that are never allocated: the network address, the
@@ -142,6 +142,9 @@ struct Builder {
     var deployments: [DeploymentSpec] = []
     var unexpanded: [UnexpandedDeployment] = []
     var services: [RawService] = []
+    var networkPolicies: [NetworkPolicySpec] = []
+    var networkPolicyKeys: Set<String> = []
+    var namespaceLabels: [String: [String: String]] = [:]
     var serviceKeys = Set<String>()
     /// MinikConfig dns, and where each upstream was written.
     var dns = DNSSettings()
@@ -180,7 +183,7 @@ struct Builder {
             return
         }
         if base != nil && (kind == "Cluster" || kind == "MinikConfig") {
-            r.fail(doc, "apply changes pods, deployments, services and namespaces; a \(kind) is set when the cluster is created (minik down, then up)")
+            r.fail(doc, "apply changes pods, deployments, services, network policies and namespaces; a \(kind) is set when the cluster is created (minik down, then up)")
             return
         }
         switch kind {
@@ -190,6 +193,7 @@ struct Builder {
         case "Pod": pod(doc)
         case "Deployment": deployment(doc)
         case "Service": service(doc)
+        case "NetworkPolicy": networkPolicy(doc)
         default: preconditionFailure("kind listed as supported but not decoded")
         }
     }
@@ -357,6 +361,9 @@ struct Builder {
             if f["metadata"] == nil { r.fail(doc, "metadata.name is required") }
             return
         }
+        var labels = meta.labels
+        labels["kubernetes.io/metadata.name"] = nil
+        namespaceLabels[meta.name] = labels
         if namespaces.contains(meta.name) {
             if meta.name != "default" && meta.name != "kube-system" {
                 r.fail(md, "namespace \"\(meta.name)\" is defined twice")
@@ -753,9 +760,11 @@ struct Builder {
         // Its pods come with the supervisor's next pass; here only whether they can be placed.
         _ = rollOut(out, keys: Set(deployments.map(\.key)), ready: true)
         finishServices(into: &out)
+        finishNetworkPolicies(into: &out)
         for n in namespaces where !out.namespaces.contains(n) { out.namespaces.append(n) }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         for s in out.services where !out.namespaces.contains(s.namespace) { out.namespaces.append(s.namespace) }
+        for p in out.networkPolicies where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         out.warnings = r.warnings
         return out
     }
@@ -854,9 +863,11 @@ struct Builder {
         out = rollOut(out, keys: userDeployments)
         out.pods = Array(out.pods[systemPods...]) + out.pods[..<systemPods]
         finishServices(into: &out)
+        finishNetworkPolicies(into: &out)
         if let system { out.services.append(system.service) }
         for p in out.pods where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         for s in out.services where !out.namespaces.contains(s.namespace) { out.namespaces.append(s.namespace) }
+        for p in out.networkPolicies where !out.namespaces.contains(p.namespace) { out.namespaces.append(p.namespace) }
         out.warnings = r.warnings
         return out
     }

@@ -341,6 +341,8 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
                 throw APIError(405, "MethodNotAllowed", "service \(APIService.key) is the API's own: minik keeps it")
             }
             try change { s throws(SpecError) in try s.removing(service: key.name, namespace: key.namespace) }
+        case "networkpolicies":
+            try change { s throws(SpecError) in try s.removing(networkPolicy: key.name, namespace: key.namespace) }
         case "namespaces":
             if ["default", "kube-system", "kube-public", "kube-node-lease"].contains(key.name) {
                 throw APIError(403, "Forbidden", "namespaces \"\(key.name)\" is forbidden: this namespace may not be deleted")
@@ -375,6 +377,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
                 var out = s
                 out.deployments.removeAll { $0.namespace == ns }
                 out.services.removeAll { $0.namespace == ns }
+                out.networkPolicies.removeAll { $0.namespace == ns }
                 return out
             }
             let pods = runtime.spec.pods.filter { $0.namespace == ns }
@@ -388,6 +391,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
         try? change(locked: true) { s throws(SpecError) in
             var out = s
             out.namespaces.removeAll { $0 == ns }
+            out.namespaceLabels[ns] = nil
             return out
         }
         updates.unlock()
@@ -441,7 +445,7 @@ public final class ClusterAPI: APIBackend, @unchecked Sendable {
             defer { updates.unlock() }
             return try writeConfigMap(object, create: create, strict: strict)
         }
-        guard ["pods", "deployments", "services", "namespaces"].contains(resource.resource) else {
+        guard ["pods", "deployments", "services", "namespaces", "networkpolicies"].contains(resource.resource) else {
             throw APIError.methodNotAllowed("minik does not run \(resource.resource) yet")
         }
         let name = object["metadata"]?["name"]?.string ?? ""

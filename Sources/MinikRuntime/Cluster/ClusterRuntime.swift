@@ -515,6 +515,8 @@ public final class ClusterRuntime: @unchecked Sendable {
         _spec.deployments = desired.deployments
         _spec.namespaces = desired.namespaces
         _spec.services = desired.services
+        _spec.networkPolicies = desired.networkPolicies
+        _spec.namespaceLabels = desired.namespaceLabels
         lock.unlock()
         proxyDirty()
         do { try addPods(toAdd) } catch { report.append("error: \(error)") }

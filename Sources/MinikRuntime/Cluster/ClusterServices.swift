@@ -43,9 +43,24 @@ extension ClusterRuntime {
     @discardableResult
     func syncServices(_ services: [ServiceState]? = nil) -> [String] {
         guard let proxy else { return [] }
-        let errors = proxy.sync(EndpointsController.proxyPorts(services ?? serviceStates()))
+        let errors = proxy.sync(EndpointsController.proxyPorts(services ?? serviceStates()), policies: policyInput())
         for e in errors { FileHandle.standardError.write(Data("proxy: \(e)\n".utf8)) }
         return errors
+    }
+
+    /// What the nodes enforce network policies from: the policies, the pods that have an
+    /// address (their current labels, their containers' named ports) and the namespaces' labels.
+    func policyInput() -> PolicyInput {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !_spec.networkPolicies.isEmpty else { return PolicyInput() }
+        let specs = Dictionary(_spec.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let running = pods.compactMap { p -> PolicyPod? in
+            guard let ip = p.ip, p.phase == .running || p.phase == .pending else { return nil }
+            let ports = specs[p.key]?.containers.flatMap { c in c.ports.compactMap { port in port.name.map { (name: $0, proto: port.proto, port: port.containerPort) } } } ?? []
+            return PolicyPod(namespace: p.namespace, name: p.name, labels: p.labels, ip: ip, node: p.node, namedPorts: ports)
+        }
+        return PolicyInput(policies: _spec.networkPolicies, pods: running, namespaceLabels: _spec.namespaceLabels)
     }
 
     /// The services loop: publishes the DNS zone and syncs the proxy when something changed (after a 20 ms pause that batches
@@ -166,6 +181,16 @@ extension ClusterRuntime {
             report.append("service/\(s.name) deleted")
         }
         do { try routeExternalIPs(from: current.services, to: desired.services) } catch { report.append("error: \(error)") }
+        let policies = Dictionary(current.networkPolicies.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        for p in desired.networkPolicies {
+            if let old = policies[p.key] {
+                if !old.sameAs(p) { report.append("networkpolicy.networking.k8s.io/\(p.name) configured") }
+            } else {
+                report.append("networkpolicy.networking.k8s.io/\(p.name) created")
+            }
+        }
+        let kept = Set(desired.networkPolicies.map(\.key))
+        for p in current.networkPolicies where !kept.contains(p.key) { report.append("networkpolicy.networking.k8s.io/\(p.name) deleted") }
         return report
     }
 }

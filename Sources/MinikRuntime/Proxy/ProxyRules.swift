@@ -101,6 +101,12 @@ public struct Ruleset: Sendable, Equatable {
         ("filter", "OUTPUT", "-m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"),
     ]
 
+    /// Rules that go first in their built-in chains: network policies are checked before
+    /// KUBE-FORWARD accepts anything.
+    public static let firstHooks: [(table: String, chain: String, rule: String)] = [
+        ("filter", "FORWARD", "-m comment --comment \"minik network policies\" -j \(PolicyRules.chain)"),
+    ]
+
     /// The jump to KUBE-POSTROUTING; the proxy's check looks for it with the canary.
     public static let postroutingJump = (table: "nat", chain: "POSTROUTING", rule: "-m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING")
 
@@ -266,6 +272,7 @@ public enum ProxyRules {
             nodePorts += f.nodePorts
         }
         rs.filter["KUBE-EXTERNAL-SERVICES"] = rejects
+        rs.filter[PolicyRules.chain] = []
         let byAddress = Dispatch(width: 32, fanOut: fanOut, childPrefix: "KUBE-SVCS-",
                                  match: { _, base, len in "-d \(IPv4Address(base))/\(len)" },
                                  label: { _, base, len in String(format: "%08X-%d", base, len) })
@@ -369,8 +376,10 @@ extension ProxyRules {
             for b in builtins[t]! { text += ":\(b) \(policies[t]?[b] ?? "ACCEPT") [0:0]\n" }
             for c in foreignChains[t] ?? [] { text += ":\(c) - [0:0]\n" }
             for c in ours.keys.sorted() { text += ":\(c) - [0:0]\n" }
+            let first = Ruleset.firstHooks.filter { $0.table == t }.map { "-A \($0.chain) \($0.rule)" }
+            for line in first { text += line + "\n" }
             let existing = Set(kept[t] ?? [])
-            for line in kept[t] ?? [] { text += line + "\n" }
+            for line in kept[t] ?? [] where !first.contains(line) { text += line + "\n" }
             for h in Ruleset.hooks where h.table == t && !existing.contains("-A \(h.chain) \(h.rule)") {
                 text += "-A \(h.chain) \(h.rule)\n"
             }

@@ -51,7 +51,7 @@ public final class ServiceProxy: @unchecked Sendable {
     /// Brings every node to the rule set for `ports`; nodes are written in parallel.
     /// Returns the errors (one per node that failed; that node is rewritten whole next time).
     @discardableResult
-    public func sync(_ ports: [ProxyServicePort]) -> [String] {
+    public func sync(_ ports: [ProxyServicePort], policies: PolicyInput = PolicyInput()) -> [String] {
         let started = Date()
         // Only the service ports that changed since the last sync are rendered again.
         var parts: [(key: String, proto: String, fragment: ProxyRules.Fragment)] = []
@@ -89,7 +89,13 @@ public final class ServiceProxy: @unchecked Sendable {
         let common = parts, local = perNode
         DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
             let node = nodes[i]
-            let desired = shared ?? ProxyRules.assemble(common + (local[node.spec.name] ?? []), clusterCIDR: clusterCIDR, fanOut: fanOut)
+            var desired = shared ?? ProxyRules.assemble(common + (local[node.spec.name] ?? []), clusterCIDR: clusterCIDR, fanOut: fanOut)
+            if !policies.policies.isEmpty {
+                for (chain, rules) in PolicyRules.render(policies.policies, pods: policies.pods, namespaceLabels: policies.namespaceLabels,
+                                                         node: node.spec.name) {
+                    desired.filter[chain] = rules
+                }
+            }
             if i == 0 {
                 let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
                 lock.lock()
@@ -208,6 +214,20 @@ public final class ServiceProxy: @unchecked Sendable {
             throw .state("\(what) in \(node.spec.name) failed (exit \(r.exitCode)\(r.timedOut ? ", timed out" : "")): \(r.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(600))")
         }
         return r.output
+    }
+}
+
+/// What the network policies are enforced from: the policies, the running pods with
+/// their addresses, and the namespaces' labels.
+public struct PolicyInput: Sendable {
+    public var policies: [NetworkPolicySpec] = []
+    public var pods: [PolicyPod] = []
+    public var namespaceLabels: [String: [String: String]] = [:]
+
+    public init(policies: [NetworkPolicySpec] = [], pods: [PolicyPod] = [], namespaceLabels: [String: [String: String]] = [:]) {
+        self.policies = policies
+        self.pods = pods
+        self.namespaceLabels = namespaceLabels
     }
 }
 
