@@ -271,6 +271,9 @@ public struct ObjectsView {
         let extra = (state.apiObjects?["namespaces//\(n)"]).flatMap { try? JSON.parse($0) } ?? [:]
         var labels: [String: String] = [:]
         for (k, v) in extra["labels"]?.object ?? [:] { if let v = v.string { labels[k] = v } }
+        // The spec's labels are what network policies see (a Namespace document's own,
+        // or as the API last wrote them).
+        if let own = state.spec.namespaceLabels[n] { labels = own }
         labels["kubernetes.io/metadata.name"] = n
         var annotations: [String: String] = [:]
         for (k, v) in extra["annotations"]?.object ?? [:] { if let v = v.string { annotations[k] = v } }

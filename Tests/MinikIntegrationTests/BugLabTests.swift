@@ -18,6 +18,9 @@ struct BugLabTests {
             .replacingOccurrences(of: "\(original)-worker", with: "\(name)-worker")
         if fixed {
             text = text.replacing(/(?m)^(\s*[A-Za-z]+): \S+\s+# the fix: (\S+).*$/) { m in "\(m.1): \(m.2)" }
+            // A fix of several lines: "#+ " lines uncommented, the comment that says so gone.
+            text = text.replacing(#/(?m)^(\s*)#\+ /#) { m in String(m.1) }
+                .replacing(#/(?m)^\s*# the fix.*\n/#) { _ in "" }
         }
         return (try SpecFile(text), text)
     }
@@ -126,6 +129,26 @@ struct BugLabTests {
         #expect(trace.code == 1 && trace.out.contains("has no local endpoints"), "\(trace.out)")
         let rules = minik(["node", "exec", "--name", name, "\(name)-control-plane", "--", "iptables-save", "-t", "filter"]).out
         #expect(rules.contains("default/whoami has no local endpoints"), "\(rules)")
+    }
+
+    @Test("a NetworkPolicy that blocks DNS: the client reaches web by address, not by name; allowing the DNS pods fixes it")
+    func networkPolicyBlocksDNS() throws {
+        let name = "it-bug-np"
+        defer { cleanUp(name) }
+        _ = try up("netpol-dns.yaml", name, fixed: false)
+        let byAddress = eventually(name, "client", ["timeout", "5", "wget", "-qO-", "http://10.96.0.80/"])
+        #expect(byAddress.out == "hello from web\n", "the ClusterIP works: \(byAddress)")
+        let byName = exec(name, "client", ["timeout", "5", "wget", "-qO-", "http://web/"])
+        #expect(byName.code != 0 && byName.out.isEmpty, "the name does not resolve: \(byName)")
+        let trace = minik(["trace", "--name", name, "client", "svc/kube-system/kube-dns", "--port", "53/UDP"])
+        #expect(trace.code == 1 && trace.out.contains("default/client egress is not allowed by default/client-egress"), "\(trace.out)")
+        _ = minik(["down", "--name", name])
+
+        _ = try up("netpol-dns.yaml", name, fixed: true)
+        let fixed = eventually(name, "client", ["timeout", "5", "wget", "-qO-", "http://web/"])
+        #expect(fixed.out == "hello from web\n", "with DNS allowed: \(fixed)")
+        let other = minik(["trace", "--name", name, "client", "svc/kube-system/kube-dns", "--port", "53/UDP"])
+        #expect(other.code == 0 && other.out.contains("default/client-egress spec.egress[1]"), "\(other.out)")
     }
 
     @Test("bridge netfilter off: a Service fails for a client on its endpoint's node, works from another node")

@@ -387,6 +387,15 @@ public enum Trace {
                 // Same subnet: the pod sends straight to the other pod's MAC; the bridge
                 // forwards the frame and the node's IP layer never sees it.
                 hop("bridge", bridge.name, "\(hostEnd.name) is a port of \(bridge.name); the frame is to \(mac(gatewayMAC)), not the bridge: forwarded at layer 2 (the node's iptables see it only with net.bridge.bridge-nf-call-iptables=1)")
+                // With bridge netfilter the bridged packet passes the node's FORWARD chain
+                // (kube-proxy's KUBE-FORWARD, the network policies).
+                if world.sysctl(node.netns, "net/bridge/bridge-nf-call-iptables") != "0" {
+                    var bridged = p
+                    bridged.inInterface = bridge.name
+                    bridged.outInterface = bridge.name
+                    if !hook("filter", "FORWARD", &bridged, local: Set(nv.addresses.map { IPv4Address($0.address) })) { return result }
+                    flushPassed(bridge.name)
+                }
                 var dstMAC = gatewayMAC
                 if dstMAC == nil, let t = world.places.first(where: { $0.kind == .pod && $0.ip?.value == nexthop }),
                    let e = world.kernel(t.netns)?.link(named: "eth0") { dstMAC = e.mac }
