@@ -135,7 +135,7 @@ def main():
             change = (p["lastRenderMillis"], p["lastSyncMillis"], p["lastChangedChains"])
             o = json.loads(run("get", "svc", f"s{n - 1}", "-o", "json").stdout)
             svc = (o["items"][0] if "items" in o else o)["spec"]["clusterIP"]
-            direct = latency(ips["be-0"], 8080)
+            direct = latency(next(ip for name, ip in sorted(ips.items()) if name.startswith("be-")), 8080)
             via = latency(svc, 80)
             rows.append(f"| {n}{' (flat)' if flat else ''}{f', NodePort {POLICY}' if POLICY else ''} | {apply_ms:.0f} | {full[0]:.0f} + {full[1]:.0f} | {full[2]} / {full[3]} "
                         f"| {change_ms:.0f} | {change[0]:.0f} + {change[1]:.0f} ({change[2]} chains) "

@@ -12,7 +12,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List any resource the cluster's API serves (nodes, pods, services, endpoints, deployments, events...), as kubectl prints it; or clusters, the proxy, a kubeconfig.")
 
-    @Argument(help: "nodes, pods (po), services (svc), endpoints (ep), endpointslices, deployments (deploy), replicasets (rs), events (ev), namespaces (ns); or proxy, clusters, kubeconfig.") var resource: String
+    @Argument(help: "nodes, pods (po), services (svc), endpoints (ep), endpointslices, deployments (deploy), replicasets (rs), events (ev), namespaces (ns), configmaps (cm), networkpolicies (netpol); or proxy, clusters, kubeconfig.") var resource: String
     @Argument(help: "Only this one.") var name: String?
     @Option(name: .shortAndLong, help: "Output format: wide, json or yaml.") var output: OutputFormat = .table
     @Option(name: .shortAndLong, help: "Namespace.") var namespace: String = "default"

@@ -151,6 +151,38 @@ struct BugLabTests {
         #expect(other.code == 0 && other.out.contains("default/client-egress spec.egress[1]"), "\(other.out)")
     }
 
+    @Test("the conntrack race of UDP DNS: A and AAAA at once from one socket clash in conntrack (resolved by this kernel); one after the other, never")
+    func dnsConntrackRace() throws {
+        let name = "it-bug-race"
+        defer { cleanUp(name) }
+        /// The racer's result line once it is done, and the worker's conntrack statistics.
+        func race() throws -> (result: String, clashes: Int, failed: Int) {
+            var logs = ""
+            for _ in 0..<300 where !logs.hasPrefix("rounds=") {
+                usleep(100_000)
+                logs = minik(["logs", "--name", name, "racer"]).out
+            }
+            let stats = minik(["node", "exec", "--name", name, "\(name)-worker", "--", "conntrack", "-S"]).out
+            func total(_ field: String) -> Int {
+                stats.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("\(field)=") }
+                    .reduce(0) { $0 + (Int($1.dropFirst(field.count + 1)) ?? 0) }
+            }
+            return (logs.trimmed, total("clash_resolve"), total("insert_failed"))
+        }
+        _ = try up("dns-conntrack-race.yaml", name, fixed: false)
+        let parallel = try race()
+        let lost = Int(parallel.result.firstMatch(of: /lost=([0-9]+)/)?.1 ?? "") ?? -1
+        #expect(parallel.result.hasPrefix("rounds=3000 ") && (0...30).contains(lost), "\(parallel.result)")
+        #expect(parallel.clashes > 0, "both queries of a round met conntrack at once: \(parallel)")
+        #expect(parallel.failed == 0, "this kernel resolves the clash instead of dropping a packet: \(parallel)")
+        _ = minik(["down", "--name", name])
+
+        _ = try up("dns-conntrack-race.yaml", name, fixed: true)
+        let sequential = try race()
+        #expect(sequential.result.hasPrefix("rounds=3000 "), "\(sequential.result)")
+        #expect(sequential.clashes == 0, "one query after the other never clash: \(sequential)")
+    }
+
     @Test("bridge netfilter off: a Service fails for a client on its endpoint's node, works from another node")
     func bridgeNetfilterOff() throws {
         let name = "it-bug-brnf"

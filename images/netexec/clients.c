@@ -10,6 +10,14 @@
  *       Failed connects are counted, not timed; "-" stands for a figure with no data.
  *   netexec http HOST PORT PATH [--timeout-ms N]
  *       an HTTP/1.0 GET; prints the response body only, as received.
+ *   netexec dns-race SERVER NAME ROUNDS [--timeout-ms N] [--parallel|--sequential]
+ *       sends, ROUNDS times, the A and the AAAA query for NAME to SERVER:53 from one UDP
+ *       socket (one source port), as glibc's resolver does: two threads, on two CPUs where
+ *       there are two, released together, each sending one query, so both packets meet
+ *       conntrack at the same moment (the "conntrack race" of UDP DNS). Each round waits
+ *       up to N ms (default 1000) for both answers. --sequential sends A, waits for its
+ *       answer, then AAAA (resolv.conf's `single-request`); --parallel is the default. Prints:
+ *       rounds=.. answered=.. lost=.. (lost: rounds where an answer never came)
  * The timeout (default 2000 ms) covers the whole exchange, name lookup included. Exit
  * status: 0 on success (connect-bench: at least one connect succeeded), 1 on an error, a
  * timeout, an HTTP status other than 2xx/3xx or no successful connect, with the reason on
@@ -27,6 +35,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +47,8 @@
 static const char client_usage[] =
     "usage: netexec udp HOST PORT MESSAGE [--timeout-ms N]\n"
     "       netexec connect-bench HOST PORT COUNT\n"
-    "       netexec http HOST PORT PATH [--timeout-ms N]\n";
+    "       netexec http HOST PORT PATH [--timeout-ms N]\n"
+    "       netexec dns-race SERVER NAME ROUNDS [--timeout-ms N] [--parallel|--sequential]\n";
 
 /* HOST and PORT into an address before deadline: exits 2 on a bad port, 1 on an unknown host. */
 static struct sockaddr_in target_addr(const char *mode, const char *host, const char *port, int64_t deadline) {
@@ -241,4 +253,115 @@ int cmd_connect(int argc, char **argv) {
         fprintf(stderr, "UNKNOWN: read udp %s->%s: %s\n", local, dest, go_strerror(errno, err, sizeof err));
     }
     return 1;
+}
+
+
+struct racer {
+    int fd, cpu;
+    const unsigned char *query;
+    size_t len;
+    int *ready, *start;
+};
+
+static void *race_send(void *p) {
+    struct racer *r = p;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(r->cpu, &set);
+    sched_setaffinity(0, sizeof set, &set); /* best effort: one CPU is fine too */
+    __atomic_add_fetch(r->ready, 1, __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(r->start, __ATOMIC_ACQUIRE)) { }
+    send(r->fd, r->query, r->len, 0);
+    return NULL;
+}
+
+/* A DNS query for name of type qtype with id: its length in out. */
+static size_t dns_query(unsigned char *out, uint16_t id, const char *name, uint16_t qtype) {
+    size_t n = 0;
+    out[n++] = id >> 8; out[n++] = id & 0xff;
+    out[n++] = 0x01; out[n++] = 0x00; /* RD */
+    out[n++] = 0; out[n++] = 1; /* QDCOUNT */
+    memset(out + n, 0, 6); n += 6;
+    for (const char *p = name; *p;) {
+        const char *dot = strchr(p, '.');
+        size_t l = dot ? (size_t)(dot - p) : strlen(p);
+        if (l == 0 || l > 63 || n + l + 6 > 512) break;
+        out[n++] = (unsigned char)l;
+        memcpy(out + n, p, l); n += l;
+        p += l + (dot ? 1 : 0);
+        if (!dot) break;
+    }
+    out[n++] = 0;
+    out[n++] = qtype >> 8; out[n++] = qtype & 0xff;
+    out[n++] = 0; out[n++] = 1; /* IN */
+    return n;
+}
+
+/* Waits until the answers with ids want[0..count-1] came, or the deadline: how many came. */
+static int await_answers(int fd, const uint16_t *want, int count, int64_t deadline) {
+    int got = 0, seen[2] = {0, 0};
+    unsigned char buf[1500];
+    while (got < count) {
+        int left = ms_left(deadline);
+        if (left <= 0) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0) break;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 2) continue;
+        uint16_t id = (uint16_t)(buf[0] << 8 | buf[1]);
+        for (int i = 0; i < count; i++) if (id == want[i] && !seen[i]) { seen[i] = 1; got++; }
+    }
+    return got;
+}
+
+int cmd_dns_race(int argc, char **argv) {
+    const char *pos[3];
+    int timeout_ms = 1000, sequential = 0;
+    char *args[16];
+    int n = 0;
+    for (int i = 0; i < argc && n < 15; i++) {
+        if (strcmp(argv[i], "--sequential") == 0) sequential = 1;
+        else if (strcmp(argv[i], "--parallel") != 0) args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    if (client_args(n, args, pos, 3, &timeout_ms) < 0) {
+        fputs("usage: netexec dns-race SERVER NAME ROUNDS [--timeout-ms N] [--parallel|--sequential]\n", stderr);
+        return 2;
+    }
+    struct sockaddr_in a = target_addr("dns-race", pos[0], "53", now_ns() + 5000000000LL);
+    long rounds = parse_num(pos[2], 1, 1000000);
+    if (rounds < 0) { fprintf(stderr, "netexec dns-race: bad ROUNDS \"%s\" (1-1000000)\n", pos[2]); return 2; }
+    int cpus = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1;
+    long answered = 0, lost = 0;
+    for (long r = 0; r < rounds; r++) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { perror("netexec dns-race"); return 1; }
+        unsigned char q[2][512];
+        uint16_t ids[2] = {(uint16_t)(2 * r + 1), (uint16_t)(2 * r + 2)};
+        size_t len[2] = {dns_query(q[0], ids[0], pos[1], 1), dns_query(q[1], ids[1], pos[1], 28)};
+        int got;
+        int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+        if (sequential) {
+            send(fd, q[0], len[0], 0);
+            got = await_answers(fd, ids, 1, deadline);
+            send(fd, q[1], len[1], 0);
+            got += await_answers(fd, ids + 1, 1, deadline);
+        } else {
+            int ready = 0, start = 0;
+            struct racer rs[2];
+            pthread_t t[2];
+            for (int i = 0; i < 2; i++) {
+                rs[i] = (struct racer){.fd = fd, .cpu = i % cpus, .query = q[i], .len = len[i], .ready = &ready, .start = &start};
+                pthread_create(&t[i], NULL, race_send, &rs[i]);
+            }
+            while (__atomic_load_n(&ready, __ATOMIC_ACQUIRE) < 2) sched_yield();
+            __atomic_store_n(&start, 1, __ATOMIC_RELEASE);
+            for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+            got = await_answers(fd, ids, 2, deadline);
+        }
+        if (got == 2) answered++; else lost++;
+        close(fd);
+    }
+    printf("rounds=%ld answered=%ld lost=%ld\n", rounds, answered, lost);
+    return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -5,7 +5,7 @@
  * /netexec and as /agnhost (the same file).
  *
  *   netexec [FLAGS]              the server (also `netexec netexec [FLAGS]`): server.c
- *   netexec udp|http|connect-bench ...                  our clients: clients.c
+ *   netexec udp|http|connect-bench|dns-race ...         our clients: clients.c
  *   netexec connect HOST:PORT ...                        agnhost's client: clients.c
  *   netexec serve-hostname|porter|pause|dns-suffix|dns-server-list|etc-hosts: agnhost.c
  *
@@ -34,6 +34,7 @@ static const struct {
     {"udp", cmd_udp, "HOST PORT MESSAGE [--timeout-ms N]: one datagram, prints the reply"},
     {"http", cmd_http, "HOST PORT PATH [--timeout-ms N]: one GET, prints the body"},
     {"connect-bench", cmd_connect_bench, "HOST PORT COUNT: TCP connect latency percentiles"},
+    {"dns-race", cmd_dns_race, "SERVER NAME ROUNDS [--sequential]: A and AAAA at once from one socket"},
 };
 
 static void list_commands(FILE *out, const char *self) {

@@ -111,6 +111,7 @@ int cmd_netexec(int argc, char **argv);        /* server.c */
 int cmd_udp(int argc, char **argv);            /* clients.c */
 int cmd_http(int argc, char **argv);
 int cmd_connect_bench(int argc, char **argv);
+int cmd_dns_race(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_serve_hostname(int argc, char **argv); /* agnhost.c */
 int cmd_porter(int argc, char **argv);

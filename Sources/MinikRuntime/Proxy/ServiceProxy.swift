@@ -85,24 +85,29 @@ public final class ServiceProxy: @unchecked Sendable {
         lock.lock()
         fragments = next
         lock.unlock()
-        let errors = Collected<String>()
+        // Each node's rule set: the shared one, or its own assembly when a Local traffic
+        // policy makes them differ, with its own pods' network policy chains.
         let common = parts, local = perNode
+        let built = Collected<(Int, Ruleset)>()
         DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
-            let node = nodes[i]
-            var desired = shared ?? ProxyRules.assemble(common + (local[node.spec.name] ?? []), clusterCIDR: clusterCIDR, fanOut: fanOut)
+            let name = nodes[i].spec.name
+            var desired = shared ?? ProxyRules.assemble(common + (local[name] ?? []), clusterCIDR: clusterCIDR, fanOut: fanOut)
             if !policies.policies.isEmpty {
                 for (chain, rules) in PolicyRules.render(policies.policies, pods: policies.pods, namespaceLabels: policies.namespaceLabels,
-                                                         node: node.spec.name) {
+                                                         node: name) {
                     desired.filter[chain] = rules
                 }
             }
-            if i == 0 {
-                let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
-                lock.lock()
-                for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
-                lock.unlock()
-            }
-            if let e = self.sync(node: node, to: desired) { errors.append(e) }
+            built.append((i, desired))
+        }
+        let desired = Dictionary(built.items, uniquingKeysWith: { a, _ in a })
+        let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
+        lock.lock()
+        for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
+        lock.unlock()
+        let errors = Collected<String>()
+        DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
+            if let e = self.sync(node: nodes[i], to: desired[i]!) { errors.append(e) }
         }
         return errors.items
     }
