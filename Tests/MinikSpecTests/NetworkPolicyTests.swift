@@ -213,3 +213,36 @@ struct PolicyRulesTests {
         #expect(!two.contains { $0.contains(IPv4Address("192.168.1.7")!) || $0.contains(IPv4Address("192.168.2.200")!) })
     }
 }
+
+@Suite("NetworkPolicy: FORWARD's first rule")
+struct PolicyHookTests {
+    @Test func theJumpToThePoliciesIsFirstInForwardOnceAndOthersRulesStay() throws {
+        let rs = ProxyRules.render([], clusterCIDR: try IPv4CIDR.parse("10.244.0.0/16"))
+        let hook = "-A FORWARD -m comment --comment \"minik network policies\" -j MINIK-NETPOL"
+        func forward(_ text: String) -> [String] {
+            let filter = text.components(separatedBy: "*filter\n").last ?? ""
+            return filter.split(separator: "\n").map(String.init).filter { $0.hasPrefix("-A FORWARD ") }
+        }
+        // A fresh node: the policies' jump, then kube-proxy's.
+        let fresh = forward(ProxyRules.fullRestoreText(rs, current: nil))
+        #expect(fresh.first == hook)
+        #expect(fresh.count == 1 + Ruleset.hooks.filter { $0.table == "filter" && $0.chain == "FORWARD" }.count)
+        // A node that has it (not first, after a hand-made rule) and rules of its own: it
+        // comes first, once, and the hand-made rule stays.
+        let current = """
+            *filter
+            :INPUT ACCEPT [0:0]
+            :FORWARD DROP [0:0]
+            :OUTPUT ACCEPT [0:0]
+            -A FORWARD -s 192.0.2.0/24 -j DROP
+            \(hook)
+            COMMIT
+            """
+        let text = ProxyRules.fullRestoreText(rs, current: current)
+        let again = forward(text)
+        #expect(again.first == hook && again.filter { $0 == hook }.count == 1)
+        #expect(again.contains("-A FORWARD -s 192.0.2.0/24 -j DROP"))
+        #expect(text.contains(":FORWARD DROP [0:0]"), "the policy of FORWARD is kept")
+    }
+}
+

@@ -11,6 +11,7 @@ import Testing
 private let clusterCIDR = try! IPv4CIDR.parse("10.244.0.0/16")
 private let nodePortsRule = "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
 private let reject = "-j REJECT --reject-with icmp-port-unreachable"
+private let nodePortRejectsRule = "-A KUBE-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL -m comment --comment \"node ports without endpoints\" -j KUBE-EXTERNAL-NODEPORTS"
 private let baseNat: Set<String> = ["KUBE-MARK-MASQ", "KUBE-POSTROUTING", "MINIK-MASQ-AGENT", "KUBE-NODEPORTS", "KUBE-SERVICES"]
 
 private func addr(_ s: String) -> IPv4Address { IPv4Address(s)! }
@@ -101,7 +102,7 @@ private func walk(_ chains: [String: [String]], from chain: String, dest: IPv4Ad
         if let p = r.proto, p != proto { continue }
         if let range = r.dport, !range.contains(dport) { continue }
         if r.local && dest != nil { continue } // a service address, not one of the node's
-        if r.target.hasPrefix("KUBE-SVCS-") || r.target.hasPrefix("KUBE-NPS-") {
+        if r.target.hasPrefix("KUBE-SVCS-") || r.target.hasPrefix("KUBE-NPS-") || r.target.hasPrefix("KUBE-XNPS-") {
             if let hit = walk(chains, from: r.target, dest: dest, proto: proto, dport: dport, visited: &visited) { return hit }
             continue
         }
@@ -222,8 +223,10 @@ struct ProxyRenderTests {
         #expect(rs.filter["KUBE-SERVICES"] == [])
         #expect(rs.filter["KUBE-EXTERNAL-SERVICES"] == [])
         #expect(rs.filter["KUBE-FORWARD"]?.count == 3)
-        #expect(Set(rs.filter.keys) == ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD"])
-        #expect(rs.chainCount == 11)
+        // MINIK-NETPOL, empty without network policies, is there for FORWARD's first rule.
+        #expect(Set(rs.filter.keys) == ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "MINIK-NETPOL"])
+        #expect(rs.filter["MINIK-NETPOL"] == [])
+        #expect(rs.chainCount == 12)
         #expect(rs.ruleCount == 2 + 3 + 2 + 2 + 1 + 3 + 2 + 3)
         // Every chain a hook or a rule jumps to exists in its table.
         for (table, chains) in [("nat", rs.nat), ("filter", rs.filter)] {
@@ -259,7 +262,10 @@ struct ProxyRenderTests {
         ])
         #expect(rs.filter["KUBE-EXTERNAL-SERVICES"] == [
             "-A KUBE-EXTERNAL-SERVICES -d 192.0.2.10/32 -p tcp -m comment --comment \"default/web:http has no endpoints\" -m tcp --dport 80 \(reject)",
-            "-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment \"default/web:http has no endpoints\" -m addrtype --dst-type LOCAL -m tcp --dport 30080 \(reject)",
+            nodePortRejectsRule,
+        ])
+        #expect(rs.filter["KUBE-EXTERNAL-NODEPORTS"] == [
+            "-A KUBE-EXTERNAL-NODEPORTS -p tcp -m comment --comment \"default/web:http has no endpoints\" -m tcp --dport 30080 \(reject)",
         ])
         #expect(rs.nat["KUBE-SERVICES"] == [nodePortsRule])
         #expect(rs.nat["KUBE-NODEPORTS"] == [])
@@ -378,7 +384,10 @@ struct ProxyTrafficPolicyTests {
         #expect(rs.nat[ext]?.last?.hasSuffix("-j \(svc)") == true)
         #expect(rs.filter["KUBE-EXTERNAL-SERVICES"] == [
             "-A KUBE-EXTERNAL-SERVICES -d 192.0.2.10/32 -p tcp -m comment --comment \"default/web:http has no local endpoints\" -m tcp --dport 80 -j DROP",
-            "-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment \"default/web:http has no local endpoints\" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j DROP",
+            nodePortRejectsRule,
+        ])
+        #expect(rs.filter["KUBE-EXTERNAL-NODEPORTS"] == [
+            "-A KUBE-EXTERNAL-NODEPORTS -p tcp -m comment --comment \"default/web:http has no local endpoints\" -m tcp --dport 30080 -j DROP",
         ])
         // The node ports and external IPs still lead to the EXT chain (pods use them too).
         #expect(rs.nat["KUBE-NODEPORTS"] == ["-A KUBE-NODEPORTS -p tcp -m comment --comment \"default/web:http\" -m tcp --dport 30080 -j \(ext)"])
@@ -421,7 +430,7 @@ struct ProxyTrafficPolicyTests {
         let sp = local(["10.244.1.2:8080@"])
         let rs = ProxyRules.render([sp], clusterCIDR: clusterCIDR, node: "")
         #expect(!rs.nat.keys.contains { $0.hasPrefix("KUBE-SVL-") })
-        #expect(rs.filter["KUBE-EXTERNAL-SERVICES"]?.count == 1)
+        #expect(rs.filter["KUBE-EXTERNAL-NODEPORTS"]?.count == 1)
     }
 }
 
@@ -584,8 +593,11 @@ struct DispatchTreeTests {
             worst = max(worst, visited)
             if sp.endpoints.isEmpty {
                 #expect(hit == nil)
-                let rejects = rs.filter["KUBE-EXTERNAL-SERVICES"] ?? []
-                #expect(rejects.contains { $0.contains("--comment \"\(sp.portKey) has no endpoints\"") && $0.contains("--dport \(np) ") })
+                // Refused through the filter table's own tree of port ranges.
+                var seen = 0
+                let reject = walk(rs.filter, from: "KUBE-EXTERNAL-NODEPORTS", dest: nil, proto: sp.p, dport: np, visited: &seen)
+                #expect(reject?.contains("--comment \"\(sp.portKey) has no endpoints\"") == true && reject?.hasSuffix("-j REJECT --reject-with icmp-port-unreachable") == true, "\(reject ?? "nothing")")
+                #expect(seen < 100, "a refused node port walked \(seen) rules")
             } else {
                 let rule = try #require(hit, "\(sp.portKey) node port \(np) not reached")
                 #expect(rule.contains("-p \(sp.p) -m comment --comment \"\(sp.portKey)\" -m \(sp.p) --dport \(np) -j KUBE-EXT-"), "\(rule)")

@@ -130,6 +130,7 @@ public enum ProxyRules {
     public struct Fragment: Sendable {
         var nat: [(String, [String])] = []
         var externalRejects: [String] = []
+        var nodePortRejects: [DispatchItem] = []
         var natDispatch: [DispatchItem] = []
         var filterDispatch: [DispatchItem] = []
         var nodePorts: [DispatchItem] = []
@@ -150,7 +151,7 @@ public enum ProxyRules {
             let why = "-m comment --comment \"\(key) has no endpoints\""
             f.filterDispatch.append(DispatchItem(key: sp.clusterIP.value, group: "",
                                                  rule: "-d \(sp.clusterIP)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(reject)"))
-            f.externalRejects = externalFilter(sp, why: why, target: reject)
+            (f.externalRejects, f.nodePortRejects) = externalFilter(sp, why: why, target: reject)
             return f
         }
         let local = node.isEmpty ? [] : sp.endpoints.filter { $0.node == node }
@@ -214,7 +215,7 @@ public enum ProxyRules {
                 f.nat.append((ext, rules))
             }
             if !hasExternal {
-                f.externalRejects = externalFilter(sp, why: "-m comment --comment \"\(key) has no local endpoints\"", target: "-j DROP")
+                (f.externalRejects, f.nodePortRejects) = externalFilter(sp, why: "-m comment --comment \"\(key) has no local endpoints\"", target: "-j DROP")
             }
         }
         for ip in sp.externalIPs {
@@ -227,15 +228,14 @@ public enum ProxyRules {
         return f
     }
 
-    /// KUBE-EXTERNAL-SERVICES lines for a port's external IPs and node port: REJECT when it
-    /// has no endpoints at all, DROP when this node has none for a Local policy.
-    static func externalFilter(_ sp: ProxyServicePort, why: String, target: String) -> [String] {
+    /// KUBE-EXTERNAL-SERVICES lines for a port's external IPs, and the rule for its node
+    /// port (in KUBE-EXTERNAL-NODEPORTS): REJECT when it has no endpoints at all, DROP when
+    /// this node has none for a Local policy.
+    static func externalFilter(_ sp: ProxyServicePort, why: String, target: String) -> ([String], [DispatchItem]) {
         let p = sp.p
-        var out = sp.externalIPs.map { "-A KUBE-EXTERNAL-SERVICES -d \($0)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(target)" }
-        if let np = sp.nodePort {
-            out.append("-A KUBE-EXTERNAL-SERVICES -p \(p) \(why) -m addrtype --dst-type LOCAL -m \(p) --dport \(np) \(target)")
-        }
-        return out
+        let ips = sp.externalIPs.map { "-A KUBE-EXTERNAL-SERVICES -d \($0)/32 -p \(p) \(why) -m \(p) --dport \(sp.port) \(target)" }
+        let nodePort = sp.nodePort.map { [DispatchItem(key: UInt32($0), group: p, rule: "-p \(p) \(why) -m \(p) --dport \($0) \(target)")] } ?? []
+        return (ips, nodePort)
     }
 
     /// The whole rule set from the service ports' fragments (in any order).
@@ -259,6 +259,7 @@ public enum ProxyRules {
             "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         ]
         var rejects: [String] = []
+        var nodePortRejects: [DispatchItem] = []
         var natServices: [DispatchItem] = []
         var filterServices: [DispatchItem] = []
         var nodePorts: [DispatchItem] = []
@@ -267,6 +268,7 @@ public enum ProxyRules {
             let f = part.fragment
             for (chain, rules) in f.nat { rs.nat[chain] = rules }
             rejects += f.externalRejects
+            nodePortRejects += f.nodePortRejects
             natServices += f.natDispatch
             filterServices += f.filterDispatch
             nodePorts += f.nodePorts
@@ -284,6 +286,15 @@ public enum ProxyRules {
                               match: { proto, base, len in "-p \(proto) -m \(proto) --dport \(base):\(base + (UInt32(1) << UInt32(16 - len)) - 1)" },
                               label: { proto, base, len in "\(proto.uppercased())-\(base)-\(len)" })
         byPort.build(chain: "KUBE-NODEPORTS", items: nodePorts, into: &rs.nat)
+        // Node ports without (local) endpoints: kube-proxy lists them in
+        // KUBE-EXTERNAL-SERVICES, which every new forwarded connection walks. Here they are
+        // one jump for packets to the node's own addresses, then a tree of port ranges.
+        if !nodePortRejects.isEmpty {
+            rs.filter["KUBE-EXTERNAL-SERVICES", default: []].append(
+                "-A KUBE-EXTERNAL-SERVICES -m addrtype --dst-type LOCAL -m comment --comment \"node ports without endpoints\" -j KUBE-EXTERNAL-NODEPORTS")
+            let filterPorts = Dispatch(width: 16, fanOut: fanOut, childPrefix: "KUBE-XNPS-", match: byPort.match, label: byPort.label)
+            filterPorts.build(chain: "KUBE-EXTERNAL-NODEPORTS", items: nodePortRejects, into: &rs.filter)
+        }
         return rs
     }
 
