@@ -17,7 +17,7 @@
 import MinikSpec
 
 /// A running pod as policies see it.
-public struct PolicyPod: Sendable, Equatable {
+public struct PolicyPod: Sendable {
     public var namespace: String
     public var name: String
     public var labels: [String: String]
@@ -37,11 +37,6 @@ public struct PolicyPod: Sendable, Equatable {
     }
 
     public var key: String { "\(namespace)/\(name)" }
-
-    public static func == (a: PolicyPod, b: PolicyPod) -> Bool {
-        a.namespace == b.namespace && a.name == b.name && a.labels == b.labels && a.ip == b.ip && a.node == b.node
-            && a.namedPorts.map { "\($0.name)/\($0.proto)/\($0.port)" } == b.namedPorts.map { "\($0.name)/\($0.proto)/\($0.port)" }
-    }
 
     func port(named name: String, proto: String) -> Int? { namedPorts.first { $0.name == name && $0.proto == proto }?.port }
 }
@@ -186,6 +181,6 @@ public enum PolicyRules {
 
     /// A chain name for a pod: prefix + 16 base32 characters of a hash of its key.
     static func chainName(_ prefix: String, _ key: String) -> String {
-        String(ProxyRules.chainName(prefix, key))
+        ProxyRules.chainName(prefix, key)
     }
 }
