@@ -56,6 +56,10 @@ extension Trace {
         let packet = Netfilter.Packet(source: from.ip, destination: to.ip, proto: proto.lowercased(), sourcePort: Int.random(in: 40_000...60_999),
                                       destinationPort: dport)
         let reader = Reader()
+        // The ends and their nodes, read at once; the rest as the walk reaches it.
+        let ends = [start, to.place].compactMap { $0 }
+        let hosts = ends.compactMap { e in e.node.flatMap { n in places.first { $0.kind == .node && $0.name == n } } }
+        reader.prefetch(ends + hosts, nodes: true)
         var world = Trace.world(state, reader: reader)
         var result = Trace.run(world, from: start, packet: packet, size: size)
         if live {

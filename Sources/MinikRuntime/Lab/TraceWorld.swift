@@ -7,42 +7,66 @@ import MinikSpec
 
 extension Trace {
     public final class Reader: @unchecked Sendable {
+        private let lock = NSLock()
         private var views: [String: KernelView?] = [:]
         private var tables: [String: [String: Netfilter.Table]] = [:]
+        private var sysctls: [String: String?] = [:]
         private let save = Command.which("iptables-save")
-        public private(set) var errors: [String] = []
+        private var problems: [String] = []
+        public var errors: [String] { lock.lock(); defer { lock.unlock() }; return problems }
 
         public init() {}
 
+        /// Reads the namespaces a trace will surely cross (its ends and their nodes)
+        /// at once, in parallel: their iptables-save runs are most of a trace's time.
+        public func prefetch(_ places: [Place], nodes: Bool) {
+            let list = Array(Set(places.map(\.netns)))
+            DispatchQueue.concurrentPerform(iterations: list.count) { i in
+                _ = kernel(list[i])
+                if nodes, places.contains(where: { $0.netns == list[i] && ($0.kind == .node || $0.kind == .external) }) { _ = netfilter(list[i]) }
+            }
+        }
+
         public func kernel(_ netns: String) -> KernelView? {
-            if let v = views[netns] { return v }
+            lock.lock()
+            if let v = views[netns] { lock.unlock(); return v }
+            lock.unlock()
             var v: KernelView?
             do {
                 let ns = try NetNamespace.open(netns)
                 v = try KernelView.read(namespaceFD: ns.fd)
             } catch {
-                errors.append("\(netns): \(error)")
+                lock.lock(); problems.append("\(netns): \(error)"); lock.unlock()
             }
-            views[netns] = v
+            lock.lock(); views[netns] = v; lock.unlock()
             return v
         }
 
         /// A sysctl of the namespace (read by a process inside it: /proc/sys/net is per
-        /// network namespace).
+        /// network namespace), once per trace.
         public func sysctl(_ netns: String, _ key: String) -> String? {
-            guard let ns = try? NetNamespace.open(netns),
-                  let r = try? Command.run(["/bin/cat", "/proc/sys/\(key)"], joining: [ns.fd], timeout: 10), r.succeeded else { return nil }
-            return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            lock.lock()
+            if let v = sysctls[netns + " " + key] { lock.unlock(); return v }
+            lock.unlock()
+            var value: String?
+            if let ns = try? NetNamespace.open(netns),
+               let r = try? Command.run(["/bin/cat", "/proc/sys/\(key)"], joining: [ns.fd], timeout: 10), r.succeeded {
+                value = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            lock.lock(); sysctls[netns + " " + key] = value; lock.unlock()
+            return value
         }
 
         public func netfilter(_ netns: String) -> [String: Netfilter.Table] {
-            if let t = tables[netns] { return t }
+            lock.lock()
+            if let t = tables[netns] { lock.unlock(); return t }
+            lock.unlock()
             var t: [String: Netfilter.Table] = [:]
             if let save, let ns = try? NetNamespace.open(netns),
                let r = try? Command.run([save, "-c"], joining: [ns.fd], timeout: 30, outputLimit: 256 << 20), r.succeeded {
                 t = Netfilter.parse(save: r.output)
             }
-            tables[netns] = t
+            lock.lock(); tables[netns] = t; lock.unlock()
             return t
         }
     }
