@@ -110,7 +110,8 @@ def rules(node):
 
 
 def main():
-    tmp = tempfile.mkdtemp()
+    workdir = tempfile.TemporaryDirectory(prefix="minik-bench-")  # removed when main returns
+    tmp = workdir.name
     rows = []
     for r in SIZES:
         subprocess.run([MINIK, "down", "--name", NAME], capture_output=True)

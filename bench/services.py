@@ -102,7 +102,8 @@ def main():
     env = dict(os.environ)
     if flat:
         env["MINIK_PROXY_FANOUT"] = "100000000"
-    tmp = tempfile.mkdtemp()
+    workdir = tempfile.TemporaryDirectory(prefix="minik-bench-")  # removed when main returns
+    tmp = workdir.name
     rows = []
     for n in SIZES:
         subprocess.run([MINIK, "down", "--name", NAME], capture_output=True)
