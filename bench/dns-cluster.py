@@ -47,7 +47,8 @@ def main():
         sys.exit("run as root")
     run([MINIK, "down", "--name", NAME], check=False)
     spec = svcbench.CLUSTER + "".join(service(i) for i in range(SERVICES))
-    tmp = tempfile.mkdtemp(prefix="minik-bench-dns-")
+    workdir = tempfile.TemporaryDirectory(prefix="minik-bench-dns-")  # removed when main returns
+    tmp = workdir.name
     path = os.path.join(tmp, "cluster.yaml")
     with open(path, "w") as f:
         f.write(spec)
