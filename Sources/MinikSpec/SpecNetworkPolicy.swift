@@ -6,7 +6,7 @@ import Foundation
 
 /// A LabelSelector as written in an object: matchLabels and matchExpressions, all of which must hold. Empty
 /// selects everything.
-public struct LabelSelectorSpec: Codable, Sendable, Equatable, CustomStringConvertible {
+public struct LabelSelectorSpec: Codable, Sendable, Equatable {
     public enum Operator: String, Codable, Sendable {
         case `in` = "In", notIn = "NotIn", exists = "Exists", doesNotExist = "DoesNotExist"
     }
@@ -42,20 +42,6 @@ public struct LabelSelectorSpec: Codable, Sendable, Equatable, CustomStringConve
             case .doesNotExist: return labels[e.key] == nil
             }
         }
-    }
-
-    /// As kubectl prints a selector: "app=web,tier in (a,b),!canary"; "<none>" when empty.
-    public var description: String {
-        var parts = matchLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        for e in matchExpressions {
-            switch e.op {
-            case .in: parts.append("\(e.key) in (\(e.values.sorted().joined(separator: ",")))")
-            case .notIn: parts.append("\(e.key) notin (\(e.values.sorted().joined(separator: ",")))")
-            case .exists: parts.append(e.key)
-            case .doesNotExist: parts.append("!\(e.key)")
-            }
-        }
-        return parts.isEmpty ? "<none>" : parts.joined(separator: ",")
     }
 }
 
@@ -156,7 +142,9 @@ extension ClusterSpec {
     }
 
     /// A namespace's labels, with the kubernetes.io/metadata.name label every namespace has.
-    public func labels(ofNamespace ns: String) -> [String: String] {
+    public func labels(ofNamespace ns: String) -> [String: String] { Self.labels(ofNamespace: ns, in: namespaceLabels) }
+
+    public static func labels(ofNamespace ns: String, in namespaceLabels: [String: [String: String]]) -> [String: String] {
         var l = namespaceLabels[ns] ?? [:]
         l["kubernetes.io/metadata.name"] = ns
         return l

@@ -57,7 +57,10 @@ extension ClusterRuntime {
         let specs = Dictionary(_spec.pods.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
         let running = pods.compactMap { p -> PolicyPod? in
             guard let ip = p.ip, p.phase == .running || p.phase == .pending else { return nil }
-            let ports = specs[p.key]?.containers.flatMap { c in c.ports.compactMap { port in port.name.map { (name: $0, proto: port.proto, port: port.containerPort) } } } ?? []
+            var ports: [String: Int] = [:]
+            for c in specs[p.key]?.containers ?? [] {
+                for port in c.ports { if let n = port.name, ports["\(n)/\(port.proto)"] == nil { ports["\(n)/\(port.proto)"] = port.containerPort } }
+            }
             return PolicyPod(namespace: p.namespace, name: p.name, labels: p.labels, ip: ip, node: p.node, namedPorts: ports)
         }
         return PolicyInput(policies: _spec.networkPolicies, pods: running, namespaceLabels: _spec.namespaceLabels)

@@ -59,7 +59,7 @@ extension Trace {
         // The ends and their nodes, read at once; the rest as the walk reaches it.
         let ends = [start, to.place].compactMap { $0 }
         let hosts = ends.compactMap { e in e.node.flatMap { n in places.first { $0.kind == .node && $0.name == n } } }
-        reader.prefetch(ends + hosts, nodes: true)
+        reader.prefetch(ends + hosts)
         var world = Trace.world(state, reader: reader)
         var result = Trace.run(world, from: start, packet: packet, size: size)
         if live {

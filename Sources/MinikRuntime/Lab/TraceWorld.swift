@@ -19,11 +19,11 @@ extension Trace {
 
         /// Reads the namespaces a trace will surely cross (its ends and their nodes)
         /// at once, in parallel: their iptables-save runs are most of a trace's time.
-        public func prefetch(_ places: [Place], nodes: Bool) {
+        public func prefetch(_ places: [Place]) {
             let list = Array(Set(places.map(\.netns)))
             DispatchQueue.concurrentPerform(iterations: list.count) { i in
                 _ = kernel(list[i])
-                if nodes, places.contains(where: { $0.netns == list[i] && ($0.kind == .node || $0.kind == .external) }) { _ = netfilter(list[i]) }
+                if places.contains(where: { $0.netns == list[i] && ($0.kind == .node || $0.kind == .external) }) { _ = netfilter(list[i]) }
             }
         }
 

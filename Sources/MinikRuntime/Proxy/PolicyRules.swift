@@ -17,17 +17,17 @@
 import MinikSpec
 
 /// A running pod as policies see it.
-public struct PolicyPod: Sendable {
+public struct PolicyPod: Sendable, Equatable {
     public var namespace: String
     public var name: String
     public var labels: [String: String]
     public var ip: IPv4Address
     public var node: String
-    /// Its containers' named ports: (name, protocol, number).
-    public var namedPorts: [(name: String, proto: String, port: Int)]
+    /// Its containers' named ports: "name/PROTOCOL" -> number.
+    public var namedPorts: [String: Int]
 
     public init(namespace: String, name: String, labels: [String: String], ip: IPv4Address, node: String,
-                namedPorts: [(name: String, proto: String, port: Int)] = []) {
+                namedPorts: [String: Int] = [:]) {
         self.namespace = namespace
         self.name = name
         self.labels = labels
@@ -38,7 +38,7 @@ public struct PolicyPod: Sendable {
 
     public var key: String { "\(namespace)/\(name)" }
 
-    func port(named name: String, proto: String) -> Int? { namedPorts.first { $0.name == name && $0.proto == proto }?.port }
+    func port(named name: String, proto: String) -> Int? { namedPorts["\(name)/\(proto)"] }
 }
 
 public enum PolicyRules {
@@ -51,11 +51,7 @@ public enum PolicyRules {
                               node: String) -> [String: [String]] {
         var chains: [String: [String]] = [chain: []]
         guard !policies.isEmpty else { return chains }
-        func nsLabels(_ ns: String) -> [String: String] {
-            var l = namespaceLabels[ns] ?? [:]
-            l["kubernetes.io/metadata.name"] = ns
-            return l
-        }
+        func nsLabels(_ ns: String) -> [String: String] { ClusterSpec.labels(ofNamespace: ns, in: namespaceLabels) }
         let byNamespace = Dictionary(grouping: policies, by: \.namespace)
         // Egress checks come before ingress checks: both apply to a packet between two
         // isolated pods of one node.

@@ -20,6 +20,8 @@ public final class ServiceProxy: @unchecked Sendable {
     private var applied: [String: Ruleset] = [:]
     /// The last sync's rendered service ports, reused when a port did not change.
     private var fragments: [String: (ProxyServicePort, ProxyRules.Fragment)] = [:]
+    /// The last sync's network policy chains per node, reused while their input stays.
+    private var policyChains: (input: PolicyInput, chains: [String: [String: [String]]])?
     private var fresh: Set<String>
     private var status: [String: ProxyNodeStatus]
     private let restore: String
@@ -86,21 +88,25 @@ public final class ServiceProxy: @unchecked Sendable {
         fragments = next
         lock.unlock()
         // Each node's rule set: the shared one, or its own assembly when a Local traffic
-        // policy makes them differ, with its own pods' network policy chains.
+        // policy makes them differ, with its own pods' network policy chains (rendered
+        // again only when the policies, the pods or the namespaces' labels changed).
         let common = parts, local = perNode
-        let built = Collected<(Int, Ruleset)>()
+        lock.lock()
+        let cachedPolicies = policyChains?.input == policies ? policyChains?.chains : nil
+        lock.unlock()
+        let built = Collected<(Int, Ruleset, [String: [String]])>()
         DispatchQueue.concurrentPerform(iterations: nodes.count) { i in
             let name = nodes[i].spec.name
             var desired = shared ?? ProxyRules.assemble(common + (local[name] ?? []), clusterCIDR: clusterCIDR, fanOut: fanOut)
-            if !policies.policies.isEmpty {
-                for (chain, rules) in PolicyRules.render(policies.policies, pods: policies.pods, namespaceLabels: policies.namespaceLabels,
-                                                         node: name) {
-                    desired.filter[chain] = rules
-                }
-            }
-            built.append((i, desired))
+            let chains = cachedPolicies?[name] ?? (policies.policies.isEmpty ? [:]
+                : PolicyRules.render(policies.policies, pods: policies.pods, namespaceLabels: policies.namespaceLabels, node: name))
+            for (chain, rules) in chains { desired.filter[chain] = rules }
+            built.append((i, desired, chains))
         }
-        let desired = Dictionary(built.items, uniquingKeysWith: { a, _ in a })
+        let desired = Dictionary(built.items.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        lock.lock()
+        policyChains = (policies, Dictionary(built.items.map { (nodes[$0.0].spec.name, $0.2) }, uniquingKeysWith: { a, _ in a }))
+        lock.unlock()
         let renderMillis = (Date().timeIntervalSince(started) * 10000).rounded() / 10
         lock.lock()
         for k in status.keys { status[k]!.lastRenderMillis = renderMillis }
@@ -224,7 +230,7 @@ public final class ServiceProxy: @unchecked Sendable {
 
 /// What the network policies are enforced from: the policies, the running pods with
 /// their addresses, and the namespaces' labels.
-public struct PolicyInput: Sendable {
+public struct PolicyInput: Sendable, Equatable {
     public var policies: [NetworkPolicySpec] = []
     public var pods: [PolicyPod] = []
     public var namespaceLabels: [String: [String: String]] = [:]
